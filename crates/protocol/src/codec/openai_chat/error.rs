@@ -1,0 +1,164 @@
+//! OpenAI error bodies: the client-facing encoding of an [`ErrorKind`], and the reading of
+//! OpenAI, Azure and OpenAI-compatible upstream errors.
+
+use super::wire::{code_to_string, ErrorEnvelopeIn, ErrorEnvelopeOut, ErrorIn, ErrorOut};
+use crate::json;
+use switchyard_types::ErrorKind;
+
+/// An upstream error (HTTP status plus body) mapped to the gateway's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    /// What kind of failure this is (drives retry and the client's status).
+    pub kind: ErrorKind,
+    /// The upstream's message, or the start of its body when it was not JSON.
+    pub message: String,
+    /// The upstream's `code` as a string (Azure sends numbers as strings, some servers numbers).
+    pub code: Option<String>,
+}
+
+/// An `{"error": {...}}` event inside an upstream stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamStreamError {
+    /// The upstream's message.
+    pub message: String,
+    /// The kind, from the error's `type` and `code` (the HTTP status was already 200).
+    pub kind: ErrorKind,
+}
+
+/// The OpenAI `type` and default `code` the gateway uses for each kind.
+///
+/// Client-side kinds follow PROTOCOLS.md's table. OpenAI has no words for the gateway's own
+/// upstream failures, so those use `server_error` (what the SDK expects on 5xx) with the kind's
+/// stable name as `code`, which lets a client tell a timeout from a capacity problem.
+fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
+    match kind {
+        ErrorKind::InvalidRequest => ("invalid_request_error", None),
+        // The caller passes `invalid_api_key` when a key was given; OpenAI sends null otherwise.
+        ErrorKind::Authentication => ("invalid_request_error", None),
+        ErrorKind::PermissionDenied => ("request_forbidden", None),
+        ErrorKind::NotFound => ("invalid_request_error", Some("model_not_found")),
+        ErrorKind::PayloadTooLarge => ("invalid_request_error", Some("request_too_large")),
+        ErrorKind::RateLimited => ("requests", Some("rate_limit_exceeded")),
+        // Azure's shape for a blocked prompt, which the SDK surfaces as `code == "content_filter"`.
+        ErrorKind::ContentFilter => ("invalid_request_error", Some("content_filter")),
+        ErrorKind::Overloaded
+        | ErrorKind::UpstreamServer
+        | ErrorKind::UpstreamRejected
+        | ErrorKind::UpstreamProtocol
+        | ErrorKind::UpstreamConnect
+        | ErrorKind::UpstreamTimeout
+        | ErrorKind::NoCapacity
+        | ErrorKind::Internal => ("server_error", Some(kind.as_str())),
+    }
+}
+
+/// Client-facing OpenAI error body: `{"error": {"message", "type", "param", "code"}}`.
+///
+/// `code` overrides the kind's default code (see the table in the source: `NotFound` →
+/// `model_not_found`, `RateLimited` → `rate_limit_exceeded`, upstream kinds → the kind's name).
+pub fn encode_error(kind: ErrorKind, message: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    let (kind_name, default_code) = type_and_code(kind);
+    let mut out = Vec::with_capacity(96 + message.len());
+    json::write_json(
+        &mut out,
+        &ErrorEnvelopeOut {
+            error: ErrorOut {
+                message,
+                kind: kind_name,
+                param,
+                code: code.or(default_code),
+            },
+        },
+    );
+    out
+}
+
+/// Upstream OpenAI/Azure error body + status → kind and message. Never fails: a body that is not
+/// JSON gives a message made of its first 200 bytes.
+///
+/// Status decides first (401/403/404 → `UpstreamRejected`: the gateway's credentials or
+/// deployment are wrong, not the client's; 408 → `UpstreamTimeout`; 413 → `PayloadTooLarge`;
+/// 429 → `RateLimited`; 5xx → `UpstreamServer`; other 4xx → `InvalidRequest` for 400/422 and
+/// `UpstreamRejected` otherwise), except that a `content_filter` code is always `ContentFilter`.
+pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
+    let parsed = serde_json::from_slice::<ErrorEnvelopeIn>(body).ok();
+    let (message, kind_name, code) = match parsed {
+        Some(ErrorEnvelopeIn {
+            error: Some(e), ..
+        }) => {
+            let code = e.code_string();
+            (e.message, e.kind, code)
+        }
+        Some(ErrorEnvelopeIn {
+            error: None,
+            message,
+            kind,
+            code,
+        }) => (message, kind, code_to_string(code.as_ref())),
+        None => (None, None, None),
+    };
+    let message = message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body_excerpt(status, body));
+
+    let filtered = code.as_deref() == Some("content_filter")
+        || kind_name.as_deref() == Some("content_filter");
+    let kind = if filtered {
+        ErrorKind::ContentFilter
+    } else {
+        match status {
+            400 | 422 => ErrorKind::InvalidRequest,
+            401 | 403 | 404 => ErrorKind::UpstreamRejected,
+            408 => ErrorKind::UpstreamTimeout,
+            413 => ErrorKind::PayloadTooLarge,
+            429 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::UpstreamServer,
+            400..=499 => ErrorKind::UpstreamRejected,
+            // An error body with a success or redirect status is not something we understand.
+            _ => ErrorKind::UpstreamProtocol,
+        }
+    };
+    UpstreamError {
+        kind,
+        message,
+        code,
+    }
+}
+
+/// The first 200 bytes of a non-JSON body (cut at a character boundary), or a placeholder.
+fn body_excerpt(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = text.trim();
+    if text.is_empty() {
+        format!("upstream returned HTTP {status} with an empty body")
+    } else {
+        // Lossy decoding of a cut multi-byte character leaves a replacement char; drop it.
+        text.trim_end_matches('\u{FFFD}').to_owned()
+    }
+}
+
+/// The kind of a mid-stream `{"error": ...}`, from its `type` and `code`.
+pub(super) fn stream_error(e: &ErrorIn) -> UpstreamStreamError {
+    let code = e.code_string();
+    let words = [e.kind.as_deref(), code.as_deref()];
+    let has = |names: &[&str]| words.iter().flatten().any(|w| names.contains(w));
+    let kind = if has(&["content_filter"]) {
+        ErrorKind::ContentFilter
+    } else if has(&["rate_limit_exceeded", "requests", "tokens", "insufficient_quota", "429"]) {
+        ErrorKind::RateLimited
+    } else if has(&["overloaded", "overloaded_error", "503"]) {
+        ErrorKind::Overloaded
+    } else if has(&["timeout", "408", "504"]) {
+        ErrorKind::UpstreamTimeout
+    } else {
+        ErrorKind::UpstreamServer
+    };
+    UpstreamStreamError {
+        message: e
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "upstream reported an error mid-stream".to_owned()),
+        kind,
+    }
+}

@@ -1,0 +1,272 @@
+//! Upstream clients. This crate knows where each provider kind's endpoints are, how it
+//! authenticates and how its errors look; it sends one attempt and reports what happened.
+//! It never retries or fails over: the router's attempt loop does that, in one place.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_types::{Cloud, ErrorKind, Jurisdiction, ProviderKind};
+use tokio::time::Instant;
+
+mod dialect;
+mod error;
+
+pub use error::AttemptError;
+
+/// One configured upstream endpoint with its credentials and location.
+#[derive(Debug)]
+pub struct ProviderSpec {
+    /// The provider's name in the config.
+    pub id: Arc<str>,
+    /// The wire protocol it speaks.
+    pub kind: ProviderKind,
+    /// Base URL without a trailing slash (for OpenAI-style kinds it includes `/v1`).
+    pub base_url: String,
+    /// How requests authenticate.
+    pub auth: Auth,
+    /// Azure's `api-version` query value.
+    pub api_version: Option<String>,
+    /// Where it runs.
+    pub cloud: Cloud,
+    /// The cloud region.
+    pub region: Arc<str>,
+    /// Whose data rules apply.
+    pub jurisdiction: Jurisdiction,
+    /// Speak HTTP/2 without TLS (h2c) to this provider.
+    pub http2_prior_knowledge: bool,
+}
+
+/// How a request to a provider authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    /// No credentials (local vLLM, Ollama).
+    None,
+    /// A fixed header, e.g. `Authorization: Bearer …` or `api-key: …`.
+    Header(HeaderName, HeaderValue),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print credentials.
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Header(name, _) => write!(f, "Auth::Header({name}, <redacted>)"),
+        }
+    }
+}
+
+impl Auth {
+    /// The default auth scheme of a provider kind for an API key.
+    pub fn api_key(kind: ProviderKind, key: &str) -> Result<Auth, AttemptError> {
+        let (name, value) = match kind {
+            ProviderKind::AzureOpenAi => (HeaderName::from_static("api-key"), key.to_string()),
+            ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+            ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
+            _ => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            AttemptError::new(
+                ErrorKind::Internal,
+                "the provider's API key contains characters not allowed in an HTTP header",
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(Auth::Header(name, value))
+    }
+}
+
+/// What a request asks the provider to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion (streamed or not).
+    Chat {
+        /// Whether the response is a stream.
+        stream: bool,
+    },
+    /// Embeddings.
+    Embeddings,
+}
+
+/// Per-attempt time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until the response headers (non-streaming: until the whole body).
+    pub first_byte: Duration,
+    /// Until the whole response has arrived.
+    pub total: Duration,
+}
+
+/// Connection pools shared by every provider (and kept across config reloads).
+#[derive(Clone)]
+pub struct Upstream {
+    negotiated: reqwest::Client,
+    h2c: reqwest::Client,
+}
+
+/// Settings for the upstream connection pools.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// TCP connect (and TLS handshake) limit.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+    /// Idle connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            max_idle_per_host: 256,
+        }
+    }
+}
+
+impl Upstream {
+    /// Builds the pools: one negotiating HTTP/1.1 or HTTP/2 by ALPN, one for h2c.
+    pub fn new(settings: PoolSettings) -> Result<Upstream, AttemptError> {
+        let base = || {
+            reqwest::Client::builder()
+                .connect_timeout(settings.connect_timeout)
+                .pool_idle_timeout(settings.idle_timeout)
+                .pool_max_idle_per_host(settings.max_idle_per_host)
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        };
+        let build_error =
+            |e: reqwest::Error| AttemptError::new(ErrorKind::Internal, format!("HTTP client: {e}"));
+        Ok(Upstream {
+            negotiated: base().build().map_err(build_error)?,
+            h2c: base().http2_prior_knowledge().build().map_err(build_error)?,
+        })
+    }
+
+    /// Sends one attempt and waits for the response headers. A non-2xx answer is read
+    /// (bounded) and returned as a classified [`AttemptError`].
+    pub async fn send(
+        &self,
+        provider: &ProviderSpec,
+        op: Operation,
+        upstream_model: &str,
+        body: Bytes,
+        timeouts: Timeouts,
+    ) -> Result<Sent, AttemptError> {
+        let started = Instant::now();
+        let deadline = started + timeouts.total;
+        let client = if provider.http2_prior_knowledge {
+            &self.h2c
+        } else {
+            &self.negotiated
+        };
+        let url = dialect::url(provider, op, upstream_model);
+        let mut req = client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Auth::Header(name, value) = &provider.auth {
+            req = req.header(name, value);
+        }
+        if matches!(op, Operation::Chat { stream: true }) {
+            req = req.header(http::header::ACCEPT, "text/event-stream");
+        }
+        let first_byte = deadline.min(started + timeouts.first_byte);
+        let response = match tokio::time::timeout_at(first_byte, req.send()).await {
+            Err(_) => {
+                return Err(AttemptError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "provider '{}' sent no response headers within {} ms",
+                        provider.id,
+                        timeouts.first_byte.min(timeouts.total).as_millis()
+                    ),
+                ))
+            }
+            Ok(Err(e)) => return Err(AttemptError::from_reqwest(&provider.id, &e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(Sent {
+                response,
+                deadline,
+                first_byte_deadline: first_byte,
+                started,
+            });
+        }
+        let retry_after = error::retry_after(response.headers());
+        let headers = response.headers().clone();
+        // Error bodies are small; cap what we read so a hostile upstream cannot make us buffer a lot.
+        let body = read_capped(response, deadline, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let mut err = dialect::decode_error(provider, status.as_u16(), &headers, &body);
+        err.retry_after = retry_after;
+        Err(err)
+    }
+}
+
+/// A 2xx upstream response whose body has not been read yet.
+pub struct Sent {
+    /// The live response.
+    pub response: reqwest::Response,
+    /// When the whole attempt must be over.
+    pub deadline: Instant,
+    /// When the first body byte must have arrived.
+    pub first_byte_deadline: Instant,
+    /// When the attempt began.
+    pub started: Instant,
+}
+
+impl Sent {
+    /// Reads the whole body before the deadline.
+    pub async fn body(self, provider: &ProviderSpec, limit: usize) -> Result<Bytes, AttemptError> {
+        match read_capped(self.response, self.deadline, limit).await {
+            Ok(b) => Ok(b),
+            Err(ReadError::Timeout) => Err(AttemptError::new(
+                ErrorKind::UpstreamTimeout,
+                format!("provider '{}' did not finish its response in time", provider.id),
+            )),
+            Err(ReadError::TooLarge) => Err(AttemptError::new(
+                ErrorKind::UpstreamProtocol,
+                format!(
+                    "provider '{}' sent a response larger than {limit} bytes",
+                    provider.id
+                ),
+            )),
+            Err(ReadError::Http(e)) => Err(AttemptError::from_reqwest(&provider.id, &e)),
+        }
+    }
+}
+
+enum ReadError {
+    Timeout,
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+async fn read_capped(
+    mut response: reqwest::Response,
+    deadline: Instant,
+    limit: usize,
+) -> Result<Bytes, ReadError> {
+    let read = async {
+        let mut buf = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(ReadError::Http)? {
+            if buf.len() + chunk.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            if buf.is_empty() && response.content_length() == Some(chunk.len() as u64) {
+                return Ok(chunk);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .map_err(|_| ReadError::Timeout)?
+}

@@ -1,0 +1,661 @@
+//! Config: raw TOML (`deny_unknown_fields`) → compiled [`Snapshot`], reporting every problem
+//! at once with its location and a fix hint. `switchyard check`, startup and reload all run
+//! [`compile`], so they can never disagree.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_providers::{Auth, ProviderSpec};
+use switchyard_router::{Catalog, Deployment, Limits, Model, Prices, Strategy};
+use switchyard_types::{Cloud, Jurisdiction, PricePerMillion, ProviderKind};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    deployments: BTreeMap<String, RawDeployment>,
+    #[serde(default)]
+    models: BTreeMap<String, RawModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_attempts: Option<usize>,
+    reload_poll_ms: Option<u64>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect_ms: Option<u64>,
+    first_byte_ms: Option<u64>,
+    stall_ms: Option<u64>,
+    total_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    name: String,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    #[serde(default = "all_models")]
+    models: Vec<String>,
+}
+
+fn all_models() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: ProviderKind,
+    base_url: String,
+    api_key: Option<String>,
+    api_key_env: Option<String>,
+    api_version: Option<String>,
+    cloud: Cloud,
+    region: String,
+    jurisdiction: Jurisdiction,
+    #[serde(default)]
+    http2_prior_knowledge: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    provider: String,
+    upstream_model: String,
+    price: Option<RawPrice>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    input: PricePerMillion,
+    output: PricePerMillion,
+    cached_input: Option<PricePerMillion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    rpm: Option<u32>,
+    tpm: Option<u64>,
+    concurrency: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    deployments: Vec<String>,
+    #[serde(default)]
+    strategy: RawStrategy,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawStrategy {
+    #[default]
+    Priority,
+}
+
+/// One thing wrong (or suspicious) in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Whether the config is unusable because of it.
+    pub severity: Severity,
+    /// Where: a dotted key path (plus line and column for syntax errors).
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The config is rejected.
+    Error,
+    /// The config works but probably not as intended.
+    Warning,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{label}: {}: {}\n  hint: {}",
+            self.location, self.message, self.hint
+        )
+    }
+}
+
+/// Time limits for upstream calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutSettings {
+    /// TCP/TLS connect.
+    pub connect: Duration,
+    /// Streams: until the first event; the whole answer for non-streaming calls is `total`.
+    pub first_byte: Duration,
+    /// Streams: the longest silence between two events.
+    pub stall: Duration,
+    /// The whole attempt.
+    pub total: Duration,
+}
+
+/// Server-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where to listen (the `--listen` flag overrides).
+    pub listen: SocketAddr,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Most upstream attempts per request (failovers included).
+    pub max_attempts: usize,
+    /// How often the config file is checked for changes.
+    pub reload_poll: Duration,
+    /// Upstream time limits.
+    pub timeouts: TimeoutSettings,
+}
+
+/// A client key from the config.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The key's name (never the secret).
+    pub name: Arc<str>,
+    /// Model patterns this key may use: exact names, `*`, or a `prefix*`.
+    pub models: Vec<String>,
+}
+
+impl KeyEntry {
+    /// Whether this key may use `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => p == model,
+        })
+    }
+}
+
+/// Everything one config version compiles to; swapped atomically on reload.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Server-wide settings.
+    pub settings: Settings,
+    /// Models and deployments.
+    pub catalog: Catalog,
+    /// Client keys by SHA-256 of the secret.
+    keys: HashMap<[u8; 32], Arc<KeyEntry>>,
+    /// Warnings found while compiling, for logs.
+    pub warnings: Vec<Problem>,
+}
+
+impl Snapshot {
+    /// The key whose secret is `secret`, if any.
+    pub fn key(&self, secret: &str) -> Option<&Arc<KeyEntry>> {
+        self.keys.get(&hash_secret(secret))
+    }
+}
+
+/// SHA-256 of a key secret: the only form in which secrets are kept in memory after load.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Parses and compiles a config; `Err` carries every problem found (errors and warnings).
+pub fn compile(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Snapshot, Vec<Problem>> {
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let location = match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    format!("line {line}, column {col}")
+                }
+                None => "config".to_string(),
+            };
+            return Err(vec![Problem {
+                severity: Severity::Error,
+                location,
+                message: e.message().to_string(),
+                hint: "fix the TOML syntax or the value's type; see config/demo.toml for a complete example"
+                    .to_string(),
+            }]);
+        }
+    };
+    Compiler::default().compile(raw, env)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[derive(Default)]
+struct Compiler {
+    problems: Vec<Problem>,
+}
+
+impl Compiler {
+    fn error(&mut self, location: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+        self.push(Severity::Error, location, message, hint);
+    }
+
+    fn warn(&mut self, location: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+        self.push(Severity::Warning, location, message, hint);
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        location: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            severity,
+            location: location.into(),
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+
+    fn compile(
+        mut self,
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Snapshot, Vec<Problem>> {
+        let settings = self.settings(&raw.server);
+        let providers = self.providers(&raw.providers, env);
+        let deployments = self.deployments(&raw.deployments, &providers);
+        let catalog = self.models(&raw.models, &deployments);
+        let keys = self.keys(&raw.keys, &raw.models, env);
+        if self
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Error)
+        {
+            return Err(self.problems);
+        }
+        Ok(Snapshot {
+            settings,
+            catalog,
+            keys,
+            warnings: self.problems,
+        })
+    }
+
+    fn settings(&mut self, raw: &RawServer) -> Settings {
+        let listen = match raw.listen.as_deref() {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(s) => s.parse().unwrap_or_else(|_| {
+                self.error(
+                    "server.listen",
+                    format!("'{s}' is not an address with a port"),
+                    "write it as host:port, for example \"127.0.0.1:8080\" or \"0.0.0.0:8080\"",
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }),
+        };
+        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
+        let timeouts = TimeoutSettings {
+            connect: ms(raw.timeouts.connect_ms, 5_000),
+            first_byte: ms(raw.timeouts.first_byte_ms, 30_000),
+            stall: ms(raw.timeouts.stall_ms, 60_000),
+            total: ms(raw.timeouts.total_ms, 600_000),
+        };
+        for (name, value) in [
+            ("connect_ms", timeouts.connect),
+            ("first_byte_ms", timeouts.first_byte),
+            ("stall_ms", timeouts.stall),
+            ("total_ms", timeouts.total),
+        ] {
+            if value.is_zero() {
+                self.error(
+                    format!("server.timeouts.{name}"),
+                    "a timeout of 0 would fail every request",
+                    "use a positive number of milliseconds, or remove the line for the default",
+                );
+            }
+        }
+        let max_attempts = raw.max_attempts.unwrap_or(3);
+        if max_attempts == 0 {
+            self.error(
+                "server.max_attempts",
+                "0 attempts would fail every request",
+                "use 1 (no failover) or more; the default is 3",
+            );
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(8 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            self.error(
+                "server.max_body_bytes",
+                format!("{max_body_bytes} bytes is too small for any chat request"),
+                "use at least 1024; the default is 8388608 (8 MiB)",
+            );
+        }
+        Settings {
+            listen,
+            max_body_bytes,
+            max_attempts,
+            reload_poll: Duration::from_millis(raw.reload_poll_ms.unwrap_or(1_000).max(50)),
+            timeouts,
+        }
+    }
+
+    fn secret(
+        &mut self,
+        location: &str,
+        field: &str,
+        literal: Option<&str>,
+        env_name: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match (literal, env_name) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    format!("{location}.{field}"),
+                    format!("both {field} and {field}_env are set"),
+                    format!("keep one; {field}_env (the name of an environment variable) keeps secrets out of the file"),
+                );
+                None
+            }
+            (Some(v), None) => Some(v.to_string()),
+            (None, Some(var)) => match env(var) {
+                Some(v) if !v.is_empty() => Some(v),
+                _ => {
+                    self.error(
+                        format!("{location}.{field}_env"),
+                        format!("environment variable {var} is not set"),
+                        format!("export {var}=... before starting switchyard, or fix the variable's name"),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn providers(
+        &mut self,
+        raw: &BTreeMap<String, RawProvider>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> HashMap<String, Arc<ProviderSpec>> {
+        let mut out = HashMap::new();
+        for (name, p) in raw {
+            let loc = format!("providers.{name}");
+            if !p.kind.is_openai_shaped() {
+                self.error(
+                    format!("{loc}.kind"),
+                    format!("provider kind '{}' is not supported by this build yet", p.kind),
+                    "use openai, azure_openai or openai_compatible",
+                );
+                continue;
+            }
+            let base_url = p.base_url.trim_end_matches('/').to_string();
+            match reqwest::Url::parse(&base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => self.error(
+                    format!("{loc}.base_url"),
+                    format!("'{}' is not an http(s) URL", p.base_url),
+                    "for example \"https://api.openai.com/v1\" or \"https://NAME.openai.azure.com\"",
+                ),
+            }
+            let key = self.secret(&loc, "api_key", p.api_key.as_deref(), p.api_key_env.as_deref(), env);
+            let auth = match key {
+                Some(key) => match Auth::api_key(p.kind, &key) {
+                    Ok(auth) => auth,
+                    Err(e) => {
+                        self.error(format!("{loc}.api_key"), e.message, "check the key for stray characters or line breaks");
+                        Auth::None
+                    }
+                },
+                None => {
+                    if matches!(p.kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi)
+                        && p.api_key.is_none()
+                        && p.api_key_env.is_none()
+                    {
+                        self.error(
+                            format!("{loc}.api_key_env"),
+                            format!("a {} provider needs an API key", p.kind),
+                            "set api_key_env to the name of the environment variable holding the key",
+                        );
+                    }
+                    Auth::None
+                }
+            };
+            if p.kind == ProviderKind::AzureOpenAi && p.api_version.is_none() {
+                self.warn(
+                    format!("{loc}.api_version"),
+                    "no api_version: requests use Azure's v1 surface (/openai/v1) with the model in the body",
+                    "set api_version (for example \"2024-10-21\") to use deployment URLs",
+                );
+            }
+            if p.region.trim().is_empty() {
+                self.error(format!("{loc}.region"), "region is empty", "name the cloud region, for example \"eastus\"");
+            }
+            out.insert(
+                name.clone(),
+                Arc::new(ProviderSpec {
+                    id: name.as_str().into(),
+                    kind: p.kind,
+                    base_url,
+                    auth,
+                    api_version: p.api_version.clone(),
+                    cloud: p.cloud,
+                    region: p.region.as_str().into(),
+                    jurisdiction: p.jurisdiction,
+                    http2_prior_knowledge: p.http2_prior_knowledge,
+                }),
+            );
+        }
+        out
+    }
+
+    fn deployments(
+        &mut self,
+        raw: &BTreeMap<String, RawDeployment>,
+        providers: &HashMap<String, Arc<ProviderSpec>>,
+    ) -> HashMap<String, Arc<Deployment>> {
+        let mut out = HashMap::new();
+        for (name, d) in raw {
+            let loc = format!("deployments.{name}");
+            let Some(provider) = providers.get(&d.provider) else {
+                self.error(
+                    format!("{loc}.provider"),
+                    format!("unknown provider '{}'", d.provider),
+                    known("providers", providers.keys()),
+                );
+                continue;
+            };
+            if d.upstream_model.trim().is_empty() {
+                self.error(
+                    format!("{loc}.upstream_model"),
+                    "upstream_model is empty",
+                    "the provider's model id, or the Azure deployment name",
+                );
+            }
+            let prices = match &d.price {
+                Some(p) => Prices {
+                    input: p.input,
+                    output: p.output,
+                    cached_input: p.cached_input.unwrap_or(p.input),
+                },
+                None => {
+                    self.warn(
+                        format!("{loc}.price"),
+                        "no price: this deployment's cost cannot be computed",
+                        "add price = { input = ..., output = ... } in USD per million tokens",
+                    );
+                    Prices::default()
+                }
+            };
+            out.insert(
+                name.clone(),
+                Arc::new(Deployment {
+                    id: name.as_str().into(),
+                    provider: provider.clone(),
+                    upstream_model: d.upstream_model.clone(),
+                    prices,
+                    limits: Limits {
+                        rpm: d.limits.rpm,
+                        tpm: d.limits.tpm,
+                        concurrency: d.limits.concurrency,
+                    },
+                    tags: d.tags.clone(),
+                }),
+            );
+        }
+        out
+    }
+
+    fn models(
+        &mut self,
+        raw: &BTreeMap<String, RawModel>,
+        deployments: &HashMap<String, Arc<Deployment>>,
+    ) -> Catalog {
+        let mut models = Vec::new();
+        for (name, m) in raw {
+            let loc = format!("models.{name}");
+            if m.deployments.is_empty() {
+                self.error(
+                    format!("{loc}.deployments"),
+                    "a model needs at least one deployment",
+                    known("deployments", deployments.keys()),
+                );
+            }
+            let mut resolved = Vec::new();
+            for (i, d) in m.deployments.iter().enumerate() {
+                match deployments.get(d) {
+                    Some(dep) => resolved.push(dep.clone()),
+                    None => self.error(
+                        format!("{loc}.deployments[{i}]"),
+                        format!("unknown deployment '{d}'"),
+                        known("deployments", deployments.keys()),
+                    ),
+                }
+            }
+            for (i, f) in m.fallbacks.iter().enumerate() {
+                if f == name {
+                    self.error(
+                        format!("{loc}.fallbacks[{i}]"),
+                        "a model cannot fall back to itself",
+                        "name a different model",
+                    );
+                } else if !raw.contains_key(f) {
+                    self.error(
+                        format!("{loc}.fallbacks[{i}]"),
+                        format!("unknown model '{f}'"),
+                        known("models", raw.keys()),
+                    );
+                }
+            }
+            models.push(Model {
+                name: name.as_str().into(),
+                deployments: resolved,
+                strategy: match m.strategy {
+                    RawStrategy::Priority => Strategy::Priority,
+                },
+                fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
+            });
+        }
+        Catalog::new(models)
+    }
+
+    fn keys(
+        &mut self,
+        raw: &[RawKey],
+        models: &BTreeMap<String, RawModel>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> HashMap<[u8; 32], Arc<KeyEntry>> {
+        let mut out = HashMap::new();
+        if raw.is_empty() {
+            self.warn(
+                "keys",
+                "no client keys: every request will be refused with 401",
+                "add [[keys]] with name and secret_env",
+            );
+        }
+        for (i, k) in raw.iter().enumerate() {
+            let loc = format!("keys[{i}]");
+            let Some(secret) = self.secret(&loc, "secret", k.secret.as_deref(), k.secret_env.as_deref(), env) else {
+                if k.secret.is_none() && k.secret_env.is_none() {
+                    self.error(
+                        format!("{loc}.secret_env"),
+                        format!("key '{}' has no secret", k.name),
+                        "set secret_env to the name of an environment variable holding the key",
+                    );
+                }
+                continue;
+            };
+            for (j, pattern) in k.models.iter().enumerate() {
+                if !pattern.ends_with('*') && !models.contains_key(pattern) {
+                    self.error(
+                        format!("{loc}.models[{j}]"),
+                        format!("unknown model '{pattern}'"),
+                        known("models", models.keys()),
+                    );
+                }
+            }
+            let entry = Arc::new(KeyEntry {
+                name: k.name.as_str().into(),
+                models: k.models.clone(),
+            });
+            if out.insert(hash_secret(&secret), entry).is_some() {
+                self.error(
+                    format!("{loc}.secret"),
+                    format!("key '{}' has the same secret as an earlier key", k.name),
+                    "give every key its own secret",
+                );
+            }
+        }
+        out
+    }
+}
+
+fn known<'a>(what: &str, names: impl Iterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = names.map(String::as_str).collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        format!("no {what} are defined yet")
+    } else {
+        format!("defined {what}: {}", names.join(", "))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The one place where an error becomes a client response: status, body in the client's
+//! protocol, and Retry-After. Building the response has no side effects; logging happens
+//! where the request ends.
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use std::time::Duration;
+use switchyard_protocol::codec::openai_chat;
+use switchyard_protocol::DecodeError;
+use switchyard_providers::AttemptError;
+use switchyard_types::ErrorKind;
+
+/// A request that ends in an error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ApiError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A message for the client.
+    pub message: String,
+    /// The offending request field, if any.
+    pub param: Option<String>,
+    /// A machine-readable code, if any.
+    pub code: Option<&'static str>,
+    /// How long the client should wait before retrying.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    /// Sets the machine-readable code.
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = Some(code);
+        self
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> ApiError {
+        ApiError {
+            kind: ErrorKind::InvalidRequest,
+            message: e.message,
+            param: e.param,
+            code: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<AttemptError> for ApiError {
+    fn from(e: AttemptError) -> ApiError {
+        ApiError {
+            kind: e.kind,
+            message: e.message,
+            param: None,
+            code: None,
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
+        let status = StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up, so a client never retries early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

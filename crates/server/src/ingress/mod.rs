@@ -1,0 +1,108 @@
+//! Front doors. Handlers stay thin: authenticate, read, decode, then hand over to routing.
+
+use crate::config::KeyEntry;
+use crate::{ApiError, AppState, Snapshot};
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use switchyard_types::ErrorKind;
+
+pub(crate) mod openai;
+
+/// The request id header, set on every response and in every log line of the request.
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A fresh request id: 16 random bytes in hex.
+pub(crate) fn request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("req_{id:032x}")).unwrap_or(HeaderValue::from_static("req_unknown"))
+}
+
+/// Finds the caller's key from `Authorization: Bearer <key>`.
+pub(crate) fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Arc<KeyEntry>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            ErrorKind::Authentication,
+            "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>'.",
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|s| !s.is_empty());
+    let Some(secret) = secret else {
+        return Err(ApiError::new(
+            ErrorKind::Authentication,
+            "The Authorization header must be 'Bearer <key>'.",
+        )
+        .with_code("invalid_api_key"));
+    };
+    snapshot.key(secret).cloned().ok_or_else(|| {
+        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key")
+    })
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("The request body is larger than this gateway's limit of {limit} bytes."),
+        )
+        .with_code("request_too_large")
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!("Could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: a config is loaded and at least one model can be served.
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = state.snapshot();
+    if snapshot.catalog.models().next().is_some() {
+        (http::StatusCode::OK, "ready").into_response()
+    } else {
+        ApiError::new(ErrorKind::NoCapacity, "no models are configured").into_response()
+    }
+}
+
+/// Unknown paths.
+pub(crate) async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("Unknown request URL: {}", uri.path())).with_code("unknown_url")
+}
+
+/// Known paths with the wrong method.
+pub(crate) async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    let mut response = ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
+    .into_response();
+    *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -1,0 +1,209 @@
+//! Everything that faces the client: the HTTP ingress, config loading and live reload, and
+//! `switchyard demo`.
+//!
+//! The request path, in order (see ARCHITECTURE.md):
+//! 1. `ingress::openai` authenticates the key and reads the body under the size cap;
+//! 2. the protocol codec decodes and validates it (a 400 in the client's format otherwise);
+//! 3. the catalog plans the deployments to try; `switchyard_router::run` fails over between
+//!    them while nothing has reached the client;
+//! 4. `relay` passes the upstream answer through (streams event by event, capturing usage).
+
+use arc_swap::ArcSwap;
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchyard_providers::{PoolSettings, Upstream};
+use switchyard_router::Health;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub mod config;
+pub mod demo;
+mod error;
+mod ingress;
+mod relay;
+mod reload;
+
+pub use config::{compile, Problem, Severity, Snapshot};
+pub use error::ApiError;
+
+/// State shared by every request.
+pub struct AppState {
+    snapshot: ArcSwap<Snapshot>,
+    upstream: Upstream,
+    health: Health,
+}
+
+impl AppState {
+    /// The config version serving new requests now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Replaces the config for new requests; requests in flight keep the version they began with.
+    pub fn replace(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+}
+
+/// Errors that stop the gateway from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config has errors.
+    #[error("config {path} has errors:\n{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Everything wrong with it.
+        problems: Vec<Problem>,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(String),
+    /// The server failed while running.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A gateway ready to serve: its state and its HTTP routes.
+pub struct Gateway {
+    state: Arc<AppState>,
+}
+
+impl Gateway {
+    /// Builds a gateway around a compiled config.
+    pub fn new(snapshot: Snapshot) -> Result<Gateway, StartError> {
+        let upstream = Upstream::new(PoolSettings {
+            connect_timeout: snapshot.settings.timeouts.connect,
+            ..PoolSettings::default()
+        })
+        .map_err(|e| StartError::Client(e.message))?;
+        Ok(Gateway {
+            state: Arc::new(AppState {
+                snapshot: ArcSwap::from_pointee(snapshot),
+                upstream,
+                health: Health::default(),
+            }),
+        })
+    }
+
+    /// The shared state (for reloads and the demo).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/chat/completions", post(ingress::openai::chat))
+            .route("/v1/embeddings", post(ingress::openai::embeddings))
+            .route("/v1/models", get(ingress::openai::list_models))
+            .route("/v1/models/{*id}", get(ingress::openai::get_model))
+            .route("/healthz", get(ingress::healthz))
+            .route("/readyz", get(ingress::readyz))
+            .fallback(ingress::not_found)
+            .method_not_allowed_fallback(ingress::method_not_allowed)
+            .with_state(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve)
+    }
+}
+
+/// Options of `switchyard serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Overrides `server.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Reads and compiles a config file with the process environment.
+pub fn load(path: &std::path::Path) -> Result<Snapshot, StartError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    compile(&text, &|name| std::env::var(name).ok()).map_err(|problems| StartError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// `switchyard serve`: runs until SIGINT or SIGTERM, reloading the config on SIGHUP and
+/// whenever the file changes.
+pub async fn serve(options: ServeOptions) -> Result<(), StartError> {
+    let snapshot = load(&options.config)?;
+    for w in &snapshot.warnings {
+        tracing::warn!("{w}");
+    }
+    let addr = options.listen.unwrap_or(snapshot.settings.listen);
+    let gateway = Gateway::new(snapshot)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%local, config = %options.config.display(), "switchyard is listening");
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(reload::watch(
+        gateway.state().clone(),
+        options.config.clone(),
+        stop.clone(),
+    ));
+    let result = gateway.serve(listener, shutdown_signal()).await;
+    stop.cancel();
+    let _ = watcher.await;
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

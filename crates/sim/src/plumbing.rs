@@ -1,0 +1,284 @@
+//! Shared request plumbing: reading requests, the fault gate, error shapes and the stream driver.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Query, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use crate::controls::{Faults, LastRequest, SimControls};
+use crate::SimProtocol;
+
+/// The largest request body the simulator reads.
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// One simulated provider's identity and state, shared by its handlers.
+#[derive(Debug)]
+pub(crate) struct SimCtx {
+    pub name: String,
+    pub protocol: SimProtocol,
+    pub api_key: Option<String>,
+    pub controls: SimControls,
+    seq: AtomicU64,
+}
+
+/// Shared handle on a [`SimCtx`].
+pub(crate) type Sim = Arc<SimCtx>;
+
+impl SimCtx {
+    pub fn new(name: String, protocol: SimProtocol, api_key: Option<String>, controls: SimControls) -> Self {
+        Self { name, protocol, api_key, controls, seq: AtomicU64::new(0) }
+    }
+
+    /// A fresh id with the given prefix, unique within this provider (e.g. `chatcmpl-sim3a`).
+    pub fn next_id(&self, prefix: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = crate::rules::hash_id(&[&self.name, &n.to_string()]);
+        format!("{prefix}{}", &h[..20])
+    }
+
+    /// Counts the request, applies latency, hang and injected failures.
+    ///
+    /// Returns the faults in force (for the stream driver) or the response to send instead.
+    pub async fn gate(
+        &self,
+        inb: &Inbound,
+        model: Option<&str>,
+        stream: bool,
+        shape: &dyn ErrorShape,
+    ) -> Result<Faults, Response> {
+        let adm = self.controls.admit(inb.last_request(), model, stream);
+        if adm.faults.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(adm.faults.latency_ms)).await;
+        }
+        if adm.fail {
+            let status = StatusCode::from_u16(adm.faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = shape.error(status, "injected failure from switchyard sim", adm.faults.retry_after_s);
+            if let Some(s) = adm.faults.retry_after_s {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+            }
+            return Err(resp);
+        }
+        if adm.faults.hang {
+            // Dropped when the client disconnects or the simulator shuts down.
+            std::future::pending::<()>().await;
+        }
+        Ok(adm.faults)
+    }
+}
+
+/// A request read whole, with its JSON body when it has one.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub method: http::Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub params: HashMap<String, String>,
+    pub bytes: Bytes,
+    pub json: Option<Value>,
+}
+
+impl Inbound {
+    /// Reads the request body (capped) and parses it as JSON when possible.
+    pub async fn read(req: Request) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response())?;
+        let params = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
+        Ok(Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            params,
+            json: serde_json::from_slice(&bytes).ok(),
+            bytes,
+        })
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The token of an `Authorization: Bearer` header.
+    pub fn bearer(&self) -> Option<&str> {
+        let v = self.header("authorization")?;
+        v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+    }
+
+    /// The JSON body, or `null` when there is none.
+    pub fn body(&self) -> &Value {
+        self.json.as_ref().unwrap_or(&Value::Null)
+    }
+
+    /// A record of this request for the stats.
+    pub fn last_request(&self) -> LastRequest {
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &self.headers {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            headers.entry(k.as_str().to_owned()).and_modify(|e| *e = format!("{e}, {v}")).or_insert(v);
+        }
+        LastRequest {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            headers,
+            body: self.json.clone(),
+        }
+    }
+}
+
+/// How one protocol renders errors, mid-stream errors and malformed frames.
+pub(crate) trait ErrorShape: Send + Sync {
+    /// An HTTP error response in the protocol's own shape.
+    fn error(&self, status: StatusCode, message: &str, retry_after: Option<u32>) -> Response;
+    /// The bytes of a mid-stream error event for this status.
+    fn stream_error(&self, status: StatusCode, message: &str) -> Bytes;
+    /// The bytes of a frame a parser must reject.
+    fn malformed(&self) -> Bytes;
+}
+
+/// A JSON response with extra headers.
+pub(crate) fn json_response(status: StatusCode, body: &Value, headers: &[(&str, String)]) -> Response {
+    let mut resp = (status, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    add_headers(&mut resp, headers);
+    resp
+}
+
+/// Adds headers, skipping any whose name or value is invalid.
+pub(crate) fn add_headers(resp: &mut Response, headers: &[(&str, String)]) {
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// An SSE event with only a `data:` line, ended by `\n\n`.
+pub(crate) fn sse_data(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// An SSE event with an `event:` name and a `data:` line.
+pub(crate) fn sse_event(name: &str, v: &Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
+}
+
+/// One piece of a streamed body; `tokens > 0` marks frames that carry output.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub bytes: Bytes,
+    pub tokens: u32,
+}
+
+impl Frame {
+    /// A frame that carries output tokens.
+    pub fn token(bytes: Bytes) -> Self {
+        Self { bytes, tokens: 1 }
+    }
+
+    /// A structural frame (start, stop, usage, end marker).
+    pub fn meta(bytes: Bytes) -> Self {
+        Self { bytes, tokens: 0 }
+    }
+}
+
+/// State of a stream being written.
+struct Driver {
+    frames: VecDeque<Frame>,
+    faults: Faults,
+    controls: SimControls,
+    error_frame: Bytes,
+    malformed: Bytes,
+    sent: u32,
+    started: bool,
+    abort: bool,
+}
+
+/// What the driver does next.
+enum Step {
+    Send(Bytes),
+    Abort,
+    End,
+}
+
+impl Driver {
+    async fn step(&mut self) -> Step {
+        if self.abort {
+            return Step::Abort;
+        }
+        let Some(frame) = self.frames.pop_front() else { return Step::End };
+        if frame.tokens > 0 {
+            let reached = |k: Option<u32>| k.is_some_and(|k| self.sent >= k);
+            if reached(self.faults.drop_after_tokens) {
+                self.controls.count_dropped();
+                return Step::Abort;
+            }
+            if reached(self.faults.malformed_after_tokens) {
+                self.controls.count_dropped();
+                self.abort = true;
+                return Step::Send(self.malformed.clone());
+            }
+            if reached(self.faults.error_after_tokens) {
+                self.controls.count_stream_error();
+                self.frames.clear();
+                return Step::Send(self.error_frame.clone());
+            }
+            let delay = if self.started { self.faults.token_delay_ms } else { self.faults.ttft_ms };
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            self.started = true;
+            self.sent += frame.tokens;
+        }
+        Step::Send(frame.bytes)
+    }
+}
+
+/// A streamed response that writes `frames` with the stream faults applied.
+pub(crate) fn stream_response(
+    ctx: &SimCtx,
+    faults: Faults,
+    content_type: &str,
+    frames: Vec<Frame>,
+    shape: &dyn ErrorShape,
+    headers: &[(&str, String)],
+) -> Response {
+    let status = StatusCode::from_u16(faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let driver = Driver {
+        frames: frames.into(),
+        error_frame: shape.stream_error(status, "injected mid-stream error from switchyard sim"),
+        malformed: shape.malformed(),
+        faults,
+        controls: ctx.controls.clone(),
+        sent: 0,
+        started: false,
+        abort: false,
+    };
+    let stream = futures_util::stream::unfold(Some(driver), |state| async move {
+        let mut d = state?;
+        match d.step().await {
+            Step::Send(b) => Some((Ok::<Bytes, std::io::Error>(b), Some(d))),
+            Step::Abort => Some((Err(std::io::Error::other("switchyard sim: connection dropped by fault")), None)),
+            Step::End => None,
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    add_headers(&mut resp, &[("content-type", content_type.to_owned()), ("cache-control", "no-cache".to_owned())]);
+    add_headers(&mut resp, headers);
+    resp
+}

@@ -1,0 +1,21 @@
+//! One module per wire protocol; each builds the routes of a simulated provider.
+
+use axum::Router;
+
+use crate::plumbing::Sim;
+use crate::SimProtocol;
+
+mod anthropic;
+mod bedrock;
+mod gemini;
+mod openai;
+
+/// The protocol routes for one simulated provider.
+pub(crate) fn router(ctx: Sim) -> Router {
+    match ctx.protocol {
+        SimProtocol::OpenAi | SimProtocol::OpenAiCompatible | SimProtocol::AzureOpenAi => openai::router(ctx),
+        SimProtocol::Anthropic => anthropic::router(ctx),
+        SimProtocol::Bedrock => bedrock::router(ctx),
+        SimProtocol::Gemini | SimProtocol::Vertex => gemini::router(ctx),
+    }
+}

@@ -1,0 +1,111 @@
+//! `switchyard`: the gateway binary. Subcommands only parse arguments and call into the
+//! library crates; no logic lives here.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard_server::{demo, Severity};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "A multi-cloud LLM gateway")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SWITCHYARD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file.
+    Serve {
+        /// The config file (TOML).
+        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        config: PathBuf,
+        /// Listen address; overrides server.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the gateway and a simulated multi-cloud fleet in one process, no cloud account needed.
+    Demo(demo::DemoOptions),
+    /// Validate a config file and report every problem.
+    Check {
+        /// The config file (TOML).
+        config: PathBuf,
+    },
+    /// Run simulated providers (OpenAI, Azure, Anthropic, Bedrock, Gemini, Vertex).
+    Sim(switchyard_sim::cli::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    if let Command::Check { config } = &cli.command {
+        return check(config);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => switchyard_server::serve(switchyard_server::ServeOptions { config, listen })
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Demo(options) => demo::run(options).await.map_err(|e| e.to_string()),
+            Command::Sim(args) => switchyard_sim::cli::run(args).await.map_err(|e| e.to_string()),
+            Command::Check { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchyard check`: prints every problem; exit status 1 when any is an error.
+fn check(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = match switchyard_server::compile(&text, &|name| std::env::var(name).ok()) {
+        Ok(snapshot) => snapshot.warnings,
+        Err(problems) => problems,
+    };
+    for p in &problems {
+        println!("{}: {p}", path.display());
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let warnings = problems.len() - errors;
+    if errors > 0 {
+        println!("{}: {errors} error(s), {warnings} warning(s): the config is rejected", path.display());
+        ExitCode::FAILURE
+    } else {
+        println!("{}: OK ({warnings} warning(s))", path.display());
+        ExitCode::SUCCESS
+    }
+}

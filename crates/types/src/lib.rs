@@ -1,0 +1,332 @@
+//! The small shared vocabulary of Switchyard: kinds, places, money and usage. No I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+mod money;
+pub use money::{Money, PricePerMillion};
+
+/// The wire protocol (and auth scheme) an upstream provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProviderKind {
+    /// api.openai.com and anything byte-compatible that authenticates with a bearer key.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Azure OpenAI: deployment URLs, `api-version`, `api-key` header.
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi,
+    /// vLLM, Ollama, GPU clouds: the OpenAI chat shape with looser guarantees.
+    #[serde(rename = "openai_compatible")]
+    OpenAiCompatible,
+    /// Anthropic Messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    /// AWS Bedrock Converse / ConverseStream.
+    #[serde(rename = "bedrock")]
+    Bedrock,
+    /// Google Gemini API (API key).
+    #[serde(rename = "gemini")]
+    Gemini,
+    /// Google Vertex AI (OAuth2).
+    #[serde(rename = "vertex")]
+    Vertex,
+}
+
+impl ProviderKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [ProviderKind; 7] = [
+        Self::OpenAi,
+        Self::AzureOpenAi,
+        Self::OpenAiCompatible,
+        Self::Anthropic,
+        Self::Bedrock,
+        Self::Gemini,
+        Self::Vertex,
+    ];
+
+    /// The name used in config files, metrics and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::AzureOpenAi => "azure_openai",
+            Self::OpenAiCompatible => "openai_compatible",
+            Self::Anthropic => "anthropic",
+            Self::Bedrock => "bedrock",
+            Self::Gemini => "gemini",
+            Self::Vertex => "vertex",
+        }
+    }
+
+    /// Whether the upstream speaks the OpenAI chat-completions body shape, so an OpenAI
+    /// client's body can pass through with minimal rewriting.
+    pub fn is_openai_shaped(self) -> bool {
+        matches!(
+            self,
+            Self::OpenAi | Self::AzureOpenAi | Self::OpenAiCompatible
+        )
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The cloud (or operator) that runs a provider's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cloud {
+    /// Amazon Web Services.
+    Aws,
+    /// Microsoft Azure.
+    Azure,
+    /// Google Cloud.
+    Gcp,
+    /// Oracle Cloud Infrastructure.
+    Oci,
+    /// OpenAI's own platform.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Anthropic's own platform.
+    Anthropic,
+    /// CoreWeave GPU cloud.
+    Coreweave,
+    /// Any other GPU cloud or hosting company.
+    GpuCloud,
+    /// The company's own hardware (vLLM, Ollama).
+    SelfHosted,
+}
+
+impl Cloud {
+    /// The name used in config files, metrics and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aws => "aws",
+            Self::Azure => "azure",
+            Self::Gcp => "gcp",
+            Self::Oci => "oci",
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Coreweave => "coreweave",
+            Self::GpuCloud => "gpu_cloud",
+            Self::SelfHosted => "self_hosted",
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The legal jurisdiction whose data rules apply where a provider processes a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jurisdiction {
+    /// United States.
+    Us,
+    /// European Union / EEA.
+    Eu,
+    /// United Kingdom.
+    Uk,
+    /// Switzerland.
+    Ch,
+    /// Canada.
+    Ca,
+    /// Japan.
+    Jp,
+    /// South Korea.
+    Kr,
+    /// Australia.
+    Au,
+    /// India.
+    In,
+    /// Singapore.
+    Sg,
+    /// Brazil.
+    Br,
+    /// Processed wherever the provider chooses (global endpoints).
+    Global,
+}
+
+impl Jurisdiction {
+    /// The name used in config files, metrics and headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+            Self::Uk => "uk",
+            Self::Ch => "ch",
+            Self::Ca => "ca",
+            Self::Jp => "jp",
+            Self::Kr => "kr",
+            Self::Au => "au",
+            Self::In => "in",
+            Self::Sg => "sg",
+            Self::Br => "br",
+            Self::Global => "global",
+        }
+    }
+}
+
+impl fmt::Display for Jurisdiction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong, independent of any wire protocol. Each ingress dialect maps a kind to its
+/// own status and error body exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The client's request is malformed or asks for something impossible.
+    InvalidRequest,
+    /// No key, or a key the gateway does not know.
+    Authentication,
+    /// The key is valid but may not do this.
+    PermissionDenied,
+    /// Unknown model or route.
+    NotFound,
+    /// The request body is over the configured limit.
+    PayloadTooLarge,
+    /// A rate limit (ours or the upstream's) refused the request.
+    RateLimited,
+    /// The upstream refused the content (safety filter).
+    ContentFilter,
+    /// The upstream is overloaded (Anthropic 529, Gemini 503 UNAVAILABLE).
+    Overloaded,
+    /// The upstream answered 5xx.
+    UpstreamServer,
+    /// The upstream answered 4xx in a way that is the gateway's fault (bad credentials, bad
+    /// deployment name): the client cannot fix it.
+    UpstreamRejected,
+    /// The upstream sent bytes we could not understand.
+    UpstreamProtocol,
+    /// Could not connect to the upstream.
+    UpstreamConnect,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// No deployment was available to serve the request.
+    NoCapacity,
+    /// A bug or an unexpected condition inside the gateway.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status the gateway answers with for this kind.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidRequest | Self::ContentFilter => 400,
+            Self::Authentication => 401,
+            Self::PermissionDenied => 403,
+            Self::NotFound => 404,
+            Self::PayloadTooLarge => 413,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+            Self::UpstreamServer
+            | Self::UpstreamRejected
+            | Self::UpstreamProtocol
+            | Self::UpstreamConnect => 502,
+            Self::Overloaded | Self::NoCapacity => 503,
+            Self::UpstreamTimeout => 504,
+        }
+    }
+
+    /// Whether another deployment may succeed where this attempt failed.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited
+                | Self::Overloaded
+                | Self::UpstreamServer
+                | Self::UpstreamRejected
+                | Self::UpstreamProtocol
+                | Self::UpstreamConnect
+                | Self::UpstreamTimeout
+        )
+    }
+
+    /// A short, stable, low-cardinality name for metric labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Authentication => "authentication",
+            Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::ContentFilter => "content_filter",
+            Self::Overloaded => "overloaded",
+            Self::UpstreamServer => "upstream_server",
+            Self::UpstreamRejected => "upstream_rejected",
+            Self::UpstreamProtocol => "upstream_protocol",
+            Self::UpstreamConnect => "upstream_connect",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::NoCapacity => "no_capacity",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Token counts of one request, as reported by the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// All input tokens, cached ones included.
+    pub input: u64,
+    /// All output tokens, reasoning ones included.
+    pub output: u64,
+    /// Input tokens served from the provider's prompt cache (a subset of `input`).
+    pub cached_input: u64,
+    /// Input tokens written to the provider's prompt cache (a subset of `input`).
+    pub cache_write: u64,
+    /// Output tokens spent on hidden reasoning (a subset of `output`).
+    pub reasoning: u64,
+}
+
+impl TokenUsage {
+    /// Input plus output.
+    pub fn total(&self) -> u64 {
+        self.input + self.output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_kind_names_round_trip_through_serde() {
+        for kind in ProviderKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            let back: ProviderKind = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, kind);
+        }
+    }
+
+    #[test]
+    fn client_errors_are_not_retryable() {
+        for kind in [
+            ErrorKind::InvalidRequest,
+            ErrorKind::Authentication,
+            ErrorKind::NotFound,
+            ErrorKind::PayloadTooLarge,
+            ErrorKind::ContentFilter,
+        ] {
+            assert!(!kind.retryable(), "{kind}");
+            assert!((400..500).contains(&kind.status()), "{kind}");
+        }
+        assert_eq!(ErrorKind::UpstreamTimeout.status(), 504);
+        assert_eq!(ErrorKind::UpstreamServer.status(), 502);
+        assert_eq!(ErrorKind::RateLimited.status(), 429);
+    }
+}
