@@ -141,21 +141,29 @@ pub(crate) fn object<'a>(raw: &'a RawValue, path: &Path<'_>) -> Result<RawObject
     if !raw.get().starts_with('{') {
         return Err(DecodeError::at(
             path,
-            format!("invalid '{path}': expected an object, got {}", describe(raw)),
+            format!(
+                "invalid '{path}': expected an object, got {}",
+                describe(raw)
+            ),
         ));
     }
-    serde_json::from_str(raw.get()).map_err(|e| DecodeError::at(path, format!("invalid '{path}': {e}")))
+    serde_json::from_str(raw.get())
+        .map_err(|e| DecodeError::at(path, format!("invalid '{path}': {e}")))
 }
 
 /// Parses the elements of an array at `path`.
-pub(crate) fn array<'a>(raw: &'a RawValue, path: &Path<'_>) -> Result<Vec<&'a RawValue>, DecodeError> {
+pub(crate) fn array<'a>(
+    raw: &'a RawValue,
+    path: &Path<'_>,
+) -> Result<Vec<&'a RawValue>, DecodeError> {
     if !raw.get().starts_with('[') {
         return Err(DecodeError::at(
             path,
             format!("invalid '{path}': expected an array, got {}", describe(raw)),
         ));
     }
-    serde_json::from_str(raw.get()).map_err(|e| DecodeError::at(path, format!("invalid '{path}': {e}")))
+    serde_json::from_str(raw.get())
+        .map_err(|e| DecodeError::at(path, format!("invalid '{path}': {e}")))
 }
 
 /// Parses a leaf value at `path` into `T`; `expected` names what was wanted (`a number`).
@@ -167,7 +175,10 @@ pub(crate) fn typed<'a, T: Deserialize<'a>>(
     serde_json::from_str(raw.get()).map_err(|_| {
         DecodeError::at(
             path,
-            format!("invalid '{path}': expected {expected}, got {}", describe(raw)),
+            format!(
+                "invalid '{path}': expected {expected}, got {}",
+                describe(raw)
+            ),
         )
     })
 }
@@ -233,7 +244,9 @@ pub(crate) fn body_object(body: &[u8]) -> Result<(&str, RawObject<'_>), DecodeEr
     })?;
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
-        return Err(DecodeError::new("request body is empty; expected a JSON object"));
+        return Err(DecodeError::new(
+            "request body is empty; expected a JSON object",
+        ));
     }
     if !trimmed.starts_with('{') {
         return Err(DecodeError::new("request body must be a JSON object"));

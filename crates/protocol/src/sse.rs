@@ -242,13 +242,18 @@ mod tests {
     fn lf_crlf_and_cr_line_endings() {
         for sep in ["\n", "\r\n", "\r"] {
             let text = format!("data: a{sep}{sep}data: b{sep}{sep}");
-            assert_eq!(parse(text.as_bytes()), vec![data("a"), data("b")], "{sep:?}");
+            assert_eq!(
+                parse(text.as_bytes()),
+                vec![data("a"), data("b")],
+                "{sep:?}"
+            );
         }
     }
 
     #[test]
     fn multi_line_data_event_names_and_comments() {
-        let text = ": keep-alive\nevent: message_start\ndata: {\"a\":\ndata:1}\nid: 7\nretry: 10\n\n";
+        let text =
+            ": keep-alive\nevent: message_start\ndata: {\"a\":\ndata:1}\nid: 7\nretry: 10\n\n";
         assert_eq!(
             parse(text.as_bytes()),
             vec![SseEvent {
@@ -273,10 +278,12 @@ mod tests {
         let mut dec = SseDecoder::new();
         dec.push(b"data: a\r");
         assert_eq!(dec.next_event().unwrap(), None);
+        // The LF completes the CRLF; the lone CR after it is the blank line.
         dec.push(b"\n\r");
-        assert_eq!(dec.next_event().unwrap(), None);
-        dec.push(b"\n");
         assert_eq!(dec.next_event().unwrap(), Some(data("a")));
+        // This LF belongs to that CR, so it is not a second blank line.
+        dec.push(b"\ndata: b\n\n");
+        assert_eq!(dec.next_event().unwrap(), Some(data("b")));
         assert_eq!(dec.next_event().unwrap(), None);
     }
 
@@ -307,7 +314,10 @@ mod tests {
         let mut out = Vec::new();
         write_event(&mut out, Some("ping"), b"a\r\nb\nc");
         write_event(&mut out, None, b"{}");
-        assert_eq!(out, b"event: ping\ndata: a\ndata: b\ndata: c\n\ndata: {}\n\n");
+        assert_eq!(
+            out,
+            b"event: ping\ndata: a\ndata: b\ndata: c\n\ndata: {}\n\n"
+        );
         assert_eq!(
             parse(&out),
             vec![

@@ -3,7 +3,7 @@
 //! It never retries or fails over: the router's attempt loop does that, in one place.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, ProviderKind};

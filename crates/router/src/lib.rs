@@ -107,7 +107,7 @@ impl Catalog {
     /// cooling down), then each fallback model's, each deployment once.
     pub fn plan(&self, model: &Model, health: &Health) -> Vec<Arc<Deployment>> {
         let mut plan: Vec<Arc<Deployment>> = Vec::with_capacity(model.deployments.len());
-        let mut push_model = |m: &Model, plan: &mut Vec<Arc<Deployment>>| {
+        let push_model = |m: &Model, plan: &mut Vec<Arc<Deployment>>| {
             let start = plan.len();
             for d in &m.deployments {
                 if !plan.iter().any(|p| Arc::ptr_eq(p, d)) {

@@ -3,6 +3,10 @@
 //! Each [`RunningSim`] serves one protocol on its own port. Its output is deterministic (see the
 //! crate README for the rules), and its faults and counters are reachable in-process through
 //! [`SimControls`] or over HTTP under `/_sim/`.
+#![expect(
+    clippy::result_large_err,
+    reason = "handlers return ready-made error responses; boxing them buys nothing in a simulator"
+)]
 
 pub mod cli;
 mod controls;
@@ -23,10 +27,16 @@ pub use server::RunningSim;
 #[value(rename_all = "snake_case")]
 pub enum SimProtocol {
     /// OpenAI Chat Completions, embeddings and models.
+    #[serde(rename = "openai")]
+    #[value(name = "openai")]
     OpenAi,
     /// Azure OpenAI (deployment routes and the `/openai/v1` surface).
+    #[serde(rename = "azure_openai")]
+    #[value(name = "azure_openai")]
     AzureOpenAi,
     /// An OpenAI-compatible server such as vLLM (no obfuscation, no service tier).
+    #[serde(rename = "openai_compatible")]
+    #[value(name = "openai_compatible")]
     OpenAiCompatible,
     /// Anthropic Messages.
     Anthropic,

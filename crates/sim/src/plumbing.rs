@@ -273,7 +273,11 @@ pub(crate) fn stream_response(
         let mut d = state?;
         match d.step().await {
             Step::Send(b) => Some((Ok::<Bytes, std::io::Error>(b), Some(d))),
-            Step::Abort => Some((Err(std::io::Error::other("switchyard sim: connection dropped by fault")), None)),
+            Step::Abort => {
+                // Return Pending once so hyper flushes what was already written before the cut.
+                tokio::task::yield_now().await;
+                Some((Err(std::io::Error::other("switchyard sim: connection dropped by fault")), None))
+            }
             Step::End => None,
         }
     });

@@ -112,3 +112,11 @@ fn missing_prices_are_warnings_not_silent_zeroes() {
         .iter()
         .any(|w| w.location == "deployments.gpt4o-azure.price"));
 }
+
+#[test]
+fn the_shipped_example_config_compiles() {
+    let text = include_str!("../../../../config/example.toml");
+    let snap = compile(text, &|_| Some("secret".into())).unwrap();
+    assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
+    assert_eq!(snap.catalog.models().count(), 4);
+}

@@ -71,7 +71,8 @@ type Inputs = (Vec<String>, Option<Vec<Vec<u32>>>);
 
 fn input(raw: &RawValue) -> Result<Inputs, DecodeError> {
     let path = ROOT.key("input");
-    let expected = "a string, an array of strings, an array of token ids or an array of token-id arrays";
+    let expected =
+        "a string, an array of strings, an array of token ids or an array of token-id arrays";
     let first = raw.get().as_bytes().first().copied();
     if first == Some(b'"') {
         return Ok((vec![json::string(raw, &path)?], None));
@@ -80,13 +81,16 @@ fn input(raw: &RawValue) -> Result<Inputs, DecodeError> {
         Some(b'[') => json::array(raw, &path)?,
         _ => {
             return Err(DecodeError::at(
-                &path,
-                format!("invalid 'input': expected {expected}, got {}", json::describe(raw)),
+                path,
+                format!(
+                    "invalid 'input': expected {expected}, got {}",
+                    json::describe(raw)
+                ),
             ))
         }
     };
     if items.is_empty() {
-        return Err(DecodeError::at(&path, "'input' must not be empty"));
+        return Err(DecodeError::at(path, "'input' must not be empty"));
     }
     // The first element decides the form; every element must then have it.
     match items[0].get().as_bytes().first() {
@@ -102,7 +106,9 @@ fn input(raw: &RawValue) -> Result<Inputs, DecodeError> {
             let lists = items
                 .iter()
                 .enumerate()
-                .map(|(i, raw)| json::typed::<Vec<u32>>(raw, &path.index(i), "an array of token ids"))
+                .map(|(i, raw)| {
+                    json::typed::<Vec<u32>>(raw, &path.index(i), "an array of token ids")
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((Vec::new(), Some(lists)))
         }
@@ -253,10 +259,10 @@ pub fn decode_embeddings_response(body: &[u8]) -> Result<EmbeddingsResponse, Dec
             let b64 = json::string(item.embedding, &path)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
-                .map_err(|e| DecodeError::at(&path, format!("invalid base64 embedding: {e}")))?;
+                .map_err(|e| DecodeError::at(path, format!("invalid base64 embedding: {e}")))?;
             if bytes.len() % 4 != 0 {
                 return Err(DecodeError::at(
-                    &path,
+                    path,
                     "base64 embedding is not a whole number of float32 values",
                 ));
             }
@@ -265,7 +271,11 @@ pub fn decode_embeddings_response(body: &[u8]) -> Result<EmbeddingsResponse, Dec
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect()
         } else {
-            json::typed::<Vec<f32>>(item.embedding, &path, "an array of numbers or a base64 string")?
+            json::typed::<Vec<f32>>(
+                item.embedding,
+                &path,
+                "an array of numbers or a base64 string",
+            )?
         };
         items.push((item.index.unwrap_or(pos), vector));
     }

@@ -56,7 +56,12 @@ fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
 ///
 /// `code` overrides the kind's default code (see the table in the source: `NotFound` →
 /// `model_not_found`, `RateLimited` → `rate_limit_exceeded`, upstream kinds → the kind's name).
-pub fn encode_error(kind: ErrorKind, message: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+pub fn encode_error(
+    kind: ErrorKind,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Vec<u8> {
     let (kind_name, default_code) = type_and_code(kind);
     let mut out = Vec::with_capacity(96 + message.len());
     json::write_json(
@@ -83,9 +88,7 @@ pub fn encode_error(kind: ErrorKind, message: &str, param: Option<&str>, code: O
 pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     let parsed = serde_json::from_slice::<ErrorEnvelopeIn>(body).ok();
     let (message, kind_name, code) = match parsed {
-        Some(ErrorEnvelopeIn {
-            error: Some(e), ..
-        }) => {
+        Some(ErrorEnvelopeIn { error: Some(e), .. }) => {
             let code = e.code_string();
             (e.message, e.kind, code)
         }
@@ -101,8 +104,8 @@ pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| body_excerpt(status, body));
 
-    let filtered = code.as_deref() == Some("content_filter")
-        || kind_name.as_deref() == Some("content_filter");
+    let filtered =
+        code.as_deref() == Some("content_filter") || kind_name.as_deref() == Some("content_filter");
     let kind = if filtered {
         ErrorKind::ContentFilter
     } else {
@@ -144,7 +147,13 @@ pub(super) fn stream_error(e: &ErrorIn) -> UpstreamStreamError {
     let has = |names: &[&str]| words.iter().flatten().any(|w| names.contains(w));
     let kind = if has(&["content_filter"]) {
         ErrorKind::ContentFilter
-    } else if has(&["rate_limit_exceeded", "requests", "tokens", "insufficient_quota", "429"]) {
+    } else if has(&[
+        "rate_limit_exceeded",
+        "requests",
+        "tokens",
+        "insufficient_quota",
+        "429",
+    ]) {
         ErrorKind::RateLimited
     } else if has(&["overloaded", "overloaded_error", "503"]) {
         ErrorKind::Overloaded

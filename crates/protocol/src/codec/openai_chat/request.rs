@@ -128,9 +128,9 @@ const ROOT: Path<'static> = Path::Root;
 
 fn request_from_object(top: &RawObject<'_>) -> Result<ChatRequest, DecodeError> {
     let model: String = json::required(top, "model", &ROOT, "a string")?;
-    let messages_raw = top.get_non_null("messages").ok_or_else(|| {
-        DecodeError::at("messages", "missing required parameter 'messages'")
-    })?;
+    let messages_raw = top
+        .get_non_null("messages")
+        .ok_or_else(|| DecodeError::at("messages", "missing required parameter 'messages'"))?;
     let messages_path = ROOT.key("messages");
     let items = json::array(messages_raw, &messages_path)?;
     if items.is_empty() {
@@ -221,9 +221,9 @@ fn role(raw: &RawValue, path: &Path<'_>) -> Result<Role, DecodeError> {
             return Err(DecodeError::at(
                 path,
                 format!(
-                    "unknown role '{}' in {path}; supported: system, developer, user, assistant, tool",
-                    json::truncate(other, 40)
-                ),
+                "unknown role '{}' in {path}; supported: system, developer, user, assistant, tool",
+                json::truncate(other, 40)
+            ),
             ))
         }
     })
@@ -261,7 +261,7 @@ fn message(raw: &RawValue, path: &Path<'_>) -> Result<Message, DecodeError> {
         Role::Assistant => {
             if content.as_ref().is_none_or(Vec::is_empty) && tool_calls.is_empty() {
                 return Err(DecodeError::at(
-                    &content_path,
+                    content_path,
                     format!("{path} (role 'assistant') must have 'content' or 'tool_calls'"),
                 ));
             }
@@ -269,13 +269,13 @@ fn message(raw: &RawValue, path: &Path<'_>) -> Result<Message, DecodeError> {
         _ => match &content {
             None => {
                 return Err(DecodeError::at(
-                    &content_path,
+                    content_path,
                     format!("missing required parameter '{content_path}' (role '{role_name}')"),
                 ))
             }
             Some(parts) if parts.is_empty() => {
                 return Err(DecodeError::at(
-                    &content_path,
+                    content_path,
                     format!("'{content_path}' must not be an empty array"),
                 ))
             }
@@ -285,7 +285,7 @@ fn message(raw: &RawValue, path: &Path<'_>) -> Result<Message, DecodeError> {
     if role == Role::Tool && tool_call_id.is_none() {
         let p = path.key("tool_call_id");
         return Err(DecodeError::at(
-            &p,
+            p,
             format!("missing required parameter '{p}' (role 'tool')"),
         ));
     }
@@ -326,9 +326,9 @@ fn content_part(raw: &RawValue, path: &Path<'_>) -> Result<ContentPart, DecodeEr
         )?)),
         "image_url" => {
             let p = path.key("image_url");
-            let raw = obj.get_non_null("image_url").ok_or_else(|| {
-                DecodeError::at(&p, format!("missing required parameter '{p}'"))
-            })?;
+            let raw = obj
+                .get_non_null("image_url")
+                .ok_or_else(|| DecodeError::at(p, format!("missing required parameter '{p}'")))?;
             // Older clients send the URL as a bare string.
             let (url, detail) = if raw.get().starts_with('"') {
                 (json::string(raw, &p)?, None)
@@ -374,9 +374,9 @@ fn tool_call(raw: &RawValue, path: &Path<'_>) -> Result<ToolCall, DecodeError> {
     check_function_type(&obj, path, "tool call")?;
     let id: String = json::required(&obj, "id", path, "a string")?;
     let fpath = path.key("function");
-    let fraw = obj.get_non_null("function").ok_or_else(|| {
-        DecodeError::at(&fpath, format!("missing required parameter '{fpath}'"))
-    })?;
+    let fraw = obj
+        .get_non_null("function")
+        .ok_or_else(|| DecodeError::at(fpath, format!("missing required parameter '{fpath}'")))?;
     let f = json::object(fraw, &fpath)?;
     Ok(ToolCall {
         id,
@@ -387,7 +387,11 @@ fn tool_call(raw: &RawValue, path: &Path<'_>) -> Result<ToolCall, DecodeError> {
 }
 
 /// `type` must be `function` when present (OpenAI's SDK always sends it).
-fn check_function_type(obj: &RawObject<'_>, path: &Path<'_>, what: &str) -> Result<(), DecodeError> {
+fn check_function_type(
+    obj: &RawObject<'_>,
+    path: &Path<'_>,
+    what: &str,
+) -> Result<(), DecodeError> {
     let kind: Option<Cow<'_, str>> = json::opt(obj, "type", path, "a string")?;
     match kind.as_deref() {
         None | Some("function") => Ok(()),
@@ -405,9 +409,9 @@ fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Tool, DecodeError> {
     let obj = json::object(raw, path)?;
     check_function_type(&obj, path, "tool")?;
     let fpath = path.key("function");
-    let fraw = obj.get_non_null("function").ok_or_else(|| {
-        DecodeError::at(&fpath, format!("missing required parameter '{fpath}'"))
-    })?;
+    let fraw = obj
+        .get_non_null("function")
+        .ok_or_else(|| DecodeError::at(fpath, format!("missing required parameter '{fpath}'")))?;
     let f = json::object(fraw, &fpath)?;
     let parameters = match f.get_non_null("parameters") {
         None => Value::Null,
@@ -451,9 +455,9 @@ fn tool_choice(raw: &RawValue) -> Result<ToolChoice, DecodeError> {
                 return Err(invalid());
             }
             let fpath = path.key("function");
-            let f = obj
-                .get_non_null("function")
-                .ok_or_else(|| DecodeError::at(&fpath, format!("missing required parameter '{fpath}'")))?;
+            let f = obj.get_non_null("function").ok_or_else(|| {
+                DecodeError::at(fpath, format!("missing required parameter '{fpath}'"))
+            })?;
             let f = json::object(f, &fpath)?;
             Ok(ToolChoice::Function(json::required(
                 &f, "name", &fpath, "a string",
@@ -473,7 +477,7 @@ fn response_format(raw: &RawValue) -> Result<ResponseFormat, DecodeError> {
         "json_schema" => {
             let spath = path.key("json_schema");
             let s = obj.get_non_null("json_schema").ok_or_else(|| {
-                DecodeError::at(&spath, format!("missing required parameter '{spath}'"))
+                DecodeError::at(spath, format!("missing required parameter '{spath}'"))
             })?;
             let s = json::object(s, &spath)?;
             Ok(ResponseFormat::JsonSchema {

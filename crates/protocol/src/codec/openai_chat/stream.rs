@@ -4,8 +4,7 @@
 use super::error::{stream_error, UpstreamStreamError};
 use super::wire::{
     finish_reason_from_wire, finish_reason_to_wire, ChunkChoiceOut, ChunkIn, ChunkOut,
-    ChunkProbeIn, DeltaOut, FunctionDeltaOut, ToolCallDeltaOut,
-    UsageOut,
+    ChunkProbeIn, DeltaOut, FunctionDeltaOut, ToolCallDeltaOut, UsageOut,
 };
 use crate::canonical::{FinishReason, StreamEvent};
 use crate::json;
@@ -108,7 +107,9 @@ impl StreamDecoder {
                         Some(f) => (f.name, f.arguments),
                         None => (None, None),
                     };
-                    if !self.tool_calls_started.contains(&index) && (call.id.is_some() || name.is_some()) {
+                    if !self.tool_calls_started.contains(&index)
+                        && (call.id.is_some() || name.is_some())
+                    {
                         self.tool_calls_started.push(index);
                         events.push(StreamEvent::ToolCallStart {
                             index,
@@ -236,7 +237,11 @@ impl StreamEncoder {
             }
             StreamEvent::Finish(reason) => {
                 self.ensure_role(out);
-                self.write_delta(out, DeltaOut::default(), Some(finish_reason_to_wire(*reason)));
+                self.write_delta(
+                    out,
+                    DeltaOut::default(),
+                    Some(finish_reason_to_wire(*reason)),
+                );
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
         }
@@ -298,7 +303,12 @@ impl StreamEncoder {
         self.write_chunk(out, &choices, self.include_usage.then_some(None));
     }
 
-    fn write_chunk(&self, out: &mut Vec<u8>, choices: &[ChunkChoiceOut<'_>], usage: Option<Option<UsageOut>>) {
+    fn write_chunk(
+        &self,
+        out: &mut Vec<u8>,
+        choices: &[ChunkChoiceOut<'_>],
+        usage: Option<Option<UsageOut>>,
+    ) {
         out.extend_from_slice(b"data: ");
         json::write_json(
             out,

@@ -379,7 +379,7 @@ pub(super) struct ChunkIn {
     pub choices: Option<Vec<ChunkChoiceIn>>,
     #[serde(default)]
     pub usage: Option<UsageIn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "error_field")]
     pub error: Option<ErrorIn>,
 }
 
@@ -423,7 +423,7 @@ pub(super) struct ChunkProbeIn<'a> {
     pub choices: Option<Vec<ChoiceProbeIn<'a>>>,
     #[serde(default)]
     pub usage: Option<UsageIn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "error_field")]
     pub error: Option<ErrorIn>,
 }
 
@@ -436,7 +436,7 @@ pub(super) struct ChoiceProbeIn<'a> {
 /// `{"error": {...}}` in OpenAI, Azure and vLLM flavours.
 #[derive(Deserialize)]
 pub(super) struct ErrorEnvelopeIn {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "error_field")]
     pub error: Option<ErrorIn>,
     /// vLLM and some proxies put the message at the top level.
     #[serde(default)]
@@ -445,6 +445,25 @@ pub(super) struct ErrorEnvelopeIn {
     pub kind: Option<String>,
     #[serde(default)]
     pub code: Option<Value>,
+}
+
+/// `error` as an object, or as a bare string (Ollama and some proxies send `{"error": "..."}`).
+fn error_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorIn>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ErrorField {
+        Object(ErrorIn),
+        Text(String),
+    }
+    Ok(match Option::<ErrorField>::deserialize(d)? {
+        None => None,
+        Some(ErrorField::Object(e)) => Some(e),
+        Some(ErrorField::Text(message)) => Some(ErrorIn {
+            message: Some(message),
+            kind: None,
+            code: None,
+        }),
+    })
 }
 
 #[derive(Deserialize)]

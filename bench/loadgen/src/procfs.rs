@@ -1,0 +1,101 @@
+//! CPU time and memory of watched processes, read from `/proc` (Linux).
+
+use serde_json::{json, Value};
+
+/// A process whose CPU time is sampled at the start and end of the measured window.
+#[derive(Debug)]
+pub struct Watched {
+    /// Label in the output (`gateway`, `nginx`, `sim`).
+    pub name: String,
+    /// Process id.
+    pub pid: u32,
+    /// CPU ticks (user + system, all threads) at the window's start.
+    start_ticks: Option<u64>,
+    /// CPU ticks at the window's end.
+    end_ticks: Option<u64>,
+    /// `/proc/PID/status` at the window's end.
+    status: String,
+}
+
+impl Watched {
+    /// Parses `NAME=PID`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (name, pid) = s.split_once('=').ok_or_else(|| format!("{s}: expected NAME=PID"))?;
+        let pid = pid.parse().map_err(|_| format!("{s}: bad pid"))?;
+        Ok(Self { name: name.to_owned(), pid, start_ticks: None, end_ticks: None, status: String::new() })
+    }
+
+    /// Records the CPU time at the start of the measured window.
+    pub fn start(&mut self) {
+        self.start_ticks = cpu_ticks(self.pid);
+    }
+
+    /// Records the CPU time and memory at the end of the measured window.
+    pub fn stop(&mut self) {
+        self.end_ticks = cpu_ticks(self.pid);
+        self.status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+    }
+
+    /// CPU time spent in the window (per request too) and the memory high-water mark.
+    pub fn report(&self, requests: usize, clk_tck: u64) -> Value {
+        let status = &self.status;
+        let cpu_us = match (self.start_ticks, self.end_ticks) {
+            (Some(a), Some(b)) if clk_tck > 0 => Some(b.saturating_sub(a) * 1_000_000 / clk_tck),
+            _ => None,
+        };
+        let per_request = match cpu_us {
+            Some(us) if requests > 0 => Some((us as f64 / requests as f64 * 10.0).round() / 10.0),
+            _ => None,
+        };
+        json!({
+            "pid": self.pid,
+            "cpu_us": cpu_us,
+            "cpu_us_per_request": per_request,
+            "vm_hwm_kb": status_kb(status, "VmHWM:"),
+            "vm_rss_kb": status_kb(status, "VmRSS:"),
+        })
+    }
+}
+
+/// utime + stime of a process from `/proc/PID/stat`, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_ticks(&stat)
+}
+
+fn parse_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may contain spaces; fields after it
+    // start at field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `kB` field of `/proc/PID/status`.
+fn status_kb(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_and_status() {
+        let stat = "42 (tokio rt) S 1 42 42 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 12345 0 0";
+        assert_eq!(parse_ticks(stat), Some(22));
+        let status = "Name:\tx\nVmHWM:\t   10240 kB\nVmRSS:\t    9000 kB\n";
+        assert_eq!(status_kb(status, "VmHWM:"), Some(10240));
+        assert_eq!(status_kb(status, "VmRSS:"), Some(9000));
+        assert!(Watched::parse("gw=12").is_ok());
+        assert!(Watched::parse("gw").is_err());
+    }
+
+    #[test]
+    fn reads_own_process() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+    }
+}

@@ -1,0 +1,190 @@
+//! End-to-end harness: the real `switchyard` binary against in-process simulated providers,
+//! everything on 127.0.0.1 port 0.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchyard_sim::{RunningSim, SimProtocol, SimSpec};
+
+/// The client key every test config accepts.
+pub const KEY: &str = "sk-test-key";
+/// The key simulated providers require from the gateway.
+pub const UPSTREAM_KEY: &str = "sim-key";
+
+/// Starts a simulated provider on a free port.
+pub async fn sim(name: &str, protocol: SimProtocol) -> RunningSim {
+    RunningSim::start(SimSpec {
+        name: name.to_string(),
+        protocol,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(UPSTREAM_KEY.to_string()),
+    })
+    .await
+    .unwrap()
+}
+
+/// The `[providers.NAME]` table for a simulated provider.
+pub fn provider_toml(name: &str, sim: &RunningSim, protocol: SimProtocol) -> String {
+    let (kind, base, extra) = match protocol {
+        SimProtocol::OpenAi => ("openai", format!("{}/v1", sim.base_url()), ""),
+        SimProtocol::OpenAiCompatible => ("openai_compatible", format!("{}/v1", sim.base_url()), ""),
+        SimProtocol::AzureOpenAi => ("azure_openai", sim.base_url(), "api_version = \"2024-10-21\"\n"),
+        other => panic!("no gateway support for {other:?} yet"),
+    };
+    format!(
+        "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{UPSTREAM_KEY}\"\n{extra}cloud = \"azure\"\nregion = \"{name}-region\"\njurisdiction = \"us\"\n\n"
+    )
+}
+
+/// A `[deployments.NAME]` table.
+pub fn deployment_toml(name: &str, provider: &str, upstream_model: &str) -> String {
+    format!(
+        "[deployments.{name}]\nprovider = \"{provider}\"\nupstream_model = \"{upstream_model}\"\nprice = {{ input = 2.5, output = 10.0, cached_input = 1.25 }}\n\n"
+    )
+}
+
+/// The `[server]` table and the test key.
+pub fn server_toml(extra: &str) -> String {
+    format!("[server]\nreload_poll_ms = 100\n{extra}\n[[keys]]\nname = \"test\"\nsecret = \"{KEY}\"\n\n")
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The config file it serves (rewrite it to test reloads).
+    pub config: tempfile::NamedTempFile,
+    logs: Arc<Mutex<Vec<String>>>,
+    events: mpsc::Receiver<Value>,
+}
+
+impl Gateway {
+    /// Starts `switchyard serve` on a free port and waits until it listens.
+    pub fn start(config: &str) -> Gateway {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(config.as_bytes()).unwrap();
+        file.flush().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(file.path())
+            .env("SWITCHYARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut gateway = Gateway {
+            child,
+            url: String::new(),
+            config: file,
+            logs,
+            events: rx,
+        };
+        let listening = gateway.wait_for_log("switchyard is listening");
+        gateway.url = format!("http://{}", listening["fields"]["local"].as_str().unwrap());
+        gateway
+    }
+
+    /// Waits (at most 30 s) for a log line whose message is `message`, and returns it.
+    pub fn wait_for_log(&mut self, message: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if v["fields"]["message"].as_str().is_some_and(|m| m.contains(message)) => return v,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "no log line '{message}' within 30 s; the gateway logged:\n{}",
+                    self.logs.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Replaces the config file's content.
+    pub fn rewrite_config(&mut self, text: &str) {
+        std::fs::write(self.config.path(), text).unwrap();
+    }
+
+    /// POSTs JSON with the test key.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        client()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client without retries or pooling surprises.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Sets a simulated provider's faults through its control API.
+pub async fn set_faults(sim: &RunningSim, faults: Value) {
+    let r = client()
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .header("content-type", "application/json")
+        .body(faults.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "setting faults: {}", r.status());
+}
+
+/// A simulated provider's counters.
+pub async fn stats(sim: &RunningSim) -> Value {
+    let r = client().get(format!("{}/_sim/stats", sim.base_url())).send().await.unwrap();
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+/// A minimal chat request.
+pub fn chat(model: &str, text: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// Reads a whole SSE body into its `data:` payloads.
+pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
