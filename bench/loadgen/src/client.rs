@@ -59,20 +59,29 @@ impl Target {
             headers.insert(AUTHORIZATION, value(&format!("Bearer {key}"))?);
         }
         for h in extra {
-            let (name, v) = h.split_once(':').ok_or_else(|| bad("header must be 'Name: value'"))?;
+            let (name, v) = h
+                .split_once(':')
+                .ok_or_else(|| bad("header must be 'Name: value'"))?;
             let name: hyper::header::HeaderName =
                 name.trim().parse().map_err(|_| bad("bad header name"))?;
             headers.insert(name, value(v.trim())?);
         }
-        Ok(Self { addr, path, headers })
+        Ok(Self {
+            addr,
+            path,
+            headers,
+        })
     }
 
     /// Opens a keep-alive connection (Nagle off) and spawns its driver task.
     pub async fn connect(&self) -> Result<Conn, Failure> {
-        let tcp = TcpStream::connect(&self.addr).await.map_err(|_| Failure::Connect)?;
+        let tcp = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|_| Failure::Connect)?;
         tcp.set_nodelay(true).map_err(|_| Failure::Connect)?;
-        let (sender, conn) =
-            http1::handshake(TokioIo::new(tcp)).await.map_err(|_| Failure::Connect)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|_| Failure::Connect)?;
         tokio::spawn(async move {
             // The connection ends when the sender is dropped or the peer closes; either is fine.
             let _ = conn.await;
@@ -96,6 +105,9 @@ pub enum Failure {
     Connect,
     /// The answer had a non-2xx status.
     Status(u16),
+    /// The keep-alive connection was closed by the peer before this request was sent
+    /// (nothing was sent; the caller reconnects and retries).
+    Closed,
     /// The connection broke while sending or receiving.
     Io,
     /// A stream ended without `data: [DONE]`.
@@ -110,6 +122,7 @@ impl Failure {
         match self {
             Self::Connect => "connect".into(),
             Self::Status(code) => format!("status_{code}"),
+            Self::Closed => "closed".into(),
             Self::Io => "io".into(),
             Self::Incomplete => "incomplete_stream".into(),
             Self::Timeout => "timeout".into(),
@@ -150,8 +163,15 @@ impl Conn {
         stream: bool,
         start: Instant,
     ) -> Result<Sample, Failure> {
-        self.sender.ready().await.map_err(|_| Failure::Io)?;
-        let resp = self.sender.send_request(target.request(body)).await.map_err(|_| Failure::Io)?;
+        if self.sender.is_closed() {
+            return Err(Failure::Closed);
+        }
+        self.sender.ready().await.map_err(|_| Failure::Closed)?;
+        let resp = self
+            .sender
+            .send_request(target.request(body))
+            .await
+            .map_err(|_| Failure::Io)?;
         let headers = start.elapsed();
         let status = resp.status();
         let mut body = resp.into_body();
@@ -181,6 +201,11 @@ impl Conn {
         if stream && !tail.windows(6).any(|w| w == b"[DONE]") {
             return Err(Failure::Incomplete);
         }
-        Ok(Sample { headers, ttfb: ttfb.unwrap_or(total), total, bytes })
+        Ok(Sample {
+            headers,
+            ttfb: ttfb.unwrap_or(total),
+            total,
+            bytes,
+        })
     }
 }

@@ -56,7 +56,10 @@ struct Args {
     #[arg(long, default_value = "bench")]
     model: String,
     /// The user message of the built-in body.
-    #[arg(long, default_value = "Say hello to the benchmark in a few short words please")]
+    #[arg(
+        long,
+        default_value = "Say hello to the benchmark in a few short words please"
+    )]
     prompt: String,
     /// A request body to send instead of the built-in one.
     #[arg(long, conflicts_with = "body_file")]
@@ -132,7 +135,11 @@ async fn run(args: Args) -> Result<Value, BoxError> {
     if !(args.trace_scale.is_finite() && args.trace_scale > 0.0) {
         return Err("--trace-scale must be positive".into());
     }
-    let mut watched = args.watch.iter().map(|w| Watched::parse(w)).collect::<Result<Vec<_>, _>>()?;
+    let mut watched = args
+        .watch
+        .iter()
+        .map(|w| Watched::parse(w))
+        .collect::<Result<Vec<_>, _>>()?;
     let shared = Arc::new(Shared {
         target: Target::new(&args.url, args.key.as_deref(), &args.headers)?,
         stream: args.stream,
@@ -164,14 +171,22 @@ async fn run(args: Args) -> Result<Value, BoxError> {
             let rows = trace::parse(&std::fs::read_to_string(path)?, args.trace_rows)?;
             // The replay ends with the last row if that comes before the duration is up.
             if let Some(last) = rows.last() {
-                end = end.min(t0 + last.offset.div_f64(args.trace_scale) + Duration::from_millis(1));
+                end =
+                    end.min(t0 + last.offset.div_f64(args.trace_scale) + Duration::from_millis(1));
             }
             let (tx, rx) = mpsc::unbounded_channel::<Job>();
             let rx = Arc::new(Mutex::new(rx));
             let workers: Vec<_> = (0..args.concurrency)
                 .map(|_| tokio::spawn(open_worker(shared.clone(), rx.clone(), measure, end)))
                 .collect();
-            let replay = Replay { model: args.model.clone(), stream: args.stream, t0, scale: args.trace_scale, measure, end };
+            let replay = Replay {
+                model: args.model.clone(),
+                stream: args.stream,
+                t0,
+                scale: args.trace_scale,
+                measure,
+                end,
+            };
             let dispatcher = tokio::spawn(dispatch(rows, tx, replay));
             watch_window(&mut watched, measure, end).await;
             let offered = dispatcher.await?;
@@ -179,17 +194,26 @@ async fn run(args: Args) -> Result<Value, BoxError> {
                 tally.merge(w.await?);
             }
             let secs = end.saturating_duration_since(measure).as_secs_f64();
-            let offered_rps = if secs > 0.0 { offered as f64 / secs } else { 0.0 };
+            let offered_rps = if secs > 0.0 {
+                offered as f64 / secs
+            } else {
+                0.0
+            };
             extra.insert("offered".into(), offered.into());
-            extra.insert("offered_rps".into(), ((offered_rps * 1000.0).round() / 1000.0).into());
+            extra.insert(
+                "offered_rps".into(),
+                ((offered_rps * 1000.0).round() / 1000.0).into(),
+            );
             extra.insert("trace_scale".into(), args.trace_scale.into());
             "trace"
         }
     };
     let count = tally.samples.len();
     let mut out = tally.summary(end.saturating_duration_since(measure));
-    let watched: serde_json::Map<String, Value> =
-        watched.iter().map(|w| (w.name.clone(), w.report(count, args.clk_tck))).collect();
+    let watched: serde_json::Map<String, Value> = watched
+        .iter()
+        .map(|w| (w.name.clone(), w.report(count, args.clk_tck)))
+        .collect();
     if let Value::Object(o) = &mut out {
         o.insert("label".into(), args.label.clone().into());
         o.insert("mode".into(), mode.into());
@@ -233,26 +257,39 @@ fn request_body(args: &Args) -> Result<Bytes, BoxError> {
 
 /// Sends one request on `conn`, connecting first if needed and dropping the connection when a
 /// failure leaves it unusable.
-async fn attempt(conn: &mut Option<Conn>, shared: &Shared, body: Bytes, start: Instant) -> Result<Sample, Failure> {
-    let c = match conn {
-        Some(c) => c,
-        None => match shared.target.connect().await {
-            Ok(c) => conn.insert(c),
-            Err(f) => {
-                // Do not spin on a refused connection.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                return Err(f);
-            }
-        },
-    };
-    let result = match tokio::time::timeout(shared.timeout, c.send(&shared.target, body, shared.stream, start)).await {
-        Ok(r) => r,
-        Err(_) => Err(Failure::Timeout),
-    };
-    if result.as_ref().is_err_and(|f| f.breaks_connection()) {
-        *conn = None;
+async fn attempt(
+    conn: &mut Option<Conn>,
+    shared: &Shared,
+    body: Bytes,
+    start: Instant,
+) -> Result<Sample, Failure> {
+    // A peer may close an idle keep-alive connection (nginx after `keepalive_requests`); then
+    // nothing was sent, so reconnect and send once more.
+    for _ in 0..2 {
+        let c = match conn {
+            Some(c) => c,
+            None => match shared.target.connect().await {
+                Ok(c) => conn.insert(c),
+                Err(f) => {
+                    // Do not spin on a refused connection.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return Err(f);
+                }
+            },
+        };
+        let sent = c.send(&shared.target, body.clone(), shared.stream, start);
+        let result = tokio::time::timeout(shared.timeout, sent)
+            .await
+            .unwrap_or(Err(Failure::Timeout));
+        if result.as_ref().is_err_and(|f| f.breaks_connection()) {
+            *conn = None;
+        }
+        if result.as_ref().is_err_and(|f| *f == Failure::Closed) {
+            continue;
+        }
+        return result;
     }
-    result
+    Err(Failure::Closed)
 }
 
 /// Closed loop: requests back to back on one connection until `end`.
@@ -305,7 +342,13 @@ async fn dispatch(rows: Vec<trace::Row>, tx: mpsc::UnboundedSender<Job>, r: Repl
             break;
         }
         sleep_until(at.into()).await;
-        if tx.send(Job { scheduled: at, body: trace::body(row, &r.model, r.stream) }).is_err() {
+        if tx
+            .send(Job {
+                scheduled: at,
+                body: trace::body(row, &r.model, r.stream),
+            })
+            .is_err()
+        {
             break;
         }
         if at >= r.measure {
@@ -316,7 +359,12 @@ async fn dispatch(rows: Vec<trace::Row>, tx: mpsc::UnboundedSender<Job>, r: Repl
 }
 
 /// Open loop: takes queued jobs until the queue closes; latency counts from the scheduled time.
-async fn open_worker(shared: Arc<Shared>, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, measure: Instant, end: Instant) -> Tally {
+async fn open_worker(
+    shared: Arc<Shared>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    measure: Instant,
+    end: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let mut conn = None;
     loop {

@@ -20,9 +20,17 @@ pub struct Watched {
 impl Watched {
     /// Parses `NAME=PID`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (name, pid) = s.split_once('=').ok_or_else(|| format!("{s}: expected NAME=PID"))?;
+        let (name, pid) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s}: expected NAME=PID"))?;
         let pid = pid.parse().map_err(|_| format!("{s}: bad pid"))?;
-        Ok(Self { name: name.to_owned(), pid, start_ticks: None, end_ticks: None, status: String::new() })
+        Ok(Self {
+            name: name.to_owned(),
+            pid,
+            start_ticks: None,
+            end_ticks: None,
+            status: String::new(),
+        })
     }
 
     /// Records the CPU time at the start of the measured window.
@@ -33,7 +41,8 @@ impl Watched {
     /// Records the CPU time and memory at the end of the measured window.
     pub fn stop(&mut self) {
         self.end_ticks = cpu_ticks(self.pid);
-        self.status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        self.status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
     }
 
     /// CPU time spent in the window (per request too) and the memory high-water mark.

@@ -54,7 +54,9 @@ impl Tally {
 
 /// p50/p90/p99/max/mean of durations in whole microseconds (nearest-rank percentiles).
 fn percentiles(ds: impl Iterator<Item = Duration>) -> Value {
-    let mut us: Vec<u64> = ds.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)).collect();
+    let mut us: Vec<u64> = ds
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .collect();
     if us.is_empty() {
         return Value::Null;
     }
@@ -89,7 +91,10 @@ mod tests {
         assert_eq!(p["p90"], 90);
         assert_eq!(p["p99"], 99);
         assert_eq!(p["max"], 100);
-        assert_eq!(percentiles(std::iter::once(Duration::from_micros(7)))["p99"], 7);
+        assert_eq!(
+            percentiles(std::iter::once(Duration::from_micros(7)))["p99"],
+            7
+        );
         assert!(percentiles(std::iter::empty()).is_null());
     }
 }

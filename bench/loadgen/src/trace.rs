@@ -59,7 +59,16 @@ fn seconds_of_day(ts: &str) -> Option<f64> {
     Some(h * 3600.0 + m * 60.0 + s)
 }
 
-const WORDS: [&str; 8] = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"];
+const WORDS: [&str; 8] = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+];
 
 fn words(n: usize) -> String {
     let mut out = String::with_capacity(n * 7);
@@ -101,7 +110,8 @@ mod tests {
         assert_eq!(rows[0].offset, Duration::ZERO);
         assert_eq!(rows[1].offset, Duration::from_millis(3500));
         assert_eq!((rows[1].context_tokens, rows[1].generated_tokens), (3, 2));
-        let body: serde_json::Value = serde_json::from_slice(&body(&rows[1], "m", true)).unwrap_or_default();
+        let body: serde_json::Value =
+            serde_json::from_slice(&body(&rows[1], "m", true)).unwrap_or_default();
         assert_eq!(body["messages"][0]["content"], "lorem ipsum dolor");
         assert_eq!(body["messages"][1]["content"], "lorem ipsum");
         assert!(parse("TIMESTAMP\n", 5).is_err());

@@ -141,7 +141,10 @@ impl Upstream {
             |e: reqwest::Error| AttemptError::new(ErrorKind::Internal, format!("HTTP client: {e}"));
         Ok(Upstream {
             negotiated: base().build().map_err(build_error)?,
-            h2c: base().http2_prior_knowledge().build().map_err(build_error)?,
+            h2c: base()
+                .http2_prior_knowledge()
+                .build()
+                .map_err(build_error)?,
         })
     }
 
@@ -228,7 +231,10 @@ impl Sent {
             Ok(b) => Ok(b),
             Err(ReadError::Timeout) => Err(AttemptError::new(
                 ErrorKind::UpstreamTimeout,
-                format!("provider '{}' did not finish its response in time", provider.id),
+                format!(
+                    "provider '{}' did not finish its response in time",
+                    provider.id
+                ),
             )),
             Err(ReadError::TooLarge) => Err(AttemptError::new(
                 ErrorKind::UpstreamProtocol,

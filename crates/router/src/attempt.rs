@@ -92,7 +92,10 @@ where
         }
     }
     let error = last_error.unwrap_or_else(|| {
-        AttemptError::new(ErrorKind::NoCapacity, "no deployment is configured for this model")
+        AttemptError::new(
+            ErrorKind::NoCapacity,
+            "no deployment is configured for this model",
+        )
     });
     Err(Failed {
         error,

@@ -231,10 +231,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 }
 
 /// Parses and compiles a config; `Err` carries every problem found (errors and warnings).
-pub fn compile(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Snapshot, Vec<Problem>> {
+pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Snapshot, Vec<Problem>> {
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -249,7 +246,7 @@ pub fn compile(
                 severity: Severity::Error,
                 location,
                 message: e.message().to_string(),
-                hint: "fix the TOML syntax or the value's type; see config/demo.toml for a complete example"
+                hint: "fix the TOML syntax or the value's type; see config/example.toml for a complete, commented example"
                     .to_string(),
             }]);
         }
@@ -270,11 +267,21 @@ struct Compiler {
 }
 
 impl Compiler {
-    fn error(&mut self, location: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+    fn error(
+        &mut self,
+        location: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(Severity::Error, location, message, hint);
     }
 
-    fn warn(&mut self, location: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+    fn warn(
+        &mut self,
+        location: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(Severity::Warning, location, message, hint);
     }
 
@@ -303,11 +310,7 @@ impl Compiler {
         let deployments = self.deployments(&raw.deployments, &providers);
         let catalog = self.models(&raw.models, &deployments);
         let keys = self.keys(&raw.keys, &raw.models, env);
-        if self
-            .problems
-            .iter()
-            .any(|p| p.severity == Severity::Error)
-        {
+        if self.problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(self.problems);
         }
         Ok(Snapshot {
@@ -420,7 +423,10 @@ impl Compiler {
             if !p.kind.is_openai_shaped() {
                 self.error(
                     format!("{loc}.kind"),
-                    format!("provider kind '{}' is not supported by this build yet", p.kind),
+                    format!(
+                        "provider kind '{}' is not supported by this build yet",
+                        p.kind
+                    ),
                     "use openai, azure_openai or openai_compatible",
                 );
                 continue;
@@ -434,12 +440,22 @@ impl Compiler {
                     "for example \"https://api.openai.com/v1\" or \"https://NAME.openai.azure.com\"",
                 ),
             }
-            let key = self.secret(&loc, "api_key", p.api_key.as_deref(), p.api_key_env.as_deref(), env);
+            let key = self.secret(
+                &loc,
+                "api_key",
+                p.api_key.as_deref(),
+                p.api_key_env.as_deref(),
+                env,
+            );
             let auth = match key {
                 Some(key) => match Auth::api_key(p.kind, &key) {
                     Ok(auth) => auth,
                     Err(e) => {
-                        self.error(format!("{loc}.api_key"), e.message, "check the key for stray characters or line breaks");
+                        self.error(
+                            format!("{loc}.api_key"),
+                            e.message,
+                            "check the key for stray characters or line breaks",
+                        );
                         Auth::None
                     }
                 },
@@ -465,7 +481,11 @@ impl Compiler {
                 );
             }
             if p.region.trim().is_empty() {
-                self.error(format!("{loc}.region"), "region is empty", "name the cloud region, for example \"eastus\"");
+                self.error(
+                    format!("{loc}.region"),
+                    "region is empty",
+                    "name the cloud region, for example \"eastus\"",
+                );
             }
             out.insert(
                 name.clone(),
@@ -611,7 +631,13 @@ impl Compiler {
         }
         for (i, k) in raw.iter().enumerate() {
             let loc = format!("keys[{i}]");
-            let Some(secret) = self.secret(&loc, "secret", k.secret.as_deref(), k.secret_env.as_deref(), env) else {
+            let Some(secret) = self.secret(
+                &loc,
+                "secret",
+                k.secret.as_deref(),
+                k.secret_env.as_deref(),
+                env,
+            ) else {
                 if k.secret.is_none() && k.secret_env.is_none() {
                     self.error(
                         format!("{loc}.secret_env"),

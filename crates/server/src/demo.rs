@@ -180,20 +180,26 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
     }
     let listener = TcpListener::bind(options.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: options.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: options.listen,
+            source,
+        })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
     let urls: Vec<String> = fleet.iter().map(RunningSim::base_url).collect();
-    let path = options
-        .config_out
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("switchyard-demo-{}.toml", std::process::id())));
+    let path = options.config_out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("switchyard-demo-{}.toml", std::process::id()))
+    });
     std::fs::write(&path, demo_config(local, &urls)).map_err(|source| StartError::Read {
         path: path.clone(),
         source,
     })?;
     let gateway = Gateway::new(load(&path)?)?;
     let stop = CancellationToken::new();
-    let watcher = tokio::spawn(reload::watch(gateway.state().clone(), path.clone(), stop.clone()));
+    let watcher = tokio::spawn(reload::watch(
+        gateway.state().clone(),
+        path.clone(),
+        stop.clone(),
+    ));
     print_welcome(local, &path, &urls);
     let traffic = options
         .traffic
@@ -214,10 +220,16 @@ fn print_welcome(local: SocketAddr, config: &std::path::Path, urls: &[String]) {
     println!("Switchyard demo is running.");
     println!("  gateway: http://{local}/v1");
     println!("  api key: {DEMO_KEY}");
-    println!("  config:  {} (edit and save: the gateway reloads it)", config.display());
+    println!(
+        "  config:  {} (edit and save: the gateway reloads it)",
+        config.display()
+    );
     println!("  simulated fleet:");
     for (m, url) in FLEET.iter().zip(urls) {
-        println!("    {:<20} {:<18} {}/{} ({})  {url}", m.name, m.kind, m.cloud, m.region, m.jurisdiction);
+        println!(
+            "    {:<20} {:<18} {}/{} ({})  {url}",
+            m.name, m.kind, m.cloud, m.region, m.jurisdiction
+        );
     }
     println!("  models: gpt-4o, gpt-4o-mini, llama-3.1-70b, fast, text-embedding-3-small");
     println!();
@@ -236,7 +248,10 @@ print(c.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\"
 /// Sends requests to the gateway at a steady rate until `stop`: a mix of models, streamed
 /// and not, so logs and (later) the dashboard show life.
 async fn send_traffic(gateway: SocketAddr, rps: f64, stop: CancellationToken) {
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(30)).build() else {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    else {
         return;
     };
     let period = Duration::from_secs_f64(1.0 / rps.clamp(0.1, 200.0));
@@ -262,7 +277,12 @@ async fn send_traffic(gateway: SocketAddr, rps: f64, stop: CancellationToken) {
             "messages": [{"role": "user", "content": prompts[n % prompts.len()]}],
             "stream": n % 3 == 0,
         });
-        let request = client.post(&url).bearer_auth(DEMO_KEY).json(&body).send();
+        let request = client
+            .post(&url)
+            .bearer_auth(DEMO_KEY)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send();
         let stop = stop.clone();
         // Each request runs on its own task so a slow answer never delays the next tick.
         tokio::spawn(async move {
@@ -285,12 +305,15 @@ mod tests {
 
     #[test]
     fn the_generated_config_compiles_without_warnings() {
-        let urls: Vec<String> = (0..FLEET.len()).map(|i| format!("http://127.0.0.1:{}", 9000 + i)).collect();
+        let urls: Vec<String> = (0..FLEET.len())
+            .map(|i| format!("http://127.0.0.1:{}", 9000 + i))
+            .collect();
         let text = demo_config(SocketAddr::from(([127, 0, 0, 1], 8080)), &urls);
         let snapshot = crate::compile(&text, &|_| None).unwrap();
         assert!(snapshot.warnings.is_empty(), "{:?}", snapshot.warnings);
         let gpt = snapshot.catalog.model("gpt-4o").unwrap();
-        let clouds: std::collections::BTreeSet<_> = gpt.deployments.iter().map(|d| d.provider.cloud).collect();
+        let clouds: std::collections::BTreeSet<_> =
+            gpt.deployments.iter().map(|d| d.provider.cloud).collect();
         assert!(clouds.len() >= 2);
     }
 }

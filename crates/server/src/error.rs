@@ -71,11 +71,16 @@ impl From<AttemptError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
-        let status = StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body =
+            openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
+        let status =
+            StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up, so a client never retries early.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -119,7 +119,10 @@ impl Relay {
             Err(_) => {
                 return Err(AttemptError::new(
                     ErrorKind::UpstreamTimeout,
-                    format!("provider '{}' stopped sending the stream in time", self.provider.id),
+                    format!(
+                        "provider '{}' stopped sending the stream in time",
+                        self.provider.id
+                    ),
                 ))
             }
         };
@@ -127,7 +130,10 @@ impl Relay {
             Some(Ok(chunk)) => {
                 self.decoder.push(&chunk);
                 loop {
-                    let event = self.decoder.next_event().map_err(|e| self.malformed(&e.message))?;
+                    let event = self
+                        .decoder
+                        .next_event()
+                        .map_err(|e| self.malformed(&e.message))?;
                     match event {
                         Some(event) => self.process(event.data.as_bytes())?,
                         None => return Ok(()),
@@ -144,7 +150,10 @@ impl Relay {
                 } else {
                     Err(AttemptError::new(
                         ErrorKind::UpstreamProtocol,
-                        format!("provider '{}' ended the stream before it was complete", self.provider.id),
+                        format!(
+                            "provider '{}' ended the stream before it was complete",
+                            self.provider.id
+                        ),
                     ))
                 }
             }
@@ -154,7 +163,10 @@ impl Relay {
     fn malformed(&self, why: &str) -> AttemptError {
         AttemptError::new(
             ErrorKind::UpstreamProtocol,
-            format!("provider '{}' sent a malformed stream event: {why}", self.provider.id),
+            format!(
+                "provider '{}' sent a malformed stream event: {why}",
+                self.provider.id
+            ),
         )
     }
 
@@ -171,7 +183,10 @@ impl Relay {
         if let Some(error) = info.error {
             return Err(AttemptError::new(
                 error.kind,
-                format!("provider '{}' failed mid-stream: {}", self.provider.id, error.message),
+                format!(
+                    "provider '{}' failed mid-stream: {}",
+                    self.provider.id, error.message
+                ),
             ));
         }
         if info.azure_preamble {

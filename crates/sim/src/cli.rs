@@ -24,12 +24,28 @@ pub fn parse_provider(s: &str) -> Result<SimSpec, SimError> {
     let (protocol, addr) = rest.split_once('@').ok_or_else(bad)?;
     let listen = addr
         .parse::<SocketAddr>()
-        .or_else(|_| addr.replacen("localhost", "127.0.0.1", 1).parse::<SocketAddr>())
+        .or_else(|_| {
+            addr.replacen("localhost", "127.0.0.1", 1)
+                .parse::<SocketAddr>()
+        })
         .map_err(|_| bad())?;
     if name.is_empty() {
         return Err(bad());
     }
-    Ok(SimSpec { name: name.to_owned(), protocol: SimProtocol::from_str(protocol)?, listen, api_key: None })
+    Ok(SimSpec {
+        name: name.to_owned(),
+        protocol: SimProtocol::from_str(protocol)?,
+        listen,
+        api_key: None,
+    })
+}
+
+/// The line printed per provider at start-up, fields in this order.
+#[derive(serde::Serialize)]
+struct StartLine<'a> {
+    name: &'a str,
+    protocol: SimProtocol,
+    base_url: String,
 }
 
 /// Starts every provider, prints one JSON line per provider, and runs until SIGINT or SIGTERM.
@@ -42,9 +58,12 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     {
         let mut out = std::io::stdout().lock();
         for sim in &sims {
-            let line = serde_json::json!({
-                "name": sim.spec().name, "protocol": sim.spec().protocol, "base_url": sim.base_url(),
-            });
+            let line = StartLine {
+                name: &sim.spec().name,
+                protocol: sim.spec().protocol,
+                base_url: sim.base_url(),
+            };
+            let line = serde_json::to_string(&line).map_err(|e| SimError::Stdout(e.into()))?;
             writeln!(out, "{line}").map_err(SimError::Stdout)?;
         }
         out.flush().map_err(SimError::Stdout)?;
@@ -87,8 +106,16 @@ mod tests {
     #[test]
     fn provider_specs_parse() {
         let s = parse_provider("oa=openai@127.0.0.1:0").unwrap();
-        assert_eq!((s.name.as_str(), s.protocol, s.listen.port()), ("oa", SimProtocol::OpenAi, 0));
-        assert_eq!(parse_provider("az=azure_openai@localhost:9").unwrap().protocol, SimProtocol::AzureOpenAi);
+        assert_eq!(
+            (s.name.as_str(), s.protocol, s.listen.port()),
+            ("oa", SimProtocol::OpenAi, 0)
+        );
+        assert_eq!(
+            parse_provider("az=azure_openai@localhost:9")
+                .unwrap()
+                .protocol,
+            SimProtocol::AzureOpenAi
+        );
         assert!(parse_provider("x=nope@127.0.0.1:0").is_err());
         assert!(parse_provider("openai@127.0.0.1:0").is_err());
     }

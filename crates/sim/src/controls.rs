@@ -113,7 +113,9 @@ pub(crate) struct Admission {
 impl SimControls {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means another request panicked mid-update; the counters are still usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Replaces the current faults.
@@ -191,7 +193,11 @@ mod tests {
     #[test]
     fn fail_next_counts_down_and_is_counted() {
         let c = SimControls::default();
-        c.set_faults(Faults { fail_next: 2, fail_status: 429, ..Faults::default() });
+        c.set_faults(Faults {
+            fail_next: 2,
+            fail_status: 429,
+            ..Faults::default()
+        });
         let admit = |c: &SimControls| c.admit(LastRequest::default(), Some("m"), false).fail;
         assert!(admit(&c));
         assert!(admit(&c));

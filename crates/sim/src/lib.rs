@@ -22,7 +22,9 @@ pub use controls::{Faults, LastRequest, SimControls, SimStats};
 pub use server::RunningSim;
 
 /// The wire protocol a simulated provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum SimProtocol {
@@ -73,7 +75,8 @@ impl std::str::FromStr for SimProtocol {
     type Err = SimError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <Self as clap::ValueEnum>::from_str(s, false).map_err(|_| SimError::UnknownProtocol(s.to_owned()))
+        <Self as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| SimError::UnknownProtocol(s.to_owned()))
     }
 }
 

@@ -32,8 +32,19 @@ pub(crate) struct SimCtx {
 pub(crate) type Sim = Arc<SimCtx>;
 
 impl SimCtx {
-    pub fn new(name: String, protocol: SimProtocol, api_key: Option<String>, controls: SimControls) -> Self {
-        Self { name, protocol, api_key, controls, seq: AtomicU64::new(0) }
+    pub fn new(
+        name: String,
+        protocol: SimProtocol,
+        api_key: Option<String>,
+        controls: SimControls,
+    ) -> Self {
+        Self {
+            name,
+            protocol,
+            api_key,
+            controls,
+            seq: AtomicU64::new(0),
+        }
     }
 
     /// A fresh id with the given prefix, unique within this provider (e.g. `chatcmpl-sim3a`).
@@ -58,10 +69,16 @@ impl SimCtx {
             tokio::time::sleep(Duration::from_millis(adm.faults.latency_ms)).await;
         }
         if adm.fail {
-            let status = StatusCode::from_u16(adm.faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut resp = shape.error(status, "injected failure from switchyard sim", adm.faults.retry_after_s);
+            let status = StatusCode::from_u16(adm.faults.fail_status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut resp = shape.error(
+                status,
+                "injected failure from switchyard sim",
+                adm.faults.retry_after_s,
+            );
             if let Some(s) = adm.faults.retry_after_s {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
             }
             return Err(resp);
         }
@@ -92,7 +109,9 @@ impl Inbound {
         let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
             .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response())?;
-        let params = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
+        let params = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
         Ok(Self {
             method: parts.method,
             path: parts.uri.path().to_owned(),
@@ -112,7 +131,9 @@ impl Inbound {
     /// The token of an `Authorization: Bearer` header.
     pub fn bearer(&self) -> Option<&str> {
         let v = self.header("authorization")?;
-        v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim)
     }
 
     /// The JSON body, or `null` when there is none.
@@ -125,7 +146,10 @@ impl Inbound {
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &self.headers {
             let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            headers.entry(k.as_str().to_owned()).and_modify(|e| *e = format!("{e}, {v}")).or_insert(v);
+            headers
+                .entry(k.as_str().to_owned())
+                .and_modify(|e| *e = format!("{e}, {v}"))
+                .or_insert(v);
         }
         LastRequest {
             method: self.method.to_string(),
@@ -148,8 +172,17 @@ pub(crate) trait ErrorShape: Send + Sync {
 }
 
 /// A JSON response with extra headers.
-pub(crate) fn json_response(status: StatusCode, body: &Value, headers: &[(&str, String)]) -> Response {
-    let mut resp = (status, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &Value,
+    headers: &[(&str, String)],
+) -> Response {
+    let mut resp = (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
     add_headers(&mut resp, headers);
     resp
 }
@@ -157,7 +190,10 @@ pub(crate) fn json_response(status: StatusCode, body: &Value, headers: &[(&str, 
 /// Adds headers, skipping any whose name or value is invalid.
 pub(crate) fn add_headers(resp: &mut Response, headers: &[(&str, String)]) {
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             resp.headers_mut().insert(k, v);
         }
     }
@@ -165,7 +201,9 @@ pub(crate) fn add_headers(resp: &mut Response, headers: &[(&str, String)]) {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// An SSE event with only a `data:` line, ended by `\n\n`.
@@ -221,7 +259,9 @@ impl Driver {
         if self.abort {
             return Step::Abort;
         }
-        let Some(frame) = self.frames.pop_front() else { return Step::End };
+        let Some(frame) = self.frames.pop_front() else {
+            return Step::End;
+        };
         if frame.tokens > 0 {
             let reached = |k: Option<u32>| k.is_some_and(|k| self.sent >= k);
             if reached(self.faults.drop_after_tokens) {
@@ -238,7 +278,11 @@ impl Driver {
                 self.frames.clear();
                 return Step::Send(self.error_frame.clone());
             }
-            let delay = if self.started { self.faults.token_delay_ms } else { self.faults.ttft_ms };
+            let delay = if self.started {
+                self.faults.token_delay_ms
+            } else {
+                self.faults.ttft_ms
+            };
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
@@ -258,7 +302,8 @@ pub(crate) fn stream_response(
     shape: &dyn ErrorShape,
     headers: &[(&str, String)],
 ) -> Response {
-    let status = StatusCode::from_u16(faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(faults.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let driver = Driver {
         frames: frames.into(),
         error_frame: shape.stream_error(status, "injected mid-stream error from switchyard sim"),
@@ -276,13 +321,24 @@ pub(crate) fn stream_response(
             Step::Abort => {
                 // Return Pending once so hyper flushes what was already written before the cut.
                 tokio::task::yield_now().await;
-                Some((Err(std::io::Error::other("switchyard sim: connection dropped by fault")), None))
+                Some((
+                    Err(std::io::Error::other(
+                        "switchyard sim: connection dropped by fault",
+                    )),
+                    None,
+                ))
             }
             Step::End => None,
         }
     });
     let mut resp = Response::new(Body::from_stream(stream));
-    add_headers(&mut resp, &[("content-type", content_type.to_owned()), ("cache-control", "no-cache".to_owned())]);
+    add_headers(
+        &mut resp,
+        &[
+            ("content-type", content_type.to_owned()),
+            ("cache-control", "no-cache".to_owned()),
+        ],
+    );
     add_headers(&mut resp, headers);
     resp
 }

@@ -35,12 +35,20 @@ pub struct Msg {
 impl Msg {
     /// A user message with one text part.
     pub fn user_text(text: impl Into<String>) -> Self {
-        Self { is_user: true, texts: vec![text.into()], ..Self::default() }
+        Self {
+            is_user: true,
+            texts: vec![text.into()],
+            ..Self::default()
+        }
     }
 
     /// Tokens this message contributes to the input: its words plus one.
     pub fn tokens(&self) -> u32 {
-        let parts = self.texts.iter().chain(&self.tool_args).chain(&self.tool_results);
+        let parts = self
+            .texts
+            .iter()
+            .chain(&self.tool_args)
+            .chain(&self.tool_results);
         parts.map(|t| words(t)).sum::<u32>() + 1
     }
 }
@@ -126,7 +134,16 @@ impl Plan {
     pub fn text_pieces(text: &str) -> Vec<String> {
         let ws: Vec<&str> = text.split_whitespace().collect();
         let last = ws.len().saturating_sub(1);
-        ws.iter().enumerate().map(|(i, w)| if i == last { (*w).to_owned() } else { format!("{w} ") }).collect()
+        ws.iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if i == last {
+                    (*w).to_owned()
+                } else {
+                    format!("{w} ")
+                }
+            })
+            .collect()
     }
 
     /// Tool arguments split into up to three fragments for protocols that stream them.
@@ -137,7 +154,10 @@ impl Plan {
             return vec![args.to_owned()];
         }
         let (a, b) = (n / 3, 2 * n / 3);
-        [&chars[..a], &chars[a..b], &chars[b..]].iter().map(|c| c.iter().collect()).collect()
+        [&chars[..a], &chars[a..b], &chars[b..]]
+            .iter()
+            .map(|c| c.iter().collect())
+            .collect()
     }
 }
 
@@ -154,12 +174,24 @@ impl Conversation {
         let last_is_plain_user = last.is_some_and(|m| m.is_user && m.tool_results.is_empty());
         if last_is_plain_user && self.tool_choice != ToolChoice::None {
             let tool = match &self.tool_choice {
-                ToolChoice::Named(n) => self.tools.iter().find(|t| &t.name == n).or(self.tools.first()),
+                ToolChoice::Named(n) => self
+                    .tools
+                    .iter()
+                    .find(|t| &t.name == n)
+                    .or(self.tools.first()),
                 _ => self.tools.first(),
             };
             if let Some(tool) = tool {
-                let first_word = self.last_user_text().split_whitespace().next().unwrap_or("sim").to_owned();
-                return Plan::ToolCall { name: tool.name.clone(), args: build_args(&tool.props, &first_word) };
+                let first_word = self
+                    .last_user_text()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("sim")
+                    .to_owned();
+                return Plan::ToolCall {
+                    name: tool.name.clone(),
+                    args: build_args(&tool.props, &first_word),
+                };
             }
         }
         let full = match last {
@@ -171,8 +203,13 @@ impl Conversation {
 
     /// The text of the last user message that has text, words joined by single spaces.
     pub fn last_user_text(&self) -> String {
-        let msg = self.messages.iter().rev().find(|m| m.is_user && !m.texts.is_empty());
-        msg.map(|m| normalize(&m.texts.join(" "))).unwrap_or_default()
+        let msg = self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.is_user && !m.texts.is_empty());
+        msg.map(|m| normalize(&m.texts.join(" ")))
+            .unwrap_or_default()
     }
 }
 
@@ -192,10 +229,14 @@ pub fn shape_text(full: &str, stop: &[String], max_tokens: Option<u32>) -> Plan 
     }
     let ws: Vec<&str> = cut.split_whitespace().collect();
     match max_tokens {
-        Some(max) if (max as usize) < ws.len() => {
-            Plan::Text { text: ws[..max as usize].join(" "), finish: Finish::Length }
-        }
-        _ => Plan::Text { text: ws.join(" "), finish: matched.map_or(Finish::Stop, Finish::StopSequence) },
+        Some(max) if (max as usize) < ws.len() => Plan::Text {
+            text: ws[..max as usize].join(" "),
+            finish: Finish::Length,
+        },
+        _ => Plan::Text {
+            text: ws.join(" "),
+            finish: matched.map_or(Finish::Stop, Finish::StopSequence),
+        },
     }
 }
 
@@ -252,7 +293,10 @@ pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
         bytes.extend_from_slice(&h.finalize());
         block += 1;
     }
-    let raw: Vec<f32> = bytes[..dims].iter().map(|b| f32::from(*b) / 127.5 - 1.0).collect();
+    let raw: Vec<f32> = bytes[..dims]
+        .iter()
+        .map(|b| f32::from(*b) / 127.5 - 1.0)
+        .collect();
     let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm == 0.0 {
         return raw;
@@ -271,7 +315,9 @@ pub fn value_text(v: &Value) -> String {
 /// A tool argument value (a JSON string in OpenAI, an object elsewhere) as compact JSON text.
 pub fn args_text(v: &Value) -> String {
     match v {
-        Value::String(s) => serde_json::from_str::<Value>(s).map_or_else(|_| s.clone(), |p| p.to_string()),
+        Value::String(s) => {
+            serde_json::from_str::<Value>(s).map_or_else(|_| s.clone(), |p| p.to_string())
+        }
         other => other.to_string(),
     }
 }
@@ -283,7 +329,11 @@ pub fn schema_props(schema: &RawValue) -> Vec<(String, String)> {
         #[serde(default)]
         properties: Option<Props>,
     }
-    serde_json::from_str::<Schema>(schema.get()).ok().and_then(|s| s.properties).map(|p| p.0).unwrap_or_default()
+    serde_json::from_str::<Schema>(schema.get())
+        .ok()
+        .and_then(|s| s.properties)
+        .map(|p| p.0)
+        .unwrap_or_default()
 }
 
 /// Properties of a schema, order kept.
@@ -317,9 +367,12 @@ impl<'de> Deserialize<'de> for Props {
 fn prop_type(prop: &Value) -> String {
     let ty = match prop.get("type") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => {
-            a.iter().filter_map(Value::as_str).find(|s| !s.eq_ignore_ascii_case("null")).unwrap_or("").to_owned()
-        }
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|s| !s.eq_ignore_ascii_case("null"))
+            .unwrap_or("")
+            .to_owned(),
         _ => String::new(),
     };
     ty.to_ascii_lowercase()
@@ -331,12 +384,18 @@ mod tests {
     use super::*;
 
     fn conv(msgs: Vec<Msg>) -> Conversation {
-        Conversation { messages: msgs, ..Conversation::default() }
+        Conversation {
+            messages: msgs,
+            ..Conversation::default()
+        }
     }
 
     #[test]
     fn input_tokens_count_words_plus_one_per_message() {
-        let sys = Msg { texts: vec!["be brief".into()], ..Msg::default() };
+        let sys = Msg {
+            texts: vec!["be brief".into()],
+            ..Msg::default()
+        };
         let c = conv(vec![sys, Msg::user_text("hello   there world")]);
         assert_eq!(c.input_tokens(), 3 + 4);
     }
@@ -344,12 +403,27 @@ mod tests {
     #[test]
     fn echo_reply_and_truncation() {
         let mut c = conv(vec![Msg::user_text("hello  there world")]);
-        assert_eq!(c.plan("p1"), Plan::Text { text: "p1 says: hello there world".into(), finish: Finish::Stop });
+        assert_eq!(
+            c.plan("p1"),
+            Plan::Text {
+                text: "p1 says: hello there world".into(),
+                finish: Finish::Stop
+            }
+        );
         c.max_tokens = Some(3);
-        assert_eq!(c.plan("p1"), Plan::Text { text: "p1 says: hello".into(), finish: Finish::Length });
+        assert_eq!(
+            c.plan("p1"),
+            Plan::Text {
+                text: "p1 says: hello".into(),
+                finish: Finish::Length
+            }
+        );
         c.max_tokens = None;
         c.stop = vec!["world".into(), "there".into()];
-        let want = Plan::Text { text: "p1 says: hello".into(), finish: Finish::StopSequence("there".into()) };
+        let want = Plan::Text {
+            text: "p1 says: hello".into(),
+            finish: Finish::StopSequence("there".into()),
+        };
         assert_eq!(c.plan("p1"), want);
     }
 
@@ -359,20 +433,50 @@ mod tests {
             r#"{"type":"object","properties":{"z":{"type":"string"},"a":{"type":["integer","null"]},"n":{"type":"number"},"b":{"type":"boolean"},"l":{"type":"array"},"o":{"type":"object"}}}"#.into(),
         )
         .unwrap();
-        let tools = vec![Tool { name: "get".into(), props: schema_props(&raw) }];
-        let c = Conversation { messages: vec![Msg::user_text("Paris weather")], tools, ..Conversation::default() };
+        let tools = vec![Tool {
+            name: "get".into(),
+            props: schema_props(&raw),
+        }];
+        let c = Conversation {
+            messages: vec![Msg::user_text("Paris weather")],
+            tools,
+            ..Conversation::default()
+        };
         let plan = c.plan("p");
         let args = r#"{"z":"Paris","a":42,"n":4.2,"b":true,"l":[],"o":{}}"#;
-        assert_eq!(plan, Plan::ToolCall { name: "get".into(), args: args.into() });
+        assert_eq!(
+            plan,
+            Plan::ToolCall {
+                name: "get".into(),
+                args: args.into()
+            }
+        );
         assert_eq!(plan.output_tokens(), 2);
     }
 
     #[test]
     fn tool_result_reply_and_none_choice() {
-        let result = Msg { is_user: true, tool_results: vec!["sunny and warm".into()], ..Msg::default() };
-        let tools = vec![Tool { name: "get".into(), props: vec![] }];
-        let c = Conversation { messages: vec![result], tools: tools.clone(), ..Conversation::default() };
-        assert_eq!(c.plan("p"), Plan::Text { text: "p got: sunny and warm".into(), finish: Finish::Stop });
+        let result = Msg {
+            is_user: true,
+            tool_results: vec!["sunny and warm".into()],
+            ..Msg::default()
+        };
+        let tools = vec![Tool {
+            name: "get".into(),
+            props: vec![],
+        }];
+        let c = Conversation {
+            messages: vec![result],
+            tools: tools.clone(),
+            ..Conversation::default()
+        };
+        assert_eq!(
+            c.plan("p"),
+            Plan::Text {
+                text: "p got: sunny and warm".into(),
+                finish: Finish::Stop
+            }
+        );
         let c = Conversation {
             messages: vec![Msg::user_text("hi")],
             tools,
@@ -387,7 +491,10 @@ mod tests {
         assert_eq!(Plan::text_pieces("a b c"), vec!["a ", "b ", "c"]);
         assert_eq!(Plan::arg_fragments(r#"{"a":1}"#).concat(), r#"{"a":1}"#);
         assert_eq!(Plan::arg_fragments(r#"{"a":1}"#).len(), 3);
-        assert_eq!((cached_tokens(31), cached_tokens(32), cached_tokens(70)), (0, 16, 32));
+        assert_eq!(
+            (cached_tokens(31), cached_tokens(32), cached_tokens(70)),
+            (0, 16, 32)
+        );
         let e = embedding("hello", 8);
         assert_eq!(e.len(), 8);
         assert!((e.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);

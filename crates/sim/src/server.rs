@@ -31,15 +31,29 @@ pub struct RunningSim {
 impl RunningSim {
     /// Binds the listener, spawns the server and returns once it is accepting connections.
     pub async fn start(spec: SimSpec) -> Result<RunningSim, SimError> {
-        let io_err = |source| SimError::Io { addr: spec.listen.to_string(), source };
+        let io_err = |source| SimError::Io {
+            addr: spec.listen.to_string(),
+            source,
+        };
         let listener = TcpListener::bind(spec.listen).await.map_err(io_err)?;
         let addr = listener.local_addr().map_err(io_err)?;
         let controls = SimControls::default();
-        let ctx = Arc::new(SimCtx::new(spec.name.clone(), spec.protocol, spec.api_key.clone(), controls.clone()));
+        let ctx = Arc::new(SimCtx::new(
+            spec.name.clone(),
+            spec.protocol,
+            spec.api_key.clone(),
+            controls.clone(),
+        ));
         let app = protocols::router(ctx).merge(control_router(controls.clone()));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(listener, app, stopped));
-        Ok(RunningSim { spec, addr, controls, stop, task })
+        Ok(RunningSim {
+            spec,
+            addr,
+            controls,
+            stop,
+            task,
+        })
     }
 
     /// The address actually bound.
@@ -100,10 +114,16 @@ async fn serve(listener: TcpListener, app: Router, mut stopped: watch::Receiver<
 /// The `/_sim/` control routes.
 fn control_router(controls: SimControls) -> Router {
     Router::new()
-        .route("/_sim/faults", post(set_faults).delete(clear_faults).get(get_faults))
+        .route(
+            "/_sim/faults",
+            post(set_faults).delete(clear_faults).get(get_faults),
+        )
         .route("/_sim/stats", get(stats))
         .route("/_sim/stats/reset", post(reset_stats))
-        .route("/_sim/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/_sim/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .with_state(controls)
 }
 
@@ -113,7 +133,11 @@ async fn set_faults(State(c): State<SimControls>, body: axum::body::Bytes) -> Re
             c.set_faults(f.clone());
             Json(f).into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 

@@ -10,7 +10,12 @@ use switchyard_sim::{Faults, RunningSim, SimProtocol, SimSpec};
 const KEY: &str = "k1";
 
 async fn start(name: &str, protocol: SimProtocol) -> RunningSim {
-    let spec = SimSpec { name: name.into(), protocol, listen: "127.0.0.1:0".parse().unwrap(), api_key: Some(KEY.into()) };
+    let spec = SimSpec {
+        name: name.into(),
+        protocol,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(KEY.into()),
+    };
     RunningSim::start(spec).await.unwrap()
 }
 
@@ -25,38 +30,77 @@ fn chat_body(stream: bool) -> Value {
 
 /// `data:` payloads of an SSE body.
 fn sse_data(body: &str) -> Vec<String> {
-    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_owned).collect()
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
 async fn openai_non_stream_stream_and_tools() {
     let sim = start("oa", SimProtocol::OpenAi).await;
     let url = format!("{}/v1/chat/completions", sim.base_url());
-    let r = client().post(&url).bearer_auth(KEY).json(&chat_body(false)).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().contains_key("x-request-id"));
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "oa says: hello sim world");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "oa says: hello sim world"
+    );
     assert_eq!(v["usage"]["prompt_tokens"], 7);
     assert_eq!(v["service_tier"], "default");
 
-    let body = client().post(&url).bearer_auth(KEY).json(&chat_body(true)).send().await.unwrap().text().await.unwrap();
+    let body = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let data = sse_data(&body);
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert!(chunks.iter().all(|c| c["obfuscation"].is_string()));
-    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["usage"].is_null()));
+    assert!(chunks[..chunks.len() - 1]
+        .iter()
+        .all(|c| c["usage"].is_null()));
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 5);
 
     // A raw body: `json!` would sort the properties, and their order matters here.
     let tools = r#"{"model": "m", "messages": [{"role": "user", "content": "Paris now"}],
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"q": {"type": "string"}, "n": {"type": "integer"}}}}}]}"#;
-    let req = client().post(&url).bearer_auth(KEY).header("content-type", "application/json").body(tools);
+    let req = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(tools);
     let v: Value = req.send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], r#"{"q":"Paris","n":42}"#);
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        r#"{"q":"Paris","n":42}"#
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
 
-    let r = client().post(&url).bearer_auth("bad").json(&chat_body(false)).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth("bad")
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(sim.controls().stats().requests, 4);
     sim.shutdown().await;
@@ -66,7 +110,16 @@ async fn openai_non_stream_stream_and_tools() {
 async fn openai_compatible_has_no_obfuscation() {
     let sim = start("vl", SimProtocol::OpenAiCompatible).await;
     let url = format!("{}/v1/chat/completions", sim.base_url());
-    let body = client().post(&url).bearer_auth(KEY).json(&chat_body(true)).send().await.unwrap().text().await.unwrap();
+    let body = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!body.contains("obfuscation") && !body.contains("service_tier"));
     sim.shutdown().await;
 }
@@ -75,16 +128,49 @@ async fn openai_compatible_has_no_obfuscation() {
 async fn azure_routes_and_api_version() {
     let sim = start("az", SimProtocol::AzureOpenAi).await;
     let base = format!("{}/openai/deployments/dep/chat/completions", sim.base_url());
-    let r = client().post(&base).header("api-key", KEY).json(&chat_body(false)).send().await.unwrap();
+    let r = client()
+        .post(&base)
+        .header("api-key", KEY)
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": {"code": "404", "message": "Resource not found"}}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": {"code": "404", "message": "Resource not found"}})
+    );
     let url = format!("{base}?api-version=2024-10-21");
-    let v: Value = client().post(&url).header("api-key", KEY).json(&chat_body(false)).send().await.unwrap().json().await.unwrap();
+    let v: Value = client()
+        .post(&url)
+        .header("api-key", KEY)
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["model"], "dep-2024-08-06");
     assert!(v["prompt_filter_results"].is_array());
-    let body = client().post(&url).header("api-key", KEY).json(&chat_body(true)).send().await.unwrap().text().await.unwrap();
+    let body = client()
+        .post(&url)
+        .header("api-key", KEY)
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let first: Value = serde_json::from_str(&sse_data(&body)[0]).unwrap();
-    assert_eq!((first["object"].as_str(), first["choices"].as_array().map(Vec::len)), (Some(""), Some(0)));
+    assert_eq!(
+        (
+            first["object"].as_str(),
+            first["choices"].as_array().map(Vec::len)
+        ),
+        (Some(""), Some(0))
+    );
     assert_eq!(sim.controls().stats().by_model.get("dep"), Some(&2));
     sim.shutdown().await;
 }
@@ -94,16 +180,56 @@ async fn anthropic_validation_and_stream_order() {
     let sim = start("an", SimProtocol::Anthropic).await;
     let url = format!("{}/v1/messages", sim.base_url());
     let msg = json!({"model": "c", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi there"}]});
-    let r = client().post(&url).header("x-api-key", KEY).json(&msg).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .header("x-api-key", KEY)
+        .json(&msg)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["type"].as_str(), v["error"]["type"].as_str()), (Some("error"), Some("invalid_request_error")));
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("invalid_request_error"))
+    );
     let no_max = json!({"model": "c", "messages": []});
-    let r = client().post(&url).header("x-api-key", KEY).header("anthropic-version", "2023-06-01").json(&no_max).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&no_max)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let body = client().post(&url).bearer_auth(KEY).header("anthropic-version", "2023-06-01").json(&msg).send().await.unwrap().text().await.unwrap();
-    let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
-    let want = ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"];
+    let body = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&msg)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    let want = [
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ];
     assert_eq!(events, want);
     sim.shutdown().await;
 }
@@ -113,22 +239,60 @@ const SIGV4: &str = "AWS4-HMAC-SHA256 Credential=k1/20250101/us-east-1/bedrock/a
 #[tokio::test]
 async fn bedrock_auth_and_event_stream() {
     let sim = start("br", SimProtocol::Bedrock).await;
-    let url = format!("{}/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream", sim.base_url());
+    let url = format!(
+        "{}/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream",
+        sim.base_url()
+    );
     let body = json!({"messages": [{"role": "user", "content": [{"text": "hi there"}]}]});
     let r = client().post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.headers()["x-amzn-errortype"].to_str().unwrap().starts_with("MissingAuthenticationTokenException"));
-    let r = client().post(&url).header("authorization", SIGV4).header("x-amz-date", "20250101T000000Z").json(&body).send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "application/vnd.amazon.eventstream");
+    assert!(r.headers()["x-amzn-errortype"]
+        .to_str()
+        .unwrap()
+        .starts_with("MissingAuthenticationTokenException"));
+    let r = client()
+        .post(&url)
+        .header("authorization", SIGV4)
+        .header("x-amz-date", "20250101T000000Z")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
     let mut bytes = r.bytes().await.unwrap();
     let mut dec = MessageFrameDecoder::new();
     let mut names = Vec::new();
     while let DecodedFrame::Complete(m) = dec.decode_frame(&mut bytes).unwrap() {
-        let h = m.headers().iter().find(|h| h.name().as_str() == ":event-type").unwrap();
+        let h = m
+            .headers()
+            .iter()
+            .find(|h| h.name().as_str() == ":event-type")
+            .unwrap();
         names.push(h.value().as_string().unwrap().as_str().to_owned());
     }
-    assert_eq!(names, ["messageStart", "contentBlockDelta", "contentBlockDelta", "contentBlockDelta", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"]);
-    assert_eq!(sim.controls().stats().by_model.get("us.anthropic.claude-3-haiku-20240307-v1:0"), Some(&2));
+    assert_eq!(
+        names,
+        [
+            "messageStart",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockDelta",
+            "contentBlockStop",
+            "messageStop",
+            "metadata"
+        ]
+    );
+    assert_eq!(
+        sim.controls()
+            .stats()
+            .by_model
+            .get("us.anthropic.claude-3-haiku-20240307-v1:0"),
+        Some(&2)
+    );
     sim.shutdown().await;
 }
 
@@ -137,28 +301,72 @@ async fn gemini_sse_and_json_array_streams() {
     let sim = start("ge", SimProtocol::Gemini).await;
     let base = format!("{}/v1beta/models/gemini-2.5-flash", sim.base_url());
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi there"}]}]});
-    let sse = client().post(format!("{base}:streamGenerateContent?alt=sse")).header("x-goog-api-key", KEY).json(&body).send().await.unwrap().text().await.unwrap();
+    let sse = client()
+        .post(format!("{base}:streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(sse.ends_with("\r\n\r\n"));
-    let chunks: Vec<Value> = sse.split("\r\n\r\n").filter(|s| !s.is_empty()).map(|s| serde_json::from_str(&s[6..]).unwrap()).collect();
+    let chunks: Vec<Value> = sse
+        .split("\r\n\r\n")
+        .filter(|s| !s.is_empty())
+        .map(|s| serde_json::from_str(&s[6..]).unwrap())
+        .collect();
     assert_eq!(chunks.len(), 4);
     assert_eq!(chunks[3]["candidates"][0]["finishReason"], "STOP");
     assert_eq!(chunks[3]["usageMetadata"]["candidatesTokenCount"], 4);
-    let arr = client().post(format!("{base}:streamGenerateContent?key={KEY}")).json(&body).send().await.unwrap().text().await.unwrap();
+    let arr = client()
+        .post(format!("{base}:streamGenerateContent?key={KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let parsed: Vec<Value> = serde_json::from_str(&arr).unwrap();
     assert_eq!(parsed.len(), 4);
-    let r = client().post(format!("{base}:generateContent")).json(&body).send().await.unwrap();
+    let r = client()
+        .post(format!("{base}:generateContent"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["status"],
+        "PERMISSION_DENIED"
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn vertex_adds_create_time_and_traffic_type() {
     let sim = start("vx", SimProtocol::Vertex).await;
-    let url = format!("{}/v1beta1/projects/p/locations/us-central1/publishers/google/models/g:generateContent", sim.base_url());
+    let url = format!(
+        "{}/v1beta1/projects/p/locations/us-central1/publishers/google/models/g:generateContent",
+        sim.base_url()
+    );
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
-    let v: Value = client().post(&url).bearer_auth(KEY).json(&body).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["candidates"][0]["content"]["parts"][0]["text"], "vx says: hi");
+    let v: Value = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        "vx says: hi"
+    );
     assert!(v["createTime"].is_string());
     assert_eq!(v["usageMetadata"]["trafficType"], "ON_DEMAND");
     sim.shutdown().await;
@@ -170,17 +378,52 @@ async fn faults_latency_fail_drop_error_and_control_api() {
     let url = format!("{}/v1/chat/completions", sim.base_url());
     let faults_url = format!("{}/_sim/faults", sim.base_url());
     let f = json!({"latency_ms": 50, "fail_next": 1, "fail_status": 429, "retry_after_s": 2});
-    assert!(client().post(&faults_url).json(&f).send().await.unwrap().status().is_success());
+    assert!(client()
+        .post(&faults_url)
+        .json(&f)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let t = Instant::now();
-    let r = client().post(&url).bearer_auth(KEY).json(&chat_body(false)).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
     assert!(t.elapsed() >= Duration::from_millis(50));
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "2");
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "rate_limit_exceeded");
-    assert_eq!(client().post(&url).bearer_auth(KEY).json(&chat_body(false)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limit_exceeded"
+    );
+    assert_eq!(
+        client()
+            .post(&url)
+            .bearer_auth(KEY)
+            .json(&chat_body(false))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
-    sim.controls().set_faults(Faults { drop_after_tokens: Some(2), ..Faults::default() });
-    let r = client().post(&url).bearer_auth(KEY).json(&chat_body(true)).send().await.unwrap();
+    sim.controls().set_faults(Faults {
+        drop_after_tokens: Some(2),
+        ..Faults::default()
+    });
+    let r = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let mut r = r;
     let mut got = Vec::new();
@@ -195,20 +438,43 @@ async fn faults_latency_fail_drop_error_and_control_api() {
     let got = String::from_utf8(got).unwrap();
     assert!(got.contains("\"oa \"") && !got.contains("[DONE]"), "{got}");
 
-    sim.controls().set_faults(Faults { error_after_tokens: Some(1), ..Faults::default() });
-    let body = client().post(&url).bearer_auth(KEY).json(&chat_body(true)).send().await.unwrap().text().await.unwrap();
+    sim.controls().set_faults(Faults {
+        error_after_tokens: Some(1),
+        ..Faults::default()
+    });
+    let body = client()
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!body.contains("[DONE]"));
     assert!(body.contains("\"server_error\""));
 
     client().delete(&faults_url).send().await.unwrap();
-    let stats: Value = client().get(format!("{}/_sim/stats", sim.base_url())).send().await.unwrap().json().await.unwrap();
+    let stats: Value = client()
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stats["requests"], 4);
     assert_eq!(stats["failures_injected"], 1);
     assert_eq!(stats["streams_dropped"], 1);
     assert_eq!(stats["stream_errors_injected"], 1);
     assert_eq!(stats["by_path"]["/v1/chat/completions"], 4);
     assert_eq!(stats["last_request"]["body"]["stream"], true);
-    client().post(format!("{}/_sim/stats/reset", sim.base_url())).send().await.unwrap();
+    client()
+        .post(format!("{}/_sim/stats/reset", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(sim.controls().stats().requests, 0);
     sim.shutdown().await;
 }
@@ -216,9 +482,15 @@ async fn faults_latency_fail_drop_error_and_control_api() {
 #[tokio::test]
 async fn hang_ends_on_client_timeout_and_shutdown() {
     let sim = start("an", SimProtocol::Anthropic).await;
-    sim.controls().set_faults(Faults { hang: true, ..Faults::default() });
+    sim.controls().set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
     let url = format!("{}/v1/messages", sim.base_url());
-    let short = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let short = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let r = short.post(&url).json(&json!({})).send().await;
     assert!(r.unwrap_err().is_timeout());
     assert_eq!(sim.controls().stats().hangs, 1);
@@ -234,10 +506,20 @@ async fn hang_ends_on_client_timeout_and_shutdown() {
 #[tokio::test]
 async fn malformed_frame_fault_on_bedrock() {
     let sim = start("br", SimProtocol::Bedrock).await;
-    sim.controls().set_faults(Faults { malformed_after_tokens: Some(1), ..Faults::default() });
+    sim.controls().set_faults(Faults {
+        malformed_after_tokens: Some(1),
+        ..Faults::default()
+    });
     let url = format!("{}/model/m/converse-stream", sim.base_url());
     let body = json!({"messages": [{"role": "user", "content": [{"text": "hi there"}]}]});
-    let r = client().post(&url).header("authorization", SIGV4).header("x-amz-date", "20250101T000000Z").json(&body).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .header("authorization", SIGV4)
+        .header("x-amz-date", "20250101T000000Z")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     // The body is cut after the bad frame; whatever arrived, decoding it must fail.
     let bytes = r.bytes().await.unwrap_or_default();
     let mut buf = bytes.clone();

@@ -49,7 +49,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -57,7 +59,10 @@ fn main() -> ExitCode {
     if let Command::Check { config } = &cli.command {
         return check(config);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("switchyard: cannot start the async runtime: {e}");
@@ -66,11 +71,15 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen } => switchyard_server::serve(switchyard_server::ServeOptions { config, listen })
+            Command::Serve { config, listen } => {
+                switchyard_server::serve(switchyard_server::ServeOptions { config, listen })
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Demo(options) => demo::run(options).await.map_err(|e| e.to_string()),
+            Command::Sim(args) => switchyard_sim::cli::run(args)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Demo(options) => demo::run(options).await.map_err(|e| e.to_string()),
-            Command::Sim(args) => switchyard_sim::cli::run(args).await.map_err(|e| e.to_string()),
             Command::Check { .. } => Ok(()),
         }
     });
@@ -99,10 +108,16 @@ fn check(path: &std::path::Path) -> ExitCode {
     for p in &problems {
         println!("{}: {p}", path.display());
     }
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     let warnings = problems.len() - errors;
     if errors > 0 {
-        println!("{}: {errors} error(s), {warnings} warning(s): the config is rejected", path.display());
+        println!(
+            "{}: {errors} error(s), {warnings} warning(s): the config is rejected",
+            path.display()
+        );
         ExitCode::FAILURE
     } else {
         println!("{}: OK ({warnings} warning(s))", path.display());

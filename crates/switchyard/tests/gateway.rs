@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 use switchyard_sim::SimProtocol;
 
 /// One OpenAI and one Azure provider; model `m` prefers the first, `az` is Azure only.
-async fn two_provider_setup() -> (switchyard_sim::RunningSim, switchyard_sim::RunningSim, String) {
+async fn two_provider_setup() -> (
+    switchyard_sim::RunningSim,
+    switchyard_sim::RunningSim,
+    String,
+) {
     let p1 = sim("p1", SimProtocol::OpenAi).await;
     let p2 = sim("p2", SimProtocol::AzureOpenAi).await;
     let config = format!(
@@ -27,21 +31,35 @@ async fn two_provider_setup() -> (switchyard_sim::RunningSim, switchyard_sim::Ru
 async fn non_streaming_chat_passes_through_with_the_upstream_model_name() {
     let (p1, _p2, config) = two_provider_setup().await;
     let gw = Gateway::start(&config);
-    let r = gw.post("/v1/chat/completions", &chat("m", "hello brave new world")).await;
+    let r = gw
+        .post("/v1/chat/completions", &chat("m", "hello brave new world"))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-provider"], "p1");
     assert_eq!(r.headers()["x-switchyard-deployment"], "d1");
     assert_eq!(r.headers()["x-switchyard-attempts"], "1");
-    assert!(r.headers()["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(r.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
     let body: Value = r.json_value().await;
-    assert_eq!(body["choices"][0]["message"]["content"], "p1 says: hello brave new world");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "p1 says: hello brave new world"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     // 4 words + 1 for the message; the reply has 6 words.
     assert_eq!(body["usage"]["prompt_tokens"], 5);
     assert_eq!(body["usage"]["completion_tokens"], 6);
     let seen = stats(&p1).await;
-    assert_eq!(seen["last_body"]["model"], "gpt-4o-2024-08-06", "{seen}");
-    assert!(seen["last_body"].get("stream_options").is_none(), "{seen}");
+    assert_eq!(
+        seen["last_request"]["body"]["model"], "gpt-4o-2024-08-06",
+        "{seen}"
+    );
+    assert!(
+        seen["last_request"]["body"].get("stream_options").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test]
@@ -75,10 +93,16 @@ async fn streaming_honours_include_usage_and_always_asks_upstream_for_it() {
             assert_eq!(usage[0]["usage"]["prompt_tokens"], 5);
             assert_eq!(usage[0]["usage"]["completion_tokens"], 6);
         } else {
-            assert!(usage.is_empty(), "usage chunk must not leak to a client that did not ask");
+            assert!(
+                usage.is_empty(),
+                "usage chunk must not leak to a client that did not ask"
+            );
         }
         let seen = stats(&p1).await;
-        assert_eq!(seen["last_body"]["stream_options"]["include_usage"], true);
+        assert_eq!(
+            seen["last_request"]["body"]["stream_options"]["include_usage"],
+            true
+        );
     }
 }
 
@@ -102,25 +126,81 @@ async fn azure_streams_lose_the_prompt_filter_preamble() {
 #[tokio::test]
 async fn bad_inputs_get_the_right_status_and_an_openai_error() {
     let (_p1, _p2, config) = two_provider_setup().await;
-    let gw = Gateway::start(&format!("{config}\n").replace("[server]\n", "[server]\nmax_body_bytes = 4096\n"));
+    let gw = Gateway::start(
+        &format!("{config}\n").replace("[server]\n", "[server]\nmax_body_bytes = 4096\n"),
+    );
     let url = format!("{}/v1/chat/completions", gw.url);
-    let big = format!("{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", "x".repeat(5000));
+    let big = format!(
+        "{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "x".repeat(5000)
+    );
     let cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
         ("invalid json", Some(KEY), b"{\"model\": ".to_vec(), 400),
         ("not an object", Some(KEY), b"[1,2]".to_vec(), 400),
-        ("wrong type", Some(KEY), br#"{"model":"m","messages":"hi"}"#.to_vec(), 400),
-        ("wrong temperature type", Some(KEY), br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#.to_vec(), 400),
-        ("empty messages", Some(KEY), br#"{"model":"m","messages":[]}"#.to_vec(), 400),
-        ("unknown role", Some(KEY), br#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#.to_vec(), 400),
-        ("unknown content part", Some(KEY), br#"{"model":"m","messages":[{"role":"user","content":[{"type":"hologram","x":1}]}]}"#.to_vec(), 400),
-        ("invalid utf-8", Some(KEY), b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}".to_vec(), 400),
-        ("unknown model", Some(KEY), br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec(), 404),
-        ("missing key", None, br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#.to_vec(), 401),
-        ("wrong key", Some("sk-wrong"), br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#.to_vec(), 401),
+        (
+            "wrong type",
+            Some(KEY),
+            br#"{"model":"m","messages":"hi"}"#.to_vec(),
+            400,
+        ),
+        (
+            "wrong temperature type",
+            Some(KEY),
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "empty messages",
+            Some(KEY),
+            br#"{"model":"m","messages":[]}"#.to_vec(),
+            400,
+        ),
+        (
+            "unknown role",
+            Some(KEY),
+            br#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#.to_vec(),
+            400,
+        ),
+        (
+            "unknown content part",
+            Some(KEY),
+            br#"{"model":"m","messages":[{"role":"user","content":[{"type":"hologram","x":1}]}]}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "invalid utf-8",
+            Some(KEY),
+            b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}"
+                .to_vec(),
+            400,
+        ),
+        (
+            "unknown model",
+            Some(KEY),
+            br#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+            404,
+        ),
+        (
+            "missing key",
+            None,
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+            401,
+        ),
+        (
+            "wrong key",
+            Some("sk-wrong"),
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#.to_vec(),
+            401,
+        ),
         ("oversized body", Some(KEY), big.into_bytes(), 413),
     ];
     for (name, key, body, status) in cases {
-        let mut req = client().post(&url).header("content-type", "application/json").body(body);
+        let mut req = client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -128,14 +208,26 @@ async fn bad_inputs_get_the_right_status_and_an_openai_error() {
         assert_eq!(r.status().as_u16(), status, "{name}");
         assert_eq!(r.headers()["content-type"], "application/json", "{name}");
         let v: Value = r.json_value().await;
-        let message = v["error"]["message"].as_str().unwrap_or_else(|| panic!("{name}: {v}"));
+        let message = v["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {v}"));
         assert!(!message.is_empty(), "{name}");
         assert!(v["error"]["type"].is_string(), "{name}: {v}");
-        assert!(v["error"].as_object().unwrap().contains_key("param"), "{name}: {v}");
-        assert!(v["error"].as_object().unwrap().contains_key("code"), "{name}: {v}");
+        assert!(
+            v["error"].as_object().unwrap().contains_key("param"),
+            "{name}: {v}"
+        );
+        assert!(
+            v["error"].as_object().unwrap().contains_key("code"),
+            "{name}: {v}"
+        );
     }
     // Unknown paths and methods answer in the same format.
-    let r = client().get(format!("{}/v1/nothing", gw.url)).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/v1/nothing", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = client().get(&url).send().await.unwrap();
     assert_eq!(r.status(), 405);
@@ -145,10 +237,17 @@ async fn bad_inputs_get_the_right_status_and_an_openai_error() {
 #[tokio::test]
 async fn upstream_failures_map_to_client_statuses() {
     let (p1, _p2, config) = two_provider_setup().await;
-    let config = config.replace("[server]\n", "[server]\nmax_attempts = 1\n[server.timeouts]\nfirst_byte_ms = 500\ntotal_ms = 1000\n");
+    let config = config.replace(
+        "reload_poll_ms = 100\n",
+        "reload_poll_ms = 100\nmax_attempts = 1\n[server.timeouts]\nfirst_byte_ms = 500\ntotal_ms = 1000\n",
+    );
     let gw = Gateway::start(&config);
 
-    set_faults(&p1, json!({"fail_next": 1, "fail_status": 429, "retry_after_s": 7})).await;
+    set_faults(
+        &p1,
+        json!({"fail_next": 1, "fail_status": 429, "retry_after_s": 7}),
+    )
+    .await;
     let r = gw.post("/v1/chat/completions", &chat("solo", "x")).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
@@ -172,7 +271,9 @@ async fn a_dead_provider_is_failed_over_invisibly() {
     let (p1, p2, config) = two_provider_setup().await;
     let gw = Gateway::start(&config);
     for i in 0..10 {
-        let r = gw.post("/v1/chat/completions", &chat("m", &format!("before {i}"))).await;
+        let r = gw
+            .post("/v1/chat/completions", &chat("m", &format!("before {i}")))
+            .await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-switchyard-provider"], "p1");
     }
@@ -187,7 +288,12 @@ async fn a_dead_provider_is_failed_over_invisibly() {
             served_by_p2 += 1;
         }
         let body = r.text().await.unwrap();
-        assert!(body.contains("p2 says"), "{body}");
+        let expected = if i % 2 == 0 {
+            "\"p2 \""
+        } else {
+            "p2 says: after"
+        };
+        assert!(body.contains(expected), "{body}");
     }
     assert_eq!(served_by_p2, 20);
     assert_eq!(stats(&p2).await["requests"], 20);
@@ -222,7 +328,11 @@ async fn a_stream_cut_after_its_first_event_ends_with_an_error_not_done() {
     assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert!(last["error"]["message"].is_string(), "{last}");
-    assert_eq!(stats(&p2).await["requests"], 0, "no second upstream call after the first byte");
+    assert_eq!(
+        stats(&p2).await["requests"],
+        0,
+        "no second upstream call after the first byte"
+    );
 }
 
 #[tokio::test]
@@ -230,13 +340,19 @@ async fn embeddings_pass_through() {
     let (p1, _p2, config) = two_provider_setup().await;
     let gw = Gateway::start(&config);
     let r = gw
-        .post("/v1/embeddings", &json!({"model": "m", "input": ["one two", "three"], "encoding_format": "float"}))
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "m", "input": ["one two", "three"], "encoding_format": "float"}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json_value().await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["usage"]["prompt_tokens"], 3);
-    assert_eq!(stats(&p1).await["last_body"]["model"], "gpt-4o-2024-08-06");
+    assert_eq!(
+        stats(&p1).await["last_request"]["body"]["model"],
+        "gpt-4o-2024-08-06"
+    );
 }
 
 #[tokio::test]
@@ -247,37 +363,100 @@ async fn models_lists_what_the_key_may_use() {
         "[[keys]]\nname = \"test\"\nsecret = \"sk-test-key\"\nmodels = [\"m\", \"a*\"]\n",
     );
     let gw = Gateway::start(&config);
-    let r = client().get(format!("{}/v1/models", gw.url)).bearer_auth(KEY).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/v1/models", gw.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json_value().await;
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["az", "m"]);
     let r = gw.post("/v1/chat/completions", &chat("solo", "x")).await;
-    assert_eq!(r.status(), 404, "a model outside the key's list looks like an unknown one");
-    let r = client().get(format!("{}/v1/models/az", gw.url)).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "a model outside the key's list looks like an unknown one"
+    );
+    let r = client()
+        .get(format!("{}/v1/models/az", gw.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json_value().await["id"], "az");
-    assert_eq!(client().get(format!("{}/healthz", gw.url)).send().await.unwrap().status(), 200);
-    assert_eq!(client().get(format!("{}/readyz", gw.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(format!("{}/healthz", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(format!("{}/readyz", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn config_reloads_on_change_and_on_sighup_and_rejects_bad_configs() {
     let (_p1, _p2, config) = two_provider_setup().await;
     let mut gw = Gateway::start(&config);
-    assert_eq!(gw.post("/v1/chat/completions", &chat("extra", "x")).await.status(), 404);
+    assert_eq!(
+        gw.post("/v1/chat/completions", &chat("extra", "x"))
+            .await
+            .status(),
+        404
+    );
 
-    gw.rewrite_config(&format!("{config}\n[models.extra]\ndeployments = [\"d1\"]\n"));
+    gw.rewrite_config(&format!(
+        "{config}\n[models.extra]\ndeployments = [\"d1\"]\n"
+    ));
     gw.wait_for_log("config reloaded");
-    assert_eq!(gw.post("/v1/chat/completions", &chat("extra", "x")).await.status(), 200);
+    assert_eq!(
+        gw.post("/v1/chat/completions", &chat("extra", "x"))
+            .await
+            .status(),
+        200
+    );
 
-    gw.rewrite_config(&format!("{config}\n[models.broken]\ndeployments = [\"missing\"]\n"));
+    gw.rewrite_config(&format!(
+        "{config}\n[models.broken]\ndeployments = [\"missing\"]\n"
+    ));
     gw.wait_for_log("config reload rejected");
-    assert_eq!(gw.post("/v1/chat/completions", &chat("extra", "x")).await.status(), 200, "the old config keeps serving");
+    assert_eq!(
+        gw.post("/v1/chat/completions", &chat("extra", "x"))
+            .await
+            .status(),
+        200,
+        "the old config keeps serving"
+    );
 
     gw.rewrite_config(&config);
     gw.wait_for_log("config reloaded");
-    assert_eq!(gw.post("/v1/chat/completions", &chat("extra", "x")).await.status(), 404);
+    assert_eq!(
+        gw.post("/v1/chat/completions", &chat("extra", "x"))
+            .await
+            .status(),
+        404
+    );
 
-    let status = std::process::Command::new("kill").args(["-HUP", &gw.pid().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     gw.wait_for_log("config reloaded");
 }
@@ -300,8 +479,16 @@ fn check_reports_every_problem_with_location_and_hint() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("providers.p.base_url"), "{text}");
-    assert!(text.contains("providers.p.api_key_env: environment variable SWITCHYARD_TEST_UNSET_VAR is not set"), "{text}");
-    assert!(text.contains("models.m.deployments[0]: unknown deployment 'ghost'"), "{text}");
+    assert!(
+        text.contains(
+            "providers.p.api_key_env: environment variable SWITCHYARD_TEST_UNSET_VAR is not set"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("models.m.deployments[0]: unknown deployment 'ghost'"),
+        "{text}"
+    );
     assert!(text.contains("hint:"), "{text}");
     assert!(text.contains("3 error(s)"), "{text}");
 }
@@ -314,6 +501,7 @@ trait JsonValue {
 impl JsonValue for reqwest::Response {
     async fn json_value(self) -> Value {
         let bytes = self.bytes().await.unwrap();
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     }
 }

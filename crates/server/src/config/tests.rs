@@ -59,7 +59,10 @@ fn a_good_config_compiles() {
     let model = snap.catalog.model("gpt-4o").unwrap();
     assert_eq!(model.deployments.len(), 2);
     assert_eq!(&*model.deployments[0].id, "gpt4o-azure");
-    assert_eq!(model.deployments[0].provider.base_url, "https://example.openai.azure.com");
+    assert_eq!(
+        model.deployments[0].provider.base_url,
+        "https://example.openai.azure.com"
+    );
     let key = snap.key("sk-team-a").unwrap();
     assert!(key.allows("gpt-4o"));
     assert!(key.allows("mini"));
@@ -72,8 +75,14 @@ fn a_good_config_compiles() {
 fn every_problem_is_reported_with_location_and_hint() {
     let bad = GOOD
         .replace("provider = \"openai\"", "provider = \"opeani\"")
-        .replace("fallbacks = [\"mini\"]", "fallbacks = [\"gpt-4o\", \"nope\"]")
-        .replace("secret_env = \"TEAM_A_KEY\"", "secret_env = \"MISSING_VAR\"")
+        .replace(
+            "fallbacks = [\"mini\"]",
+            "fallbacks = [\"gpt-4o\", \"nope\"]",
+        )
+        .replace(
+            "secret_env = \"TEAM_A_KEY\"",
+            "secret_env = \"MISSING_VAR\"",
+        )
         .replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\"");
     let problems = compile(&bad, &env).unwrap_err();
     let errors: Vec<(&str, &str)> = problems
@@ -81,14 +90,47 @@ fn every_problem_is_reported_with_location_and_hint() {
         .filter(|p| p.severity == Severity::Error)
         .map(|p| (p.location.as_str(), p.message.as_str()))
         .collect();
-    assert!(errors.contains(&("server.listen", "'localhost' is not an address with a port")), "{errors:?}");
-    assert!(errors.contains(&("deployments.gpt4o-openai.provider", "unknown provider 'opeani'")), "{errors:?}");
-    assert!(errors.contains(&("models.gpt-4o.fallbacks[0]", "a model cannot fall back to itself")), "{errors:?}");
-    assert!(errors.contains(&("models.gpt-4o.fallbacks[1]", "unknown model 'nope'")), "{errors:?}");
-    assert!(errors.contains(&("keys[0].secret_env", "environment variable MISSING_VAR is not set")), "{errors:?}");
+    assert!(
+        errors.contains(&("server.listen", "'localhost' is not an address with a port")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "deployments.gpt4o-openai.provider",
+            "unknown provider 'opeani'"
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "models.gpt-4o.fallbacks[0]",
+            "a model cannot fall back to itself"
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&("models.gpt-4o.fallbacks[1]", "unknown model 'nope'")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "keys[0].secret_env",
+            "environment variable MISSING_VAR is not set"
+        )),
+        "{errors:?}"
+    );
     // The unknown deployment is also reported where models use it.
-    assert!(errors.iter().any(|(l, _)| *l == "models.gpt-4o.deployments[1]"), "{errors:?}");
-    let hint = &problems.iter().find(|p| p.location == "deployments.gpt4o-openai.provider").unwrap().hint;
+    assert!(
+        errors
+            .iter()
+            .any(|(l, _)| *l == "models.gpt-4o.deployments[1]"),
+        "{errors:?}"
+    );
+    let hint = &problems
+        .iter()
+        .find(|p| p.location == "deployments.gpt4o-openai.provider")
+        .unwrap()
+        .hint;
     assert_eq!(hint, "defined providers: azure-eu, openai");
 }
 
@@ -97,10 +139,18 @@ fn syntax_and_type_errors_point_at_line_and_column() {
     let problems = compile("[server]\nmax_attempts = \"three\"\n", &env).unwrap_err();
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].location, "line 2, column 16");
-    let problems = compile("[models.x]\ndeployments = []\nstrategy = \"fastest\"\n", &env).unwrap_err();
+    let problems = compile(
+        "[models.x]\ndeployments = []\nstrategy = \"fastest\"\n",
+        &env,
+    )
+    .unwrap_err();
     assert!(problems[0].message.contains("fastest"), "{:?}", problems[0]);
     let problems = compile("[providers.p]\nkind = \"openai\"\nbase_url=\"http://x\"\ncloud=\"aws\"\nregion=\"r\"\njurisdiction=\"us\"\nsurprise = 1\n", &env).unwrap_err();
-    assert!(problems[0].message.contains("surprise"), "{:?}", problems[0]);
+    assert!(
+        problems[0].message.contains("surprise"),
+        "{:?}",
+        problems[0]
+    );
 }
 
 #[test]

@@ -19,11 +19,15 @@ pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id
 /// A fresh request id: 16 random bytes in hex.
 pub(crate) fn request_id() -> HeaderValue {
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("req_{id:032x}")).unwrap_or(HeaderValue::from_static("req_unknown"))
+    HeaderValue::from_str(&format!("req_{id:032x}"))
+        .unwrap_or(HeaderValue::from_static("req_unknown"))
 }
 
 /// Finds the caller's key from `Authorization: Bearer <key>`.
-pub(crate) fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<Arc<KeyEntry>, ApiError> {
+pub(crate) fn authenticate(
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+) -> Result<Arc<KeyEntry>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             ErrorKind::Authentication,
@@ -46,12 +50,17 @@ pub(crate) fn authenticate(snapshot: &Snapshot, headers: &HeaderMap) -> Result<A
         .with_code("invalid_api_key"));
     };
     snapshot.key(secret).cloned().ok_or_else(|| {
-        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key")
+        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.")
+            .with_code("invalid_api_key")
     })
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
-pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
@@ -93,7 +102,11 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// Unknown paths.
 pub(crate) async fn not_found(uri: http::Uri) -> ApiError {
-    ApiError::new(ErrorKind::NotFound, format!("Unknown request URL: {}", uri.path())).with_code("unknown_url")
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Unknown request URL: {}", uri.path()),
+    )
+    .with_code("unknown_url")
 }
 
 /// Known paths with the wrong method.

@@ -22,7 +22,11 @@ use tokio::time::Instant;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn chat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let id = request_id();
     let started = Instant::now();
     let mut response = match chat_inner(&state, &headers, body, &id, started).await {
@@ -52,7 +56,11 @@ async fn chat_inner(
     let settings = &snapshot.settings;
     let stream = parsed.request.stream;
     let timeouts = Timeouts {
-        first_byte: if stream { settings.timeouts.first_byte } else { settings.timeouts.total },
+        first_byte: if stream {
+            settings.timeouts.first_byte
+        } else {
+            settings.timeouts.total
+        },
         total: settings.timeouts.total,
     };
     let ctx = relay::Context {
@@ -64,43 +72,66 @@ async fn chat_inner(
     if stream {
         let include_usage = parsed.request.include_usage;
         let stall = settings.timeouts.stall;
-        let (relay, deployment, attempts) = switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
-            let parsed = parsed.clone();
-            let state = state.clone();
-            async move {
-                let body = egress_body(&parsed, &d, true)?;
-                let sent = state
-                    .upstream
-                    .send(&d.provider, Operation::Chat { stream: true }, &d.upstream_model, body, timeouts)
-                    .await?;
-                relay::Relay::open(sent, d.provider.clone(), include_usage, stall).await
-            }
-        })
-        .await
-        .map_err(|f| ApiError::from(f.error))?;
-        let served = Served { deployment, attempts };
+        let (relay, deployment, attempts) =
+            switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
+                let parsed = parsed.clone();
+                let state = state.clone();
+                async move {
+                    let body = egress_body(&parsed, &d, true)?;
+                    let sent = state
+                        .upstream
+                        .send(
+                            &d.provider,
+                            Operation::Chat { stream: true },
+                            &d.upstream_model,
+                            body,
+                            timeouts,
+                        )
+                        .await?;
+                    relay::Relay::open(sent, d.provider.clone(), include_usage, stall).await
+                }
+            })
+            .await
+            .map_err(|f| ApiError::from(f.error))?;
+        let served = Served {
+            deployment,
+            attempts,
+        };
         let mut response = Response::new(Body::from_stream(relay.into_stream(ctx, served.clone())));
         let h = response.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         served.write_headers(h);
         Ok(response)
     } else {
-        let (body, deployment, attempts) = switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
-            let parsed = parsed.clone();
-            let state = state.clone();
-            async move {
-                let body = egress_body(&parsed, &d, false)?;
-                let sent = state
-                    .upstream
-                    .send(&d.provider, Operation::Chat { stream: false }, &d.upstream_model, body, timeouts)
-                    .await?;
-                sent.body(&d.provider, MAX_RESPONSE_BYTES).await
-            }
-        })
-        .await
-        .map_err(|f| ApiError::from(f.error))?;
-        let served = Served { deployment, attempts };
+        let (body, deployment, attempts) =
+            switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
+                let parsed = parsed.clone();
+                let state = state.clone();
+                async move {
+                    let body = egress_body(&parsed, &d, false)?;
+                    let sent = state
+                        .upstream
+                        .send(
+                            &d.provider,
+                            Operation::Chat { stream: false },
+                            &d.upstream_model,
+                            body,
+                            timeouts,
+                        )
+                        .await?;
+                    sent.body(&d.provider, MAX_RESPONSE_BYTES).await
+                }
+            })
+            .await
+            .map_err(|f| ApiError::from(f.error))?;
+        let served = Served {
+            deployment,
+            attempts,
+        };
         relay::finished(&ctx, &served, openai_chat::usage_from_response(&body), "ok");
         Ok(json_response(body, &served))
     }
@@ -108,13 +139,22 @@ async fn chat_inner(
 
 /// The body for one upstream attempt: passed through with minimal rewriting for
 /// OpenAI-shaped upstreams.
-fn egress_body(parsed: &ParsedChatRequest, d: &Deployment, stream: bool) -> Result<Bytes, AttemptError> {
+fn egress_body(
+    parsed: &ParsedChatRequest,
+    d: &Deployment,
+    stream: bool,
+) -> Result<Bytes, AttemptError> {
     if d.kind().is_openai_shaped() {
-        Ok(Bytes::from(parsed.passthrough_body(&d.upstream_model, stream)))
+        Ok(Bytes::from(
+            parsed.passthrough_body(&d.upstream_model, stream),
+        ))
     } else {
         Err(AttemptError::new(
             ErrorKind::Internal,
-            format!("provider kind '{}' is not supported by this build", d.kind()),
+            format!(
+                "provider kind '{}' is not supported by this build",
+                d.kind()
+            ),
         ))
     }
 }
@@ -122,12 +162,19 @@ fn egress_body(parsed: &ParsedChatRequest, d: &Deployment, stream: bool) -> Resu
 fn json_response(body: Bytes, served: &Served) -> Response {
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     served.write_headers(h);
     response
 }
 
-fn resolve_model<'a>(snapshot: &'a Snapshot, key: &KeyEntry, name: &str) -> Result<&'a Model, ApiError> {
+fn resolve_model<'a>(
+    snapshot: &'a Snapshot,
+    key: &KeyEntry,
+    name: &str,
+) -> Result<&'a Model, ApiError> {
     let not_found = || {
         let mut e = ApiError::new(
             ErrorKind::NotFound,
@@ -147,7 +194,11 @@ fn resolve_model<'a>(snapshot: &'a Snapshot, key: &KeyEntry, name: &str) -> Resu
 }
 
 /// `POST /v1/embeddings`.
-pub(crate) async fn embeddings(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let id = request_id();
     let started = Instant::now();
     let result = async {
@@ -169,20 +220,32 @@ pub(crate) async fn embeddings(State(state): State<Arc<AppState>>, headers: Head
                     if !d.kind().is_openai_shaped() {
                         return Err(AttemptError::new(
                             ErrorKind::Internal,
-                            format!("embeddings through '{}' are not supported by this build", d.kind()),
+                            format!(
+                                "embeddings through '{}' are not supported by this build",
+                                d.kind()
+                            ),
                         ));
                     }
                     let body = Bytes::from(parsed.passthrough_body(&d.upstream_model));
                     let sent = state
                         .upstream
-                        .send(&d.provider, Operation::Embeddings, &d.upstream_model, body, timeouts)
+                        .send(
+                            &d.provider,
+                            Operation::Embeddings,
+                            &d.upstream_model,
+                            body,
+                            timeouts,
+                        )
                         .await?;
                     sent.body(&d.provider, MAX_RESPONSE_BYTES).await
                 }
             })
             .await
             .map_err(|f| ApiError::from(f.error))?;
-        let served = Served { deployment, attempts };
+        let served = Served {
+            deployment,
+            attempts,
+        };
         let ctx = relay::Context {
             request_id: id.clone(),
             key: key.name.clone(),
@@ -203,7 +266,10 @@ fn model_object(name: &str) -> serde_json::Value {
 }
 
 /// `GET /v1/models`: the models the caller's key may use.
-pub(crate) async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn list_models(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
     let key = authenticate(&snapshot, &headers)?;
     let data: Vec<_> = snapshot

@@ -45,7 +45,11 @@ fn error_json(status: StatusCode, message: &str) -> Value {
 
 impl ErrorShape for Shape {
     fn error(&self, status: StatusCode, message: &str, _retry_after: Option<u32>) -> Response {
-        json_response(status, &error_json(status, message), &[("request-id", "req_sim_error".to_owned())])
+        json_response(
+            status,
+            &error_json(status, message),
+            &[("request-id", "req_sim_error".to_owned())],
+        )
     }
 
     fn stream_error(&self, status: StatusCode, message: &str) -> Bytes {
@@ -67,8 +71,16 @@ fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
     if let Some(key) = &ctx.api_key {
         match inb.header("x-api-key").or_else(|| inb.bearer()) {
             Some(g) if g == key => {}
-            Some(_) => return Err(Shape.error(StatusCode::UNAUTHORIZED, "invalid x-api-key", None)),
-            None => return Err(Shape.error(StatusCode::UNAUTHORIZED, "x-api-key header is required", None)),
+            Some(_) => {
+                return Err(Shape.error(StatusCode::UNAUTHORIZED, "invalid x-api-key", None))
+            }
+            None => {
+                return Err(Shape.error(
+                    StatusCode::UNAUTHORIZED,
+                    "x-api-key header is required",
+                    None,
+                ))
+            }
         }
     }
     if inb.header("anthropic-version").is_none() {
@@ -107,18 +119,35 @@ fn conversation(inb: &Inbound) -> Conversation {
     let body = inb.body();
     let mut messages = Vec::new();
     if let Some(system) = body.get("system") {
-        messages.push(Msg { texts: blocks_text(Some(system)), ..Msg::default() });
+        messages.push(Msg {
+            texts: blocks_text(Some(system)),
+            ..Msg::default()
+        });
     }
-    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
-        let mut msg = Msg { is_user: m.get("role").and_then(Value::as_str) == Some("user"), ..Msg::default() };
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut msg = Msg {
+            is_user: m.get("role").and_then(Value::as_str) == Some("user"),
+            ..Msg::default()
+        };
         match m.get("content") {
             Some(Value::String(s)) => msg.texts.push(s.clone()),
             Some(Value::Array(blocks)) => {
                 for b in blocks {
                     match b.get("type").and_then(Value::as_str) {
-                        Some("text") => msg.texts.extend(b.get("text").and_then(Value::as_str).map(str::to_owned)),
-                        Some("tool_use") => msg.tool_args.push(rules::args_text(b.get("input").unwrap_or(&json!({})))),
-                        Some("tool_result") => msg.tool_results.push(blocks_text(b.get("content")).join(" ")),
+                        Some("text") => msg
+                            .texts
+                            .extend(b.get("text").and_then(Value::as_str).map(str::to_owned)),
+                        Some("tool_use") => msg
+                            .tool_args
+                            .push(rules::args_text(b.get("input").unwrap_or(&json!({})))),
+                        Some("tool_result") => msg
+                            .tool_results
+                            .push(blocks_text(b.get("content")).join(" ")),
                         _ => {}
                     }
                 }
@@ -127,10 +156,20 @@ fn conversation(inb: &Inbound) -> Conversation {
         }
         messages.push(msg);
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes).ok().and_then(|t| t.tools).unwrap_or_default();
+    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+        .ok()
+        .and_then(|t| t.tools)
+        .unwrap_or_default();
     let tools = tools
         .into_iter()
-        .map(|t| Tool { name: t.name, props: t.input_schema.as_deref().map(rules::schema_props).unwrap_or_default() })
+        .map(|t| Tool {
+            name: t.name,
+            props: t
+                .input_schema
+                .as_deref()
+                .map(rules::schema_props)
+                .unwrap_or_default(),
+        })
         .collect();
     let tc = body.get("tool_choice");
     let tool_choice = match tc.and_then(|t| t.get("type")).and_then(Value::as_str) {
@@ -142,21 +181,44 @@ fn conversation(inb: &Inbound) -> Conversation {
             .map_or(ToolChoice::Any, |n| ToolChoice::Named(n.to_owned())),
         _ => ToolChoice::Auto,
     };
-    let max_tokens = body.get("max_tokens").and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let max_tokens = body
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let stop = body
         .get("stop_sequences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
-    Conversation { messages, tools, tool_choice, max_tokens, stop }
+    Conversation {
+        messages,
+        tools,
+        tool_choice,
+        max_tokens,
+        stop,
+    }
 }
 
 fn stop_fields(plan: &Plan) -> (&'static str, Value) {
     match plan {
         Plan::ToolCall { .. } => ("tool_use", Value::Null),
-        Plan::Text { finish: Finish::Length, .. } => ("max_tokens", Value::Null),
-        Plan::Text { finish: Finish::StopSequence(s), .. } => ("stop_sequence", json!(s)),
-        Plan::Text { finish: Finish::Stop, .. } => ("end_turn", Value::Null),
+        Plan::Text {
+            finish: Finish::Length,
+            ..
+        } => ("max_tokens", Value::Null),
+        Plan::Text {
+            finish: Finish::StopSequence(s),
+            ..
+        } => ("stop_sequence", json!(s)),
+        Plan::Text {
+            finish: Finish::Stop,
+            ..
+        } => ("end_turn", Value::Null),
     }
 }
 
@@ -184,7 +246,9 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
     if let Err(r) = authorize(&ctx, &inb) {
         return r;
     }
-    let Some(model) = model else { return bad_request("model: Field required") };
+    let Some(model) = model else {
+        return bad_request("model: Field required");
+    };
     if body.get("max_tokens").and_then(Value::as_u64).is_none() {
         return bad_request("max_tokens: Field required");
     }
@@ -192,7 +256,10 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
     let id = ctx.next_id("msg_");
-    let tool_id = format!("toolu_{}", rules::hash_id(&[&ctx.name, &conv.last_user_text()]));
+    let tool_id = format!(
+        "toolu_{}",
+        rules::hash_id(&[&ctx.name, &conv.last_user_text()])
+    );
     let headers = [
         ("request-id", ctx.next_id("req_")),
         ("anthropic-ratelimit-requests-remaining", "999".to_owned()),
@@ -219,15 +286,24 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": null, "stop_sequence": null, "usage": start_usage,
     });
-    let mut frames = vec![Frame::meta(sse_event("message_start", &json!({"type": "message_start", "message": message})))];
+    let mut frames = vec![Frame::meta(sse_event(
+        "message_start",
+        &json!({"type": "message_start", "message": message}),
+    ))];
     let (block, deltas): (Value, Vec<Value>) = match &plan {
         Plan::Text { text, .. } => (
             json!({"type": "text", "text": ""}),
-            Plan::text_pieces(text).into_iter().map(|t| json!({"type": "text_delta", "text": t})).collect(),
+            Plan::text_pieces(text)
+                .into_iter()
+                .map(|t| json!({"type": "text_delta", "text": t}))
+                .collect(),
         ),
         Plan::ToolCall { name, args } => (
             json!({"type": "tool_use", "id": tool_id, "name": name, "input": {}}),
-            Plan::arg_fragments(args).into_iter().map(|p| json!({"type": "input_json_delta", "partial_json": p})).collect(),
+            Plan::arg_fragments(args)
+                .into_iter()
+                .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                .collect(),
         ),
     };
     let start = json!({"type": "content_block_start", "index": 0, "content_block": block});
@@ -237,7 +313,10 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         let ev = json!({"type": "content_block_delta", "index": 0, "delta": d});
         frames.push(Frame::token(sse_event("content_block_delta", &ev)));
     }
-    frames.push(Frame::meta(sse_event("content_block_stop", &json!({"type": "content_block_stop", "index": 0}))));
+    frames.push(Frame::meta(sse_event(
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": 0}),
+    )));
     let mut final_usage = usage(input, plan.output_tokens());
     if let Some(u) = final_usage.as_object_mut() {
         u.remove("service_tier");
@@ -246,8 +325,18 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": final_usage,
     });
     frames.push(Frame::meta(sse_event("message_delta", &delta)));
-    frames.push(Frame::meta(sse_event("message_stop", &json!({"type": "message_stop"}))));
-    stream_response(&ctx, faults, "text/event-stream; charset=utf-8", frames, &Shape, &headers)
+    frames.push(Frame::meta(sse_event(
+        "message_stop",
+        &json!({"type": "message_stop"}),
+    )));
+    stream_response(
+        &ctx,
+        faults,
+        "text/event-stream; charset=utf-8",
+        frames,
+        &Shape,
+        &headers,
+    )
 }
 
 async fn count_tokens(State(ctx): State<Sim>, req: Request) -> Response {
@@ -255,7 +344,11 @@ async fn count_tokens(State(ctx): State<Sim>, req: Request) -> Response {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let model = inb.body().get("model").and_then(Value::as_str).map(str::to_owned);
+    let model = inb
+        .body()
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if let Err(r) = ctx.gate(&inb, model.as_deref(), false, &Shape).await {
         return r;
     }
@@ -286,6 +379,7 @@ async fn models(State(ctx): State<Sim>, req: Request) -> Response {
             json!({"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z", "lifecycle": "active"})
         })
         .collect();
-    let body = json!({"data": data, "has_more": false, "first_id": MODELS[0], "last_id": MODELS[1]});
+    let body =
+        json!({"data": data, "has_more": false, "first_id": MODELS[0], "last_id": MODELS[1]});
     json_response(StatusCode::OK, &body, &[])
 }

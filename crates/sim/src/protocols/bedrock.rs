@@ -55,8 +55,14 @@ fn exception_name(status: u16) -> &'static str {
 /// An HTTP error with the name in `x-amzn-ErrorType` and `{"message"}` as the body.
 fn aws_error(status: StatusCode, name: &str, message: &str) -> Response {
     let headers = [
-        ("x-amzn-ErrorType", format!("{name}:http://internal.amazon.com/coral/com.amazon.bedrock/")),
-        ("x-amzn-RequestId", "00000000-0000-4000-8000-000000000000".to_owned()),
+        (
+            "x-amzn-ErrorType",
+            format!("{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+        ),
+        (
+            "x-amzn-RequestId",
+            "00000000-0000-4000-8000-000000000000".to_owned(),
+        ),
     ];
     json_response(status, &json!({"message": message}), &headers)
 }
@@ -68,15 +74,29 @@ impl ErrorShape for Shape {
 
     fn stream_error(&self, status: StatusCode, message: &str) -> Bytes {
         let msg = Message::new(json!({"message": message}).to_string())
-            .add_header(Header::new(":message-type", HeaderValue::String("exception".into())))
-            .add_header(Header::new(":exception-type", HeaderValue::String(exception_name(status.as_u16()).into())))
-            .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())));
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("exception".into()),
+            ))
+            .add_header(Header::new(
+                ":exception-type",
+                HeaderValue::String(exception_name(status.as_u16()).into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            ));
         encode(&msg)
     }
 
     fn malformed(&self) -> Bytes {
         // A well-formed frame whose message CRC is wrong.
-        let mut bytes = event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "x"}}), 0).to_vec();
+        let mut bytes = event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "x"}}),
+            0,
+        )
+        .to_vec();
         if let Some(last) = bytes.last_mut() {
             *last ^= 0xff;
         }
@@ -98,9 +118,18 @@ fn event(event_type: &str, mut payload: Value, n: usize) -> Bytes {
     const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123";
     payload["p"] = json!(&LETTERS[..(n * 7) % 40 + 1]);
     let msg = Message::new(payload.to_string())
-        .add_header(Header::new(":event-type", HeaderValue::String(event_type.to_owned().into())))
-        .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())))
-        .add_header(Header::new(":message-type", HeaderValue::String("event".into())));
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(event_type.to_owned().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".into()),
+        ));
     encode(&msg)
 }
 
@@ -132,7 +161,11 @@ pub(crate) fn parse_sigv4(value: &str) -> Option<SigV4Auth> {
     }
     let scope: Vec<&str> = cred?.split('/').collect();
     let signature = sig?;
-    if scope.len() != 5 || scope[4] != "aws4_request" || signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if scope.len() != 5
+        || scope[4] != "aws4_request"
+        || signature.len() != 64
+        || !signature.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     Some(SigV4Auth {
@@ -151,7 +184,11 @@ pub(crate) fn parse_sigv4(value: &str) -> Option<SigV4Auth> {
 /// a full HMAC check can be added here as it receives everything a verifier needs.
 pub(crate) fn verify_sigv4(auth: &SigV4Auth, inb: &Inbound) -> Result<(), Response> {
     if inb.header("x-amz-date").is_none() || !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(aws_error(StatusCode::FORBIDDEN, "IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."));
+        return Err(aws_error(
+            StatusCode::FORBIDDEN,
+            "IncompleteSignatureException",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        ));
     }
     Ok(())
 }
@@ -159,19 +196,35 @@ pub(crate) fn verify_sigv4(auth: &SigV4Auth, inb: &Inbound) -> Result<(), Respon
 /// Checks SigV4 (or a Bedrock API key as Bearer) the way the service reports failures.
 fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
     let Some(value) = inb.header("authorization") else {
-        return Err(aws_error(StatusCode::FORBIDDEN, "MissingAuthenticationTokenException", "Missing Authentication Token"));
+        return Err(aws_error(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
     };
     if let Some(token) = inb.bearer() {
         return match &ctx.api_key {
-            Some(k) if k != token => Err(aws_error(StatusCode::FORBIDDEN, "UnrecognizedClientException", "The security token included in the request is invalid.")),
+            Some(k) if k != token => Err(aws_error(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )),
             _ => Ok(()),
         };
     }
     let Some(auth) = parse_sigv4(value) else {
-        return Err(aws_error(StatusCode::FORBIDDEN, "IncompleteSignatureException", "Authorization header is malformed."));
+        return Err(aws_error(
+            StatusCode::FORBIDDEN,
+            "IncompleteSignatureException",
+            "Authorization header is malformed.",
+        ));
     };
     if ctx.api_key.as_ref().is_some_and(|k| *k != auth.access_key) {
-        return Err(aws_error(StatusCode::FORBIDDEN, "UnrecognizedClientException", "The security token included in the request is invalid."));
+        return Err(aws_error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
     }
     verify_sigv4(&auth, inb)
 }
@@ -212,27 +265,58 @@ fn conversation(inb: &Inbound) -> Conversation {
     let body = inb.body();
     let mut messages = Vec::new();
     if let Some(system) = body.get("system").and_then(Value::as_array) {
-        let texts = system.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).map(str::to_owned).collect();
-        messages.push(Msg { texts, ..Msg::default() });
+        let texts = system
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
+        messages.push(Msg {
+            texts,
+            ..Msg::default()
+        });
     }
-    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
-        let mut msg = Msg { is_user: m.get("role").and_then(Value::as_str) == Some("user"), ..Msg::default() };
-        for b in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let mut msg = Msg {
+            is_user: m.get("role").and_then(Value::as_str) == Some("user"),
+            ..Msg::default()
+        };
+        for b in m
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(t) = b.get("text").and_then(Value::as_str) {
                 msg.texts.push(t.to_owned());
             } else if let Some(u) = b.get("toolUse") {
-                msg.tool_args.push(rules::args_text(u.get("input").unwrap_or(&json!({}))));
+                msg.tool_args
+                    .push(rules::args_text(u.get("input").unwrap_or(&json!({}))));
             } else if let Some(r) = b.get("toolResult") {
-                let parts = r.get("content").and_then(Value::as_array).into_iter().flatten();
+                let parts = r
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten();
                 let texts: Vec<String> = parts
-                    .filter_map(|c| c.get("text").map(rules::value_text).or_else(|| c.get("json").map(Value::to_string)))
+                    .filter_map(|c| {
+                        c.get("text")
+                            .map(rules::value_text)
+                            .or_else(|| c.get("json").map(Value::to_string))
+                    })
                     .collect();
                 msg.tool_results.push(texts.join(" "));
             }
         }
         messages.push(msg);
     }
-    let view = serde_json::from_slice::<ToolsView>(&inb.bytes).ok().and_then(|v| v.tool_config);
+    let view = serde_json::from_slice::<ToolsView>(&inb.bytes)
+        .ok()
+        .and_then(|v| v.tool_config);
     let tools = view
         .map(|c| c.tools)
         .unwrap_or_default()
@@ -240,31 +324,62 @@ fn conversation(inb: &Inbound) -> Conversation {
         .filter_map(|t| t.tool_spec)
         .map(|s| Tool {
             name: s.name,
-            props: s.input_schema.and_then(|i| i.json).as_deref().map(rules::schema_props).unwrap_or_default(),
+            props: s
+                .input_schema
+                .and_then(|i| i.json)
+                .as_deref()
+                .map(rules::schema_props)
+                .unwrap_or_default(),
         })
         .collect();
     let choice = body.pointer("/toolConfig/toolChoice");
     let tool_choice = match choice {
         Some(c) if c.get("any").is_some() => ToolChoice::Any,
-        Some(c) => c.pointer("/tool/name").and_then(Value::as_str).map_or(ToolChoice::Auto, |n| ToolChoice::Named(n.to_owned())),
+        Some(c) => c
+            .pointer("/tool/name")
+            .and_then(Value::as_str)
+            .map_or(ToolChoice::Auto, |n| ToolChoice::Named(n.to_owned())),
         None => ToolChoice::Auto,
     };
     let cfg = body.get("inferenceConfig");
-    let max_tokens = cfg.and_then(|c| c.get("maxTokens")).and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let max_tokens = cfg
+        .and_then(|c| c.get("maxTokens"))
+        .and_then(Value::as_u64)
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let stop = cfg
         .and_then(|c| c.get("stopSequences"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
-    Conversation { messages, tools, tool_choice, max_tokens, stop }
+    Conversation {
+        messages,
+        tools,
+        tool_choice,
+        max_tokens,
+        stop,
+    }
 }
 
 fn stop_reason(plan: &Plan) -> &'static str {
     match plan {
         Plan::ToolCall { .. } => "tool_use",
-        Plan::Text { finish: Finish::Length, .. } => "max_tokens",
-        Plan::Text { finish: Finish::StopSequence(_), .. } => "stop_sequence",
-        Plan::Text { finish: Finish::Stop, .. } => "end_turn",
+        Plan::Text {
+            finish: Finish::Length,
+            ..
+        } => "max_tokens",
+        Plan::Text {
+            finish: Finish::StopSequence(_),
+            ..
+        } => "stop_sequence",
+        Plan::Text {
+            finish: Finish::Stop,
+            ..
+        } => "end_turn",
     }
 }
 
@@ -283,7 +398,11 @@ async fn converse(State(ctx): State<Sim>, Path(model_id): Path<String>, req: Req
     handle(ctx, model_id, req, false).await
 }
 
-async fn converse_stream(State(ctx): State<Sim>, Path(model_id): Path<String>, req: Request) -> Response {
+async fn converse_stream(
+    State(ctx): State<Sim>,
+    Path(model_id): Path<String>,
+    req: Request,
+) -> Response {
     handle(ctx, model_id, req, true).await
 }
 
@@ -300,13 +419,23 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
         return r;
     }
     if !inb.body().get("messages").is_some_and(Value::is_array) {
-        return Shape.error(StatusCode::BAD_REQUEST, "1 validation error detected: messages must not be null", None);
+        return Shape.error(
+            StatusCode::BAD_REQUEST,
+            "1 validation error detected: messages must not be null",
+            None,
+        );
     }
     let conv = conversation(&inb);
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
-    let tool_id = format!("tooluse_{}", &rules::hash_id(&[&ctx.name, &conv.last_user_text()])[..22]);
-    let headers = [("x-amzn-RequestId", ctx.next_id("").chars().take(20).collect::<String>())];
+    let tool_id = format!(
+        "tooluse_{}",
+        &rules::hash_id(&[&ctx.name, &conv.last_user_text()])[..22]
+    );
+    let headers = [(
+        "x-amzn-RequestId",
+        ctx.next_id("").chars().take(20).collect::<String>(),
+    )];
     let usage = usage(input, plan.output_tokens());
     if !stream {
         let content = match &plan {
@@ -327,11 +456,17 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
         n += 1;
         event(ty, payload, n)
     };
-    let mut frames = vec![Frame::meta(ev("messageStart", json!({"role": "assistant"})))];
+    let mut frames = vec![Frame::meta(ev(
+        "messageStart",
+        json!({"role": "assistant"}),
+    ))];
     match &plan {
         Plan::Text { text, .. } => {
             for piece in Plan::text_pieces(text) {
-                frames.push(Frame::token(ev("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": piece}}))));
+                frames.push(Frame::token(ev(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": piece}}),
+                )));
             }
         }
         Plan::ToolCall { name, args } => {
@@ -343,10 +478,26 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
             }
         }
     }
-    frames.push(Frame::meta(ev("contentBlockStop", json!({"contentBlockIndex": 0}))));
-    frames.push(Frame::meta(ev("messageStop", json!({"stopReason": stop_reason(&plan)}))));
-    frames.push(Frame::meta(ev("metadata", json!({"usage": usage, "metrics": {"latencyMs": 1}}))));
-    stream_response(&ctx, faults, "application/vnd.amazon.eventstream", frames, &Shape, &headers)
+    frames.push(Frame::meta(ev(
+        "contentBlockStop",
+        json!({"contentBlockIndex": 0}),
+    )));
+    frames.push(Frame::meta(ev(
+        "messageStop",
+        json!({"stopReason": stop_reason(&plan)}),
+    )));
+    frames.push(Frame::meta(ev(
+        "metadata",
+        json!({"usage": usage, "metrics": {"latencyMs": 1}}),
+    )));
+    stream_response(
+        &ctx,
+        faults,
+        "application/vnd.amazon.eventstream",
+        frames,
+        &Shape,
+        &headers,
+    )
 }
 
 #[cfg(test)]
@@ -357,10 +508,21 @@ mod tests {
 
     #[test]
     fn event_frame_round_trips_through_the_smithy_decoder() {
-        let bytes = event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "hi"}}), 3);
+        let bytes = event(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "hi"}}),
+            3,
+        );
         let mut dec = MessageFrameDecoder::new();
-        let DecodedFrame::Complete(msg) = dec.decode_frame(&mut bytes.clone()).unwrap() else { panic!("incomplete") };
-        let header = |n: &str| msg.headers().iter().find(|h| h.name().as_str() == n).map(|h| h.value().as_string().unwrap().as_str().to_owned());
+        let DecodedFrame::Complete(msg) = dec.decode_frame(&mut bytes.clone()).unwrap() else {
+            panic!("incomplete")
+        };
+        let header = |n: &str| {
+            msg.headers()
+                .iter()
+                .find(|h| h.name().as_str() == n)
+                .map(|h| h.value().as_string().unwrap().as_str().to_owned())
+        };
         assert_eq!(header(":event-type").as_deref(), Some("contentBlockDelta"));
         assert_eq!(header(":message-type").as_deref(), Some("event"));
         let payload: Value = serde_json::from_slice(msg.payload()).unwrap();
@@ -378,7 +540,10 @@ mod tests {
     fn sigv4_header_parses() {
         let h = "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=".to_owned() + &"a".repeat(64);
         let a = parse_sigv4(&h).unwrap();
-        assert_eq!((a.access_key.as_str(), a.region.as_str(), a.service.as_str()), ("AKID", "us-east-1", "bedrock"));
+        assert_eq!(
+            (a.access_key.as_str(), a.region.as_str(), a.service.as_str()),
+            ("AKID", "us-east-1", "bedrock")
+        );
         assert!(parse_sigv4("AWS4-HMAC-SHA256 Credential=AKID").is_none());
     }
 }

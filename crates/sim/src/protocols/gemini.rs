@@ -70,7 +70,9 @@ impl ErrorShape for Shape {
 
     fn malformed(&self) -> Bytes {
         let prefix = if self.sse { "data: " } else { ",\r\n" };
-        Bytes::from(format!("{prefix}{{\"candidates\": [{{\"content\": \r\n\r\n"))
+        Bytes::from(format!(
+            "{prefix}{{\"candidates\": [{{\"content\": \r\n\r\n"
+        ))
     }
 }
 
@@ -102,7 +104,10 @@ fn parse_path(path: &str, vertex: bool) -> Option<Target> {
         _ => return None,
     };
     let (model, method) = tail.split_once(':')?;
-    Some(Target { model: model.to_owned(), method: method.to_owned() })
+    Some(Target {
+        model: model.to_owned(),
+        method: method.to_owned(),
+    })
 }
 
 async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
@@ -115,8 +120,18 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
     let shape = Shape { sse };
     let target = parse_path(&inb.path, vertex);
     let is_list = inb.method == Method::GET && inb.path.trim_end_matches('/').ends_with("/models");
-    let stream = target.as_ref().is_some_and(|t| t.method == "streamGenerateContent");
-    let faults = match ctx.gate(&inb, target.as_ref().map(|t| t.model.as_str()), stream, &shape).await {
+    let stream = target
+        .as_ref()
+        .is_some_and(|t| t.method == "streamGenerateContent");
+    let faults = match ctx
+        .gate(
+            &inb,
+            target.as_ref().map(|t| t.model.as_str()),
+            stream,
+            &shape,
+        )
+        .await
+    {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -131,26 +146,44 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
         return json_response(StatusCode::OK, &json!({"models": models}), &[]);
     }
     let Some(target) = target.filter(|_| inb.method == Method::POST) else {
-        return error(StatusCode::NOT_FOUND, &format!("Method not found: {} {}", inb.method, inb.path), Vec::new());
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("Method not found: {} {}", inb.method, inb.path),
+            Vec::new(),
+        );
     };
-    let gen = Gen { ctx: &ctx, vertex, model: &target.model };
+    let gen = Gen {
+        ctx: &ctx,
+        vertex,
+        model: &target.model,
+    };
     match target.method.as_str() {
         "generateContent" => gen.generate(&inb),
         "streamGenerateContent" => gen.stream(&inb, faults, shape),
         "countTokens" => count_tokens(&inb),
         "embedContent" => embed(inb.body(), false),
         "batchEmbedContents" => embed(inb.body(), true),
-        other => error(StatusCode::NOT_FOUND, &format!("Method {other} not found for model {}", target.model), Vec::new()),
+        other => error(
+            StatusCode::NOT_FOUND,
+            &format!("Method {other} not found for model {}", target.model),
+            Vec::new(),
+        ),
     }
 }
 
 /// Gemini: `x-goog-api-key` or `?key=`; Vertex: `Authorization: Bearer`.
 fn authorize(ctx: &Sim, inb: &Inbound, vertex: bool) -> Result<(), Response> {
-    let Some(key) = &ctx.api_key else { return Ok(()) };
+    let Some(key) = &ctx.api_key else {
+        return Ok(());
+    };
     if vertex {
         return match inb.bearer() {
             Some(t) if t == key => Ok(()),
-            _ => Err(error(StatusCode::UNAUTHORIZED, "Request had invalid authentication credentials. Expected OAuth 2 access token.", Vec::new())),
+            _ => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                Vec::new(),
+            )),
         };
     }
     match inb.header("x-goog-api-key").or_else(|| inb.params.get("key").map(String::as_str)) {
@@ -178,7 +211,11 @@ struct ToolsView {
 
 #[derive(Deserialize)]
 struct ToolGroup {
-    #[serde(default, rename = "functionDeclarations", alias = "function_declarations")]
+    #[serde(
+        default,
+        rename = "functionDeclarations",
+        alias = "function_declarations"
+    )]
     function_declarations: Option<Vec<FnDecl>>,
 }
 
@@ -193,20 +230,33 @@ struct FnDecl {
 /// A function response as text: its only string member, or else its compact JSON.
 fn response_text(resp: &Value) -> String {
     match resp.as_object() {
-        Some(o) if o.len() == 1 => o.values().next().map_or_else(String::new, rules::value_text),
+        Some(o) if o.len() == 1 => o
+            .values()
+            .next()
+            .map_or_else(String::new, rules::value_text),
         _ => resp.to_string(),
     }
 }
 
 fn parts_msg(content: &Value, is_user: bool) -> Msg {
-    let mut msg = Msg { is_user, ..Msg::default() };
-    for p in content.get("parts").and_then(Value::as_array).into_iter().flatten() {
+    let mut msg = Msg {
+        is_user,
+        ..Msg::default()
+    };
+    for p in content
+        .get("parts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(t) = p.get("text").and_then(Value::as_str) {
             msg.texts.push(t.to_owned());
         } else if let Some(c) = field(p, "functionCall", "function_call") {
-            msg.tool_args.push(rules::args_text(c.get("args").unwrap_or(&json!({}))));
+            msg.tool_args
+                .push(rules::args_text(c.get("args").unwrap_or(&json!({}))));
         } else if let Some(r) = field(p, "functionResponse", "function_response") {
-            msg.tool_results.push(response_text(r.get("response").unwrap_or(&Value::Null)));
+            msg.tool_results
+                .push(response_text(r.get("response").unwrap_or(&Value::Null)));
         }
     }
     msg
@@ -220,21 +270,45 @@ fn conversation(inb: &Inbound) -> Conversation {
     if let Some(sys) = field(body, "systemInstruction", "system_instruction") {
         messages.push(parts_msg(sys, false));
     }
-    for c in body.get("contents").and_then(Value::as_array).into_iter().flatten() {
-        messages.push(parts_msg(c, c.get("role").and_then(Value::as_str) != Some("model")));
+    for c in body
+        .get("contents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        messages.push(parts_msg(
+            c,
+            c.get("role").and_then(Value::as_str) != Some("model"),
+        ));
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes).ok().and_then(|t| t.tools).unwrap_or_default();
+    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+        .ok()
+        .and_then(|t| t.tools)
+        .unwrap_or_default();
     let tools = tools
         .into_iter()
         .flat_map(|g| g.function_declarations.unwrap_or_default())
         .map(|f| {
             let schema = f.parameters_json_schema.or(f.parameters);
-            Tool { name: f.name, props: schema.as_deref().map(rules::schema_props).unwrap_or_default() }
+            Tool {
+                name: f.name,
+                props: schema
+                    .as_deref()
+                    .map(rules::schema_props)
+                    .unwrap_or_default(),
+            }
         })
         .collect();
-    let fcc = field(body, "toolConfig", "tool_config").and_then(|t| field(t, "functionCallingConfig", "function_calling_config"));
-    let mode = fcc.and_then(|c| c.get("mode")).and_then(Value::as_str).unwrap_or("AUTO").to_ascii_uppercase();
-    let allowed = fcc.and_then(|c| field(c, "allowedFunctionNames", "allowed_function_names")).and_then(Value::as_array);
+    let fcc = field(body, "toolConfig", "tool_config")
+        .and_then(|t| field(t, "functionCallingConfig", "function_calling_config"));
+    let mode = fcc
+        .and_then(|c| c.get("mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("AUTO")
+        .to_ascii_uppercase();
+    let allowed = fcc
+        .and_then(|c| field(c, "allowedFunctionNames", "allowed_function_names"))
+        .and_then(Value::as_array);
     let tool_choice = match mode.as_str() {
         "NONE" => ToolChoice::None,
         "ANY" => allowed
@@ -251,9 +325,20 @@ fn conversation(inb: &Inbound) -> Conversation {
     let stop = cfg
         .and_then(|c| field(c, "stopSequences", "stop_sequences"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
-    Conversation { messages, tools, tool_choice, max_tokens, stop }
+    Conversation {
+        messages,
+        tools,
+        tool_choice,
+        max_tokens,
+        stop,
+    }
 }
 
 // === generateContent ===
@@ -266,7 +351,10 @@ struct Gen<'a> {
 
 fn finish_reason(plan: &Plan) -> &'static str {
     match plan {
-        Plan::Text { finish: Finish::Length, .. } => "MAX_TOKENS",
+        Plan::Text {
+            finish: Finish::Length,
+            ..
+        } => "MAX_TOKENS",
         _ => "STOP",
     }
 }
@@ -274,7 +362,8 @@ fn finish_reason(plan: &Plan) -> &'static str {
 impl Gen<'_> {
     /// `usageMetadata`; `output: None` gives the prompt-only form of early stream chunks.
     fn usage(&self, input: u32, output: Option<u32>) -> Value {
-        let mut u = json!({"promptTokenCount": input, "totalTokenCount": input + output.unwrap_or(0)});
+        let mut u =
+            json!({"promptTokenCount": input, "totalTokenCount": input + output.unwrap_or(0)});
         let details = |n: u32| json!([{"modality": "TEXT", "tokenCount": n}]);
         u["promptTokensDetails"] = details(input);
         if let Some(out) = output {
@@ -301,7 +390,9 @@ impl Gen<'_> {
         let mut r = json!({"candidates": [cand], "usageMetadata": usage, "modelVersion": self.model, "responseId": id});
         if self.vertex {
             let now = aws_smithy_types::DateTime::from(SystemTime::now());
-            r["createTime"] = json!(now.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default());
+            r["createTime"] = json!(now
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap_or_default());
         }
         r
     }
@@ -324,7 +415,12 @@ impl Gen<'_> {
             Plan::ToolCall { .. } => Self::call_part(&plan).unwrap_or_default(),
         };
         let usage = self.usage(conv.input_tokens(), Some(plan.output_tokens()));
-        let body = self.response(&self.ctx.next_id(""), parts, Some(finish_reason(&plan)), usage);
+        let body = self.response(
+            &self.ctx.next_id(""),
+            parts,
+            Some(finish_reason(&plan)),
+            usage,
+        );
         json_response(StatusCode::OK, &body, &[])
     }
 
@@ -341,10 +437,19 @@ impl Gen<'_> {
                 let pieces = Plan::text_pieces(text);
                 let last = pieces.len().saturating_sub(1);
                 if pieces.is_empty() {
-                    objects.push(self.response(&id, json!([{"text": ""}]), Some(finish), final_usage.clone()));
+                    objects.push(self.response(
+                        &id,
+                        json!([{"text": ""}]),
+                        Some(finish),
+                        final_usage.clone(),
+                    ));
                 }
                 for (i, p) in pieces.into_iter().enumerate() {
-                    let (f, u) = if i == last { (Some(finish), final_usage.clone()) } else { (None, self.usage(input, None)) };
+                    let (f, u) = if i == last {
+                        (Some(finish), final_usage.clone())
+                    } else {
+                        (None, self.usage(input, None))
+                    };
                     objects.push(self.response(&id, json!([{"text": p}]), f, u));
                 }
             }
@@ -377,7 +482,11 @@ impl Gen<'_> {
 
 fn count_tokens(inb: &Inbound) -> Response {
     let n = conversation(inb).input_tokens();
-    json_response(StatusCode::OK, &json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}), &[])
+    json_response(
+        StatusCode::OK,
+        &json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
+        &[],
+    )
 }
 
 /// `embedContent` (`{embedding}`) or `batchEmbedContents` (`{embeddings: [...]}`).
@@ -396,7 +505,11 @@ fn embed(body: &Value, batch: bool) -> Response {
         json!({"values": rules::embedding(&text.join(" "), dims)})
     };
     if batch {
-        let reqs = body.get("requests").and_then(Value::as_array).cloned().unwrap_or_default();
+        let reqs = body
+            .get("requests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let embeddings: Vec<Value> = reqs.iter().map(one).collect();
         json_response(StatusCode::OK, &json!({"embeddings": embeddings}), &[])
     } else {
@@ -411,9 +524,19 @@ mod tests {
 
     #[test]
     fn paths_parse() {
-        let t = parse_path("/v1beta/models/gemini-2.5-flash:streamGenerateContent", false).unwrap();
-        assert_eq!((t.model.as_str(), t.method.as_str()), ("gemini-2.5-flash", "streamGenerateContent"));
-        let v = parse_path("/v1beta1/projects/p/locations/us-central1/publishers/google/models/g:generateContent", true);
+        let t = parse_path(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.model.as_str(), t.method.as_str()),
+            ("gemini-2.5-flash", "streamGenerateContent")
+        );
+        let v = parse_path(
+            "/v1beta1/projects/p/locations/us-central1/publishers/google/models/g:generateContent",
+            true,
+        );
         assert_eq!(v.unwrap().model, "g");
         assert!(parse_path("/v1/models/g:generateContent", true).is_none());
         assert!(parse_path("/v1/models", false).is_none());

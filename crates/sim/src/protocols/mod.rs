@@ -13,7 +13,9 @@ mod openai;
 /// The protocol routes for one simulated provider.
 pub(crate) fn router(ctx: Sim) -> Router {
     match ctx.protocol {
-        SimProtocol::OpenAi | SimProtocol::OpenAiCompatible | SimProtocol::AzureOpenAi => openai::router(ctx),
+        SimProtocol::OpenAi | SimProtocol::OpenAiCompatible | SimProtocol::AzureOpenAi => {
+            openai::router(ctx)
+        }
         SimProtocol::Anthropic => anthropic::router(ctx),
         SimProtocol::Bedrock => bedrock::router(ctx),
         SimProtocol::Gemini | SimProtocol::Vertex => gemini::router(ctx),

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::plumbing::{json_response, sse_data, stream_response, unix_now, ErrorShape, Frame, Inbound, Sim};
+use crate::plumbing::{
+    json_response, sse_data, stream_response, unix_now, ErrorShape, Frame, Inbound, Sim,
+};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 use crate::SimProtocol;
 
@@ -33,9 +35,21 @@ struct Flavor {
 impl Flavor {
     fn of(p: SimProtocol) -> Self {
         match p {
-            SimProtocol::OpenAi => Self { service_tier: true, obfuscation: true, azure: false },
-            SimProtocol::AzureOpenAi => Self { service_tier: false, obfuscation: false, azure: true },
-            _ => Self { service_tier: false, obfuscation: false, azure: false },
+            SimProtocol::OpenAi => Self {
+                service_tier: true,
+                obfuscation: true,
+                azure: false,
+            },
+            SimProtocol::AzureOpenAi => Self {
+                service_tier: false,
+                obfuscation: false,
+                azure: true,
+            },
+            _ => Self {
+                service_tier: false,
+                obfuscation: false,
+                azure: false,
+            },
         }
     }
 }
@@ -53,11 +67,17 @@ pub(super) fn router(ctx: Sim) -> Router {
     let api = Arc::new(Api { ctx, flavor });
     let r = Router::new();
     let r = if flavor.azure {
-        r.route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
-            .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
-            .route("/openai/v1/chat/completions", post(chat))
-            .route("/openai/v1/embeddings", post(embeddings))
-            .route("/openai/v1/models", get(models))
+        r.route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure_embeddings),
+        )
+        .route("/openai/v1/chat/completions", post(chat))
+        .route("/openai/v1/embeddings", post(embeddings))
+        .route("/openai/v1/models", get(models))
     } else {
         r.route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
@@ -112,7 +132,9 @@ impl ErrorShape for Shape {
 
 impl Api {
     fn shape(&self) -> Shape {
-        Shape { azure: self.flavor.azure }
+        Shape {
+            azure: self.flavor.azure,
+        }
     }
 
     fn error(&self, status: StatusCode, message: &str) -> Response {
@@ -121,12 +143,23 @@ impl Api {
 
     /// Checks the key: Bearer, or for Azure also the `api-key` header.
     fn authorize(&self, inb: &Inbound) -> Result<(), Response> {
-        let Some(key) = &self.ctx.api_key else { return Ok(()) };
-        let given = inb.bearer().or_else(|| if self.flavor.azure { inb.header("api-key") } else { None });
+        let Some(key) = &self.ctx.api_key else {
+            return Ok(());
+        };
+        let given = inb.bearer().or_else(|| {
+            if self.flavor.azure {
+                inb.header("api-key")
+            } else {
+                None
+            }
+        });
         match given {
             Some(g) if g == key => Ok(()),
             Some(_) => Err(self.error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.")),
-            None if self.flavor.azure => Err(self.error(StatusCode::UNAUTHORIZED, "Access denied due to missing subscription key.")),
+            None if self.flavor.azure => Err(self.error(
+                StatusCode::UNAUTHORIZED,
+                "Access denied due to missing subscription key.",
+            )),
             None => Err(json_response(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": {"message": "You didn't provide an API key.", "type": "invalid_request_error", "param": null, "code": null}}),
@@ -169,11 +202,21 @@ fn valid_api_version(v: Option<&String>) -> bool {
     let Some(v) = v else { return false };
     let b = v.as_bytes();
     b.len() >= 10
-        && b[..10].iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
 }
 
 fn not_found() -> Response {
-    json_response(StatusCode::NOT_FOUND, &json!({"error": {"code": "404", "message": "Resource not found"}}), &[])
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": {"code": "404", "message": "Resource not found"}}),
+        &[],
+    )
 }
 
 // === chat ===
@@ -181,14 +224,22 @@ fn not_found() -> Response {
 async fn chat(State(api): State<Shared>, req: Request) -> Response {
     match Inbound::read(req).await {
         Ok(inb) => {
-            let model = inb.body().get("model").and_then(Value::as_str).map(str::to_owned);
+            let model = inb
+                .body()
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             chat_impl(&api, inb, model).await
         }
         Err(r) => r,
     }
 }
 
-async fn azure_chat(State(api): State<Shared>, Path(deployment): Path<String>, req: Request) -> Response {
+async fn azure_chat(
+    State(api): State<Shared>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
     match Inbound::read(req).await {
         Ok(inb) if !valid_api_version(inb.params.get("api-version")) => not_found(),
         Ok(inb) => chat_impl(&api, inb, Some(deployment)).await,
@@ -199,7 +250,11 @@ async fn azure_chat(State(api): State<Shared>, Path(deployment): Path<String>, r
 async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
     let body = inb.body();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let faults = match api.ctx.gate(&inb, model.as_deref(), stream, &api.shape()).await {
+    let faults = match api
+        .ctx
+        .gate(&inb, model.as_deref(), stream, &api.shape())
+        .await
+    {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -220,7 +275,10 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         model: api.response_model(&model),
         created: unix_now(),
         usage: usage(input, plan.output_tokens()),
-        call_id: format!("call_{}", rules::hash_id(&[&api.ctx.name, &conv.last_user_text()])),
+        call_id: format!(
+            "call_{}",
+            rules::hash_id(&[&api.ctx.name, &conv.last_user_text()])
+        ),
     };
     let headers = api.headers(&out.id);
     if !stream {
@@ -231,7 +289,14 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
     let include_usage = flag("include_usage").unwrap_or(false);
     let obfuscate = api.flavor.obfuscation && flag("include_obfuscation").unwrap_or(true);
     let frames = api.chunks(&out, &plan, include_usage, obfuscate);
-    stream_response(&api.ctx, faults, "text/event-stream; charset=utf-8", frames, &api.shape(), &headers)
+    stream_response(
+        &api.ctx,
+        faults,
+        "text/event-stream; charset=utf-8",
+        frames,
+        &api.shape(),
+        &headers,
+    )
 }
 
 fn missing(param: &str) -> Response {
@@ -244,9 +309,11 @@ fn missing(param: &str) -> Response {
 fn content_text(c: Option<&Value>) -> Vec<String> {
     match c {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::to_owned).collect()
-        }
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -272,25 +339,51 @@ struct FnView {
 fn conversation(inb: &Inbound) -> Conversation {
     let body = inb.body();
     let mut messages = Vec::new();
-    for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-        let mut msg = Msg { is_user: role == "user" || role == "tool", ..Msg::default() };
+        let mut msg = Msg {
+            is_user: role == "user" || role == "tool",
+            ..Msg::default()
+        };
         if role == "tool" {
             msg.tool_results = content_text(m.get("content"));
         } else {
             msg.texts = content_text(m.get("content"));
         }
-        for call in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-            let args = call.pointer("/function/arguments").cloned().unwrap_or(Value::Null);
+        for call in m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let args = call
+                .pointer("/function/arguments")
+                .cloned()
+                .unwrap_or(Value::Null);
             msg.tool_args.push(rules::args_text(&args));
         }
         messages.push(msg);
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes).ok().and_then(|t| t.tools).unwrap_or_default();
+    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+        .ok()
+        .and_then(|t| t.tools)
+        .unwrap_or_default();
     let tools = tools
         .into_iter()
         .filter_map(|t| t.function)
-        .map(|f| Tool { name: f.name, props: f.parameters.as_deref().map(rules::schema_props).unwrap_or_default() })
+        .map(|f| Tool {
+            name: f.name,
+            props: f
+                .parameters
+                .as_deref()
+                .map(rules::schema_props)
+                .unwrap_or_default(),
+        })
         .collect();
     let tool_choice = match body.get("tool_choice") {
         Some(Value::String(s)) if s == "none" => ToolChoice::None,
@@ -307,10 +400,20 @@ fn conversation(inb: &Inbound) -> Conversation {
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let stop = match body.get("stop") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     };
-    Conversation { messages, tools, tool_choice, max_tokens, stop }
+    Conversation {
+        messages,
+        tools,
+        tool_choice,
+        max_tokens,
+        stop,
+    }
 }
 
 fn usage(input: u32, output: u32) -> Value {
@@ -326,7 +429,10 @@ fn usage(input: u32, output: u32) -> Value {
 fn finish_reason(plan: &Plan) -> &'static str {
     match plan {
         Plan::ToolCall { .. } => "tool_calls",
-        Plan::Text { finish: Finish::Length, .. } => "length",
+        Plan::Text {
+            finish: Finish::Length,
+            ..
+        } => "length",
         Plan::Text { .. } => "stop",
     }
 }
@@ -353,12 +459,12 @@ fn prompt_filter_results() -> Value {
 
 impl Api {
     fn completion(&self, out: &Out, plan: &Plan) -> Value {
-        let mut message = json!({"role": "assistant", "content": null, "refusal": null, "annotations": []});
+        let mut message =
+            json!({"role": "assistant", "content": null, "refusal": null, "annotations": []});
         match plan {
             Plan::Text { text, .. } => message["content"] = json!(text),
             Plan::ToolCall { name, args } => {
-                message["tool_calls"] =
-                    json!([{"id": out.call_id, "type": "function", "function": {"name": name, "arguments": args}}]);
+                message["tool_calls"] = json!([{"id": out.call_id, "type": "function", "function": {"name": name, "arguments": args}}]);
             }
         }
         let mut choice = json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(plan)});
@@ -401,7 +507,8 @@ impl Api {
             sse_data(&c)
         };
         let choice = |delta: Value, finish: Value, filters: Value| {
-            let mut ch = json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
+            let mut ch =
+                json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish});
             if self.flavor.azure {
                 ch["content_filter_results"] = filters;
             }
@@ -415,7 +522,10 @@ impl Api {
         match plan {
             Plan::Text { text, .. } => {
                 let role = json!({"role": "assistant", "content": "", "refusal": null});
-                frames.push(Frame::meta(chunk(choice(role, Value::Null, json!({})), None)));
+                frames.push(Frame::meta(chunk(
+                    choice(role, Value::Null, json!({})),
+                    None,
+                )));
                 for piece in Plan::text_pieces(text) {
                     let c = choice(json!({"content": piece}), Value::Null, severity_results());
                     frames.push(Frame::token(chunk(c, None)));
@@ -424,7 +534,10 @@ impl Api {
             Plan::ToolCall { name, args } => {
                 let call = json!([{"index": 0, "id": out.call_id, "type": "function", "function": {"name": name, "arguments": ""}}]);
                 let first = json!({"role": "assistant", "content": null, "tool_calls": call});
-                frames.push(Frame::meta(chunk(choice(first, Value::Null, json!({})), None)));
+                frames.push(Frame::meta(chunk(
+                    choice(first, Value::Null, json!({})),
+                    None,
+                )));
                 for frag in Plan::arg_fragments(args) {
                     let d = json!({"tool_calls": [{"index": 0, "function": {"arguments": frag}}]});
                     frames.push(Frame::token(chunk(choice(d, Value::Null, json!({})), None)));
@@ -446,14 +559,22 @@ impl Api {
 async fn embeddings(State(api): State<Shared>, req: Request) -> Response {
     match Inbound::read(req).await {
         Ok(inb) => {
-            let model = inb.body().get("model").and_then(Value::as_str).map(str::to_owned);
+            let model = inb
+                .body()
+                .get("model")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             embeddings_impl(&api, inb, model).await
         }
         Err(r) => r,
     }
 }
 
-async fn azure_embeddings(State(api): State<Shared>, Path(deployment): Path<String>, req: Request) -> Response {
+async fn azure_embeddings(
+    State(api): State<Shared>,
+    Path(deployment): Path<String>,
+    req: Request,
+) -> Response {
     match Inbound::read(req).await {
         Ok(inb) if !valid_api_version(inb.params.get("api-version")) => not_found(),
         Ok(inb) => embeddings_impl(&api, inb, Some(deployment)).await,
@@ -486,16 +607,27 @@ fn embedding_inputs(input: &Value) -> Vec<(String, u32)> {
 }
 
 async fn embeddings_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
-    if let Err(r) = api.ctx.gate(&inb, model.as_deref(), false, &api.shape()).await {
+    if let Err(r) = api
+        .ctx
+        .gate(&inb, model.as_deref(), false, &api.shape())
+        .await
+    {
         return r;
     }
     if let Err(r) = api.authorize(&inb) {
         return r;
     }
-    let Some(model) = model else { return missing("model") };
+    let Some(model) = model else {
+        return missing("model");
+    };
     let body = inb.body();
-    let Some(input) = body.get("input") else { return missing("input") };
-    let dims = body.get("dimensions").and_then(Value::as_u64).map_or(8, |d| usize::try_from(d).unwrap_or(8));
+    let Some(input) = body.get("input") else {
+        return missing("input");
+    };
+    let dims = body
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map_or(8, |d| usize::try_from(d).unwrap_or(8));
     let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let inputs = embedding_inputs(input);
     let tokens: u32 = inputs.iter().map(|(_, t)| t).sum();
@@ -540,7 +672,11 @@ async fn models(State(api): State<Shared>, req: Request) -> Response {
         return r;
     }
     let data: Vec<Value> = MODELS.iter().map(|m| model_json(m)).collect();
-    json_response(StatusCode::OK, &json!({"object": "list", "data": data}), &[])
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+        &[],
+    )
 }
 
 async fn model(State(api): State<Shared>, Path(id): Path<String>, req: Request) -> Response {

@@ -31,8 +31,14 @@ pub async fn sim(name: &str, protocol: SimProtocol) -> RunningSim {
 pub fn provider_toml(name: &str, sim: &RunningSim, protocol: SimProtocol) -> String {
     let (kind, base, extra) = match protocol {
         SimProtocol::OpenAi => ("openai", format!("{}/v1", sim.base_url()), ""),
-        SimProtocol::OpenAiCompatible => ("openai_compatible", format!("{}/v1", sim.base_url()), ""),
-        SimProtocol::AzureOpenAi => ("azure_openai", sim.base_url(), "api_version = \"2024-10-21\"\n"),
+        SimProtocol::OpenAiCompatible => {
+            ("openai_compatible", format!("{}/v1", sim.base_url()), "")
+        }
+        SimProtocol::AzureOpenAi => (
+            "azure_openai",
+            sim.base_url(),
+            "api_version = \"2024-10-21\"\n",
+        ),
         other => panic!("no gateway support for {other:?} yet"),
     };
     format!(
@@ -70,7 +76,14 @@ impl Gateway {
         file.write_all(config.as_bytes()).unwrap();
         file.flush().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(file.path())
             .env("SWITCHYARD_LOG", "info")
             .stdout(Stdio::null())
@@ -107,7 +120,13 @@ impl Gateway {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(v) if v["fields"]["message"].as_str().is_some_and(|m| m.contains(message)) => return v,
+                Ok(v)
+                    if v["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(message)) =>
+                {
+                    return v
+                }
                 Ok(_) => continue,
                 Err(_) => panic!(
                     "no log line '{message}' within 30 s; the gateway logged:\n{}",
@@ -154,7 +173,10 @@ impl Drop for Gateway {
 
 /// A client without retries or pooling surprises.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// Sets a simulated provider's faults through its control API.
@@ -171,7 +193,11 @@ pub async fn set_faults(sim: &RunningSim, faults: Value) {
 
 /// A simulated provider's counters.
 pub async fn stats(sim: &RunningSim) -> Value {
-    let r = client().get(format!("{}/_sim/stats", sim.base_url())).send().await.unwrap();
+    let r = client()
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
 }
 

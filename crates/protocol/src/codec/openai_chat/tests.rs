@@ -1285,7 +1285,7 @@ mod fuzz_bodies {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(3000))]
 
         #[test]
         fn sse_decoder_never_panics(data in sseish()) {

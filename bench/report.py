@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Turns one bench/run results directory into the markdown tables of BENCHMARKS.md.
+
+Usage: bench/report.py bench/results/latest
+"""
+
+import json
+import sys
+from pathlib import Path
+
+MODES = {"chat": "non-streaming chat (latency = whole answer)", "stream": "streaming chat (latency = time to first byte)"}
+
+
+def load(out: Path):
+    runs = {}
+    for f in sorted(out.glob("*-c*-*.json")):
+        r = json.loads(f.read_text())
+        runs[(r["mode"], r["concurrency"], r["target"])] = r
+    return runs
+
+
+def lat(r, p):
+    key = "ttfb_us" if r["mode"] == "stream" else "total_us"
+    return (r.get(key) or {}).get(p)
+
+
+def proxy(r, field):
+    return ((r.get("watched") or {}).get("proxy") or {}).get(field)
+
+
+def fmt_us(x):
+    return "–" if x is None else f"{x:,}"
+
+
+def fmt_added(x, base):
+    if x is None or base is None:
+        return "–"
+    return f"{x - base:+,}"
+
+
+def ratio(a, b):
+    if not a or not b:
+        return "–"
+    return f"{a / b:.2f}"
+
+
+def mb(kb):
+    return "–" if not kb else f"{kb / 1024:.1f}"
+
+
+def main():
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/latest")
+    meta = json.loads((out / "meta.json").read_text())
+    runs = load(out)
+    print(f"Run {meta['date']}, commit `{meta['commit']}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
+          f"{meta['nproc']} × {meta['cpu']}, kernel {meta['kernel']}, nginx {meta['nginx']}, "
+          f"{meta['warmup_s']} s warm-up + {meta['duration_s']} s measured per case, gateway log level `{meta['gateway_log']}`.")
+    print()
+    checks = []
+    for mode, title in MODES.items():
+        concs = sorted({c for (m, c, _) in runs if m == mode})
+        if not concs:
+            continue
+        print(f"### {title}")
+        print()
+        print("| conc | direct p50 / p99 µs | nginx added p50 / p99 µs | gateway added p50 / p99 µs "
+              "| rps direct | nginx ÷ direct | gateway ÷ direct | gateway ÷ nginx "
+              "| CPU µs/req nginx / gateway | peak RSS MB nginx / gateway | errors n / g |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c in concs:
+            d, n, g = (runs.get((mode, c, t)) for t in ("direct", "nginx", "gateway"))
+            if d is None:
+                continue
+            dp50, dp99 = lat(d, "p50"), lat(d, "p99")
+            row = [
+                str(c),
+                f"{fmt_us(dp50)} / {fmt_us(dp99)}",
+                f"{fmt_added(lat(n, 'p50'), dp50)} / {fmt_added(lat(n, 'p99'), dp99)}" if n else "–",
+                f"{fmt_added(lat(g, 'p50'), dp50)} / {fmt_added(lat(g, 'p99'), dp99)}" if g else "–",
+                f"{d['rps']:,.0f}",
+                ratio(n and n["rps"], d["rps"]),
+                ratio(g and g["rps"], d["rps"]),
+                ratio(g and g["rps"], n and n["rps"]),
+                f"{proxy(n, 'cpu_us_per_request') if n else '–'} / {proxy(g, 'cpu_us_per_request') if g else '–'}",
+                f"{mb(proxy(n, 'vm_hwm_kb')) if n else '–'} / {mb(proxy(g, 'vm_hwm_kb')) if g else '–'}",
+                f"{n['errors'] if n else '–'} / {g['errors'] if g else '–'}",
+            ]
+            print("| " + " | ".join(row) + " |")
+            if n and g and c == max(concs):
+                checks.append((f"{mode}, concurrency {c}: gateway throughput ≥ nginx's",
+                               g["rps"] >= n["rps"], f"{g['rps'] / n['rps']:.2f} × nginx"))
+            if n and g and c == 1 and None not in (lat(n, "p50"), lat(g, "p50")):
+                extra = lat(g, "p50") - lat(n, "p50")
+                checks.append((f"{mode}, concurrency 1: added p50 within 50 µs of nginx's",
+                               extra <= 50, f"gateway adds {extra:+,} µs more than nginx"))
+        print()
+        print("Absolute numbers:")
+        print()
+        print("| conc | target | rps | p50 µs | p90 µs | p99 µs | max µs | headers p50 µs | total p50 µs | bytes/answer | errors |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c in concs:
+            for t in ("direct", "nginx", "gateway"):
+                r = runs.get((mode, c, t))
+                if r is None:
+                    continue
+                print(f"| {c} | {t} | {r['rps']:,.0f} | {fmt_us(lat(r, 'p50'))} | {fmt_us(lat(r, 'p90'))} | "
+                      f"{fmt_us(lat(r, 'p99'))} | {fmt_us(lat(r, 'max'))} | {fmt_us((r.get('headers_us') or {}).get('p50'))} | "
+                      f"{fmt_us((r.get('total_us') or {}).get('p50'))} | {r['response_bytes_mean']:,} | {r['errors']} |")
+        print()
+    idle = {t: [r["idle_rss_kb"] for (_, _, tt), r in runs.items() if tt == t and r.get("idle_rss_kb")]
+            for t in ("nginx", "gateway")}
+    if idle["gateway"]:
+        gw_idle = max(idle["gateway"])
+        print(f"Idle RSS right after start (max over {len(idle['gateway'])} starts): gateway {mb(gw_idle)} MB"
+              + (f", nginx worker {mb(max(idle['nginx']))} MB." if idle["nginx"] else "."))
+        print()
+        checks.append(("gateway idle RSS under 30 MB", gw_idle < 30 * 1024, f"{mb(gw_idle)} MB"))
+    traces = {t: json.loads((out / f"trace-{t}.json").read_text())
+              for t in ("direct", "nginx", "gateway") if (out / f"trace-{t}.json").exists()}
+    if traces:
+        print("### Trace replay (open loop, streaming)")
+        print()
+        print("| target | offered rps | completed | errors | TTFB p50 / p99 µs | total p50 / p99 µs | CPU µs/req | peak RSS MB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t, r in traces.items():
+            tt, tot = r.get("ttfb_us") or {}, r.get("total_us") or {}
+            cpu = proxy(r, "cpu_us_per_request")
+            print(f"| {t} | {r.get('offered_rps')} | {r['count']:,} | {r['errors']} | {fmt_us(tt.get('p50'))} / {fmt_us(tt.get('p99'))} | "
+                  f"{fmt_us(tot.get('p50'))} / {fmt_us(tot.get('p99'))} | {cpu if cpu is not None else '–'} | {mb(proxy(r, 'vm_hwm_kb'))} |")
+        print()
+    if checks:
+        print("### Targets")
+        print()
+        for name, ok, detail in checks:
+            print(f"- {'met' if ok else 'NOT met'}: {name} ({detail})")
+        print()
+
+
+if __name__ == "__main__":
+    main()
