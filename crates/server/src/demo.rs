@@ -153,7 +153,7 @@ fallbacks = ["gpt-4o-mini"]
 [models.gpt-4o-mini]
 deployments = ["gpt-4o-mini-openai", "gpt-4o-mini-azure-eastus"]
 
-[models.llama-3.1-70b]
+[models."llama-3.1-70b"]
 deployments = ["llama-coreweave"]
 fallbacks = ["gpt-4o-mini"]
 
