@@ -275,7 +275,7 @@ async fn send_traffic(gateway: SocketAddr, rps: f64, stop: CancellationToken) {
         let body = serde_json::json!({
             "model": models[n % models.len()],
             "messages": [{"role": "user", "content": prompts[n % prompts.len()]}],
-            "stream": n % 3 == 0,
+            "stream": n.is_multiple_of(3),
         });
         let request = client
             .post(&url)
