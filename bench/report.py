@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns one bench/run results directory into the markdown tables of BENCHMARKS.md.
 
-Usage: bench/report.py bench/results/latest
+Usage: bench/report.py bench/results/latest   (or --line CASE.json for one progress line)
 """
 
 import json
@@ -48,7 +48,16 @@ def mb(kb):
     return "–" if not kb else f"{kb / 1024:.1f}"
 
 
+def line(path):
+    """One progress line for a single case's result file."""
+    r = json.loads(Path(path).read_text())
+    print(f"[bench] {r['mode']:6} c={r['concurrency']:<3} {r['target']:8} rps={r['rps']:>9.1f} "
+          f"p50={lat(r, 'p50')}us p99={lat(r, 'p99')}us errors={r['errors']} {r['error_kinds'] or ''}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--line":
+        return line(sys.argv[2])
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/latest")
     meta = json.loads((out / "meta.json").read_text())
     runs = load(out)
