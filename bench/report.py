@@ -28,6 +28,24 @@ def proxy(r, field):
     return ((r.get("watched") or {}).get("proxy") or {}).get(field)
 
 
+def watched(r, name, field):
+    return ((r.get("watched") or {}).get(name) or {}).get(field)
+
+
+def cpu_per_req(r):
+    """CPU µs per request of the proxy; '≈' marks values from fewer than 50 clock ticks."""
+    if r is None:
+        return "–"
+    v, ticks = proxy(r, "cpu_us_per_request"), proxy(r, "cpu_ticks")
+    if v is None:
+        return "–"
+    return f"{'≈' if (ticks or 0) < 50 else ''}{v:,.1f}"
+
+
+def pct(x):
+    return "–" if x is None else f"{x * 100:.0f}%"
+
+
 def fmt_us(x):
     return "–" if x is None else f"{x:,}"
 
@@ -90,7 +108,7 @@ def main():
                 ratio(n and n["rps"], d["rps"]),
                 ratio(g and g["rps"], d["rps"]),
                 ratio(g and g["rps"], n and n["rps"]),
-                f"{proxy(n, 'cpu_us_per_request') if n else '–'} / {proxy(g, 'cpu_us_per_request') if g else '–'}",
+                f"{cpu_per_req(n)} / {cpu_per_req(g)}",
                 f"{mb(proxy(n, 'vm_hwm_kb')) if n else '–'} / {mb(proxy(g, 'vm_hwm_kb')) if g else '–'}",
                 f"{n['errors'] if n else '–'} / {g['errors'] if g else '–'}",
             ]
@@ -105,8 +123,9 @@ def main():
         print()
         print("Absolute numbers:")
         print()
-        print("| conc | target | rps | p50 µs | p90 µs | p99 µs | max µs | headers p50 µs | total p50 µs | bytes/answer | errors |")
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| conc | target | rps | p50 µs | p90 µs | p99 µs | max µs | headers p50 µs | total p50 µs "
+              "| bytes/answer | errors | core 0: proxy CPU | core 1: sim + loadgen CPU |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in concs:
             for t in ("direct", "nginx", "gateway"):
                 r = runs.get((mode, c, t))
@@ -114,7 +133,9 @@ def main():
                     continue
                 print(f"| {c} | {t} | {r['rps']:,.0f} | {fmt_us(lat(r, 'p50'))} | {fmt_us(lat(r, 'p90'))} | "
                       f"{fmt_us(lat(r, 'p99'))} | {fmt_us(lat(r, 'max'))} | {fmt_us((r.get('headers_us') or {}).get('p50'))} | "
-                      f"{fmt_us((r.get('total_us') or {}).get('p50'))} | {r['response_bytes_mean']:,} | {r['errors']} |")
+                      f"{fmt_us((r.get('total_us') or {}).get('p50'))} | {r['response_bytes_mean']:,} | {r['errors']} | "
+                      f"{pct(proxy(r, 'cpu_util')) if t != 'direct' else '–'} | "
+                      f"{pct((watched(r, 'sim', 'cpu_util') or 0) + (watched(r, 'loadgen', 'cpu_util') or 0))} |")
         print()
     idle = {t: [r["idle_rss_kb"] for (_, _, tt), r in runs.items() if tt == t and r.get("idle_rss_kb")]
             for t in ("nginx", "gateway")}

@@ -273,7 +273,7 @@ def br(clean_sim):
         region_name="us-east-1",
         endpoint_url=clean_sim["br"].base_url,
         aws_access_key_id=SIM_API_KEY,
-        aws_secret_access_key="dummy-secret",
+        aws_secret_access_key="sim-secret",  # the sim's documented test secret (crates/sim/README.md)
         config=Config(retries={"total_max_attempts": 1}),
     )
 
@@ -319,6 +319,36 @@ def test_bedrock_faults(br, clean_sim):
     r = br.converse_stream(modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": USER}]}])
     with pytest.raises(EventStreamError):
         list(r["stream"])
+
+
+def test_bedrock_rejects_a_wrong_secret(clean_sim):
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=clean_sim["br"].base_url,
+        aws_access_key_id=SIM_API_KEY,
+        aws_secret_access_key="not-the-sim-secret",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    with pytest.raises(ClientError) as ei:
+        client.converse(modelId=MODEL_ID, messages=[{"role": "user", "content": [{"text": USER}]}])
+    assert ei.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_bedrock_invoke_embeddings(br):
+    r = br.invoke_model(modelId="amazon.titan-embed-text-v2:0", body=json.dumps({"inputText": USER, "dimensions": 16}))
+    body = json.loads(r["body"].read())
+    assert body["inputTextTokenCount"] == 3
+    assert close(body["embedding"], expected_embedding(USER, 16))
+    r = br.invoke_model(modelId="cohere.embed-english-v3", body=json.dumps({"texts": [USER, "x"], "input_type": "search_query"}))
+    body = json.loads(r["body"].read())
+    assert body["response_type"] == "embeddings_floats"
+    assert close(body["embeddings"][1], expected_embedding("x"))
 
 
 # --- Gemini and Vertex ------------------------------------------------------------------------

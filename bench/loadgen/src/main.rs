@@ -140,6 +140,8 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         .iter()
         .map(|w| Watched::parse(w))
         .collect::<Result<Vec<_>, _>>()?;
+    // The load generator itself, to show whether its core was saturated.
+    watched.push(Watched::new("loadgen", std::process::id()));
     let shared = Arc::new(Shared {
         target: Target::new(&args.url, args.key.as_deref(), &args.headers)?,
         stream: args.stream,
@@ -209,10 +211,11 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         }
     };
     let count = tally.samples.len();
-    let mut out = tally.summary(end.saturating_duration_since(measure));
+    let window = end.saturating_duration_since(measure);
+    let mut out = tally.summary(window);
     let watched: serde_json::Map<String, Value> = watched
         .iter()
-        .map(|w| (w.name.clone(), w.report(count, args.clk_tck)))
+        .map(|w| (w.name.clone(), w.report(count, window, args.clk_tck)))
         .collect();
     if let Value::Object(o) = &mut out {
         o.insert("label".into(), args.label.clone().into());

@@ -1,5 +1,7 @@
 //! CPU time and memory of watched processes, read from `/proc` (Linux).
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 /// A process whose CPU time is sampled at the start and end of the measured window.
@@ -24,13 +26,18 @@ impl Watched {
             .split_once('=')
             .ok_or_else(|| format!("{s}: expected NAME=PID"))?;
         let pid = pid.parse().map_err(|_| format!("{s}: bad pid"))?;
-        Ok(Self {
+        Ok(Self::new(name, pid))
+    }
+
+    /// Watches `pid` under `name`.
+    pub fn new(name: &str, pid: u32) -> Self {
+        Self {
             name: name.to_owned(),
             pid,
             start_ticks: None,
             end_ticks: None,
             status: String::new(),
-        })
+        }
     }
 
     /// Records the CPU time at the start of the measured window.
@@ -46,18 +53,27 @@ impl Watched {
     }
 
     /// CPU time spent in the window (per request too) and the memory high-water mark.
-    pub fn report(&self, requests: usize, clk_tck: u64) -> Value {
+    pub fn report(&self, requests: usize, window: Duration, clk_tck: u64) -> Value {
         let status = &self.status;
-        let cpu_us = match (self.start_ticks, self.end_ticks) {
-            (Some(a), Some(b)) if clk_tck > 0 => Some(b.saturating_sub(a) * 1_000_000 / clk_tck),
+        let ticks = match (self.start_ticks, self.end_ticks) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
+        let cpu_us = ticks
+            .filter(|_| clk_tck > 0)
+            .map(|t| t * 1_000_000 / clk_tck);
         let per_request = match cpu_us {
             Some(us) if requests > 0 => Some((us as f64 / requests as f64 * 10.0).round() / 10.0),
             _ => None,
         };
+        let secs = window.as_secs_f64();
+        let util = cpu_us
+            .filter(|_| secs > 0.0)
+            .map(|us| (us as f64 / 1e6 / secs * 1000.0).round() / 1000.0);
         json!({
             "pid": self.pid,
+            "cpu_util": util,
+            "cpu_ticks": ticks,
             "cpu_us": cpu_us,
             "cpu_us_per_request": per_request,
             "vm_hwm_kb": status_kb(status, "VmHWM:"),

@@ -70,6 +70,10 @@ pub struct Message {
     pub tool_call_id: Option<String>,
     /// An optional participant name.
     pub name: Option<String>,
+    /// For a `Tool` message: the tool reported a failure (Anthropic `is_error`, Bedrock
+    /// `status: "error"`, Gemini's `error` response member). OpenAI cannot say it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
 }
 
 impl Message {
@@ -81,6 +85,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+            is_error: false,
         }
     }
 
@@ -216,6 +221,10 @@ pub struct ChatResponse {
     pub tool_calls: Vec<ToolCall>,
     /// Why it stopped.
     pub finish_reason: FinishReason,
+    /// The stop sequence that ended the answer, when the upstream says which one matched
+    /// (Anthropic does; OpenAI, Bedrock and Gemini do not). Implies `finish_reason == Stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sequence: Option<String>,
     /// Token counts.
     pub usage: TokenUsage,
 }
@@ -251,6 +260,9 @@ pub enum StreamEvent {
         /// The next fragment of the arguments' JSON text.
         arguments: String,
     },
+    /// The stop sequence that matched; sent just before `Finish(Stop)` by upstreams that name
+    /// it (Anthropic). A separate event so `Finish` stays a plain reason for most consumers.
+    StopSequence(String),
     /// The model stopped.
     Finish(FinishReason),
     /// Token counts (may come once, at the end; later values replace earlier ones).

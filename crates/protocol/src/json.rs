@@ -255,3 +255,62 @@ pub(crate) fn body_object(body: &[u8]) -> Result<(&str, RawObject<'_>), DecodeEr
         .map_err(|e| DecodeError::new(format!("request body is not valid JSON: {e}")))?;
     Ok((text, obj))
 }
+
+/// `raw` JSON text with the whitespace between tokens removed, member order kept (serde_json's
+/// `Value` would sort keys). Strings are copied verbatim, escapes included.
+pub(crate) fn compact(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Tool-call arguments (JSON text) as a JSON object for protocols that take an object.
+///
+/// Empty text, invalid JSON and non-objects give `{}`: the call is still made (a model's
+/// truncated arguments must not fail the whole exchange), as docs/translation.md records.
+pub(crate) fn arguments_object(arguments: &str) -> ArgsObject<'_> {
+    match serde_json::from_str::<&RawValue>(arguments) {
+        Ok(raw) if raw.get().starts_with('{') => ArgsObject(Some(raw)),
+        _ => ArgsObject(None),
+    }
+}
+
+/// A JSON object written verbatim, or `{}`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArgsObject<'a>(pub(crate) Option<&'a RawValue>);
+
+impl serde::Serialize for ArgsObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(raw) => raw.serialize(s),
+            None => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+        }
+    }
+}
+
+/// The compact JSON text of an object member value received from an upstream (`input`,
+/// `args`), `{}` when absent or null.
+pub(crate) fn arguments_text(raw: Option<&RawValue>) -> String {
+    match raw {
+        Some(raw) if !is_null(raw) => compact(raw.get()),
+        _ => "{}".to_owned(),
+    }
+}

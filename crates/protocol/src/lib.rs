@@ -10,4 +10,4 @@ mod json;
 pub mod sse;
 
 pub use canonical::*;
-pub use error::DecodeError;
+pub use error::{DecodeError, Unsupported, UpstreamError, UpstreamStreamError};

@@ -3,15 +3,17 @@
 //! It never retries or fails over: the router's attempt loop does that, in one place.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, ProviderKind};
 use tokio::time::Instant;
 
+mod auth;
 mod dialect;
 mod error;
 
+pub use auth::{Auth, AwsCredentials, GoogleTokens, GOOGLE_CLOUD_PLATFORM_SCOPE};
+pub use dialect::{default_base_url, DEFAULT_ANTHROPIC_VERSION};
 pub use error::AttemptError;
 
 /// One configured upstream endpoint with its credentials and location.
@@ -35,45 +37,22 @@ pub struct ProviderSpec {
     pub jurisdiction: Jurisdiction,
     /// Speak HTTP/2 without TLS (h2c) to this provider.
     pub http2_prior_knowledge: bool,
+    /// Per-kind settings (Anthropic version, Vertex project and location); all optional.
+    pub extra: ProviderExtras,
 }
 
-/// How a request to a provider authenticates.
-#[derive(Clone)]
-pub enum Auth {
-    /// No credentials (local vLLM, Ollama).
-    None,
-    /// A fixed header, e.g. `Authorization: Bearer …` or `api-key: …`.
-    Header(HeaderName, HeaderValue),
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print credentials.
-        match self {
-            Auth::None => f.write_str("Auth::None"),
-            Auth::Header(name, _) => write!(f, "Auth::Header({name}, <redacted>)"),
-        }
-    }
-}
-
-impl Auth {
-    /// The default auth scheme of a provider kind for an API key.
-    pub fn api_key(kind: ProviderKind, key: &str) -> Result<Auth, AttemptError> {
-        let (name, value) = match kind {
-            ProviderKind::AzureOpenAi => (HeaderName::from_static("api-key"), key.to_string()),
-            ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
-            ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
-            _ => (http::header::AUTHORIZATION, format!("Bearer {key}")),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
-            AttemptError::new(
-                ErrorKind::Internal,
-                "the provider's API key contains characters not allowed in an HTTP header",
-            )
-        })?;
-        value.set_sensitive(true);
-        Ok(Auth::Header(name, value))
-    }
+/// Settings only some provider kinds use, grouped so that adding one does not touch every
+/// place a [`ProviderSpec`] is built (`extra: ProviderExtras::default()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderExtras {
+    /// Anthropic's `anthropic-version` header; [`DEFAULT_ANTHROPIC_VERSION`] when unset.
+    pub anthropic_version: Option<String>,
+    /// Vertex: the Google Cloud project in the URL. Unset means Vertex express mode
+    /// (`/v1/publishers/google/models/…`, API key auth).
+    pub gcp_project: Option<String>,
+    /// Vertex: the location in the URL (`us-central1`, `global`); the provider's `region`
+    /// when unset.
+    pub gcp_location: Option<String>,
 }
 
 /// What a request asks the provider to do.
@@ -84,8 +63,10 @@ pub enum Operation {
         /// Whether the response is a stream.
         stream: bool,
     },
-    /// Embeddings.
+    /// Embeddings (Bedrock InvokeModel, Gemini `batchEmbedContents`, Vertex `predict`).
     Embeddings,
+    /// Count a request's input tokens (Anthropic `count_tokens`, Gemini/Vertex `countTokens`).
+    CountTokens,
 }
 
 /// Per-attempt time limits.
@@ -165,19 +146,31 @@ impl Upstream {
         } else {
             &self.negotiated
         };
-        let url = dialect::url(provider, op, upstream_model);
-        let mut req = client
+        let url = dialect::url(provider, op, upstream_model)?;
+        let mut builder = client
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Auth::Header(name, value) = &provider.auth {
-            req = req.header(name, value);
-        }
-        if matches!(op, Operation::Chat { stream: true }) {
-            req = req.header(http::header::ACCEPT, "text/event-stream");
+            .body(body.clone());
+        for (name, value) in dialect::headers(provider, op) {
+            builder = builder.header(name, value);
         }
         let first_byte = deadline.min(started + timeouts.first_byte);
-        let response = match tokio::time::timeout_at(first_byte, req.send()).await {
+        // Fetching a token or credentials counts against the first-byte limit: to the caller
+        // it is part of waiting for the upstream.
+        let attempt = async {
+            let mut request = builder
+                .build()
+                .map_err(|e| AttemptError::from_reqwest(&provider.id, &e))?;
+            provider
+                .auth
+                .authorize(provider, &mut request, &body)
+                .await?;
+            client
+                .execute(request)
+                .await
+                .map_err(|e| AttemptError::from_reqwest(&provider.id, &e))
+        };
+        let response = match tokio::time::timeout_at(first_byte, attempt).await {
             Err(_) => {
                 return Err(AttemptError::new(
                     ErrorKind::UpstreamTimeout,
@@ -188,8 +181,7 @@ impl Upstream {
                     ),
                 ))
             }
-            Ok(Err(e)) => return Err(AttemptError::from_reqwest(&provider.id, &e)),
-            Ok(Ok(r)) => r,
+            Ok(result) => result?,
         };
         let status = response.status();
         if status.is_success() {
@@ -207,7 +199,8 @@ impl Upstream {
             .await
             .unwrap_or_default();
         let mut err = dialect::decode_error(provider, status.as_u16(), &headers, &body);
-        err.retry_after = retry_after;
+        // A header hint wins over one in the body (Gemini's RetryInfo).
+        err.retry_after = retry_after.or(err.retry_after);
         Err(err)
     }
 }

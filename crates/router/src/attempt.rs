@@ -1,10 +1,16 @@
-//! The attempt loop: try deployments in plan order, fail over on retryable errors, stop on
-//! the first success or on an error another deployment cannot fix. The caller's attempt
-//! function decides when a response is committed (for streams: after the first event), so
-//! nothing here can fail over after a byte has reached the client.
+//! The attempt loop: try the plan's candidates in order, fail over on retryable errors, retry
+//! the plan in rounds with backoff while the budget lasts, optionally hedge non-streaming
+//! requests, and stop on the first success or on an error another deployment cannot fix.
+//!
+//! The caller's attempt function decides when a response is committed (for streams: after
+//! the first event), so nothing here can fail over after a byte has reached the client.
 
+use crate::health::Permit;
+use crate::plan::{Candidate, Plan};
+use crate::retry::Budget;
 use crate::{Deployment, Health};
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::AttemptError;
@@ -18,18 +24,26 @@ pub struct Attempt {
     pub deployment: Arc<str>,
     /// Its provider.
     pub provider: Arc<str>,
-    /// `None` on success, else the error kind.
+    /// `None` on success (or when cancelled), else the error kind.
     pub error: Option<ErrorKind>,
     /// The upstream's HTTP status, when it answered.
     pub status: Option<u16>,
-    /// Time until the attempt succeeded (was committed) or failed.
+    /// Time until the attempt succeeded (was committed), failed or was cancelled.
     pub latency: Duration,
+    /// Whether the failure was one another attempt may fix.
+    pub retryable: bool,
+    /// Started as a hedge while an earlier attempt was still running.
+    pub hedge: bool,
+    /// The breaker's half-open probe.
+    pub probe: bool,
+    /// Cancelled because a concurrent (hedged) attempt answered first.
+    pub cancelled: bool,
 }
 
 /// Every attempt of one request, in order.
 pub type AttemptLog = Vec<Attempt>;
 
-/// Every attempt failed.
+/// Every attempt failed (or none could start).
 #[derive(Debug)]
 pub struct Failed {
     /// The error to report to the client (the last one).
@@ -38,7 +52,284 @@ pub struct Failed {
     pub attempts: AttemptLog,
 }
 
-/// Runs `attempt` on the deployments of `plan` in order, at most `max_attempts` times.
+/// A served request.
+#[derive(Debug)]
+#[must_use = "the permit must be held until the response ends, then settled"]
+pub struct Served<T> {
+    /// What the winning attempt returned.
+    pub value: T,
+    /// Where it ran.
+    pub deployment: Arc<Deployment>,
+    /// The model it served (the requested one or a fallback).
+    pub model: Arc<str>,
+    /// Every attempt, the winner included.
+    pub attempts: AttemptLog,
+    /// The capacity taken; hold it until the body ends, then settle it with the usage.
+    pub permit: Permit,
+}
+
+struct Running<'p> {
+    candidate: &'p Candidate,
+    permit: Permit,
+    started: Instant,
+    hedge: bool,
+}
+
+impl Running<'_> {
+    fn entry(&self, error: Option<&AttemptError>, retryable: bool, cancelled: bool) -> Attempt {
+        let d = &self.candidate.deployment;
+        Attempt {
+            deployment: d.id.clone(),
+            provider: d.provider.id.clone(),
+            error: error.map(|e| e.kind),
+            status: if cancelled {
+                None
+            } else {
+                error.map_or(Some(200), |e| e.status)
+            },
+            latency: self.started.elapsed(),
+            retryable,
+            hedge: self.hedge,
+            probe: self.permit.is_probe(),
+            cancelled,
+        }
+    }
+}
+
+/// What to do after an attempt ended.
+enum Step<T> {
+    /// The request is over (served, or failed for good).
+    Done(Result<Served<T>, Failed>),
+    /// Try the next candidate.
+    Next,
+}
+
+struct Loop<'p> {
+    plan: &'p Plan,
+    health: &'p Health,
+    budget: &'p Budget,
+    deadline: Instant,
+    log: AttemptLog,
+    last_error: Option<AttemptError>,
+    last_retryable: bool,
+    hedged: bool,
+}
+
+impl<'p> Loop<'p> {
+    fn out_of_budget(&self) -> bool {
+        self.log.len() >= self.budget.max_attempts.max(1) || Instant::now() >= self.deadline
+    }
+
+    /// Admits the next candidate from `*next` on, skipping those without health or capacity
+    /// (they may have changed since planning).
+    fn admit_next(&mut self, next: &mut usize, hedge: bool) -> Option<Running<'p>> {
+        let plan = self.plan;
+        while let Some(candidate) = plan.candidates.get(*next) {
+            *next += 1;
+            match self.health.admit(
+                &candidate.deployment,
+                plan.estimate.tokens(),
+                &plan.policy.breaker,
+            ) {
+                Ok(permit) => {
+                    return Some(Running {
+                        candidate,
+                        permit,
+                        started: Instant::now(),
+                        hedge,
+                    })
+                }
+                Err(reason) => {
+                    tracing::debug!(deployment = %candidate.deployment.id, %reason, "skipped");
+                }
+            }
+        }
+        None
+    }
+
+    /// Records how an attempt ended and decides what comes next.
+    fn conclude<T>(&mut self, mut run: Running<'p>, result: Result<T, AttemptError>) -> Step<T> {
+        match result {
+            Ok(value) => {
+                run.permit.succeeded(run.started.elapsed(), self.plan.stream);
+                self.log.push(run.entry(None, false, false));
+                Step::Done(Ok(Served {
+                    value,
+                    deployment: run.candidate.deployment.clone(),
+                    model: run.candidate.model.clone(),
+                    attempts: std::mem::take(&mut self.log),
+                    permit: run.permit,
+                }))
+            }
+            Err(error) => {
+                let d = &run.candidate.deployment;
+                let retryable = self.plan.policy.retry.is_retryable(&d.provider, &error);
+                run.permit
+                    .failed(&error, self.plan.policy.rate_limit_cooldown);
+                tracing::warn!(
+                    deployment = %d.id,
+                    provider = %d.provider.id,
+                    kind = %error.kind,
+                    retryable,
+                    error = %error.message,
+                    "attempt failed"
+                );
+                self.log.push(run.entry(Some(&error), retryable, false));
+                self.last_error = Some(error);
+                self.last_retryable = retryable;
+                if retryable {
+                    Step::Next
+                } else {
+                    Step::Done(Err(self.fail()))
+                }
+            }
+        }
+    }
+
+    /// Logs an attempt dropped because its rival answered first; dropping the permit frees
+    /// its slot (and a half-open probe) without judging the deployment.
+    fn cancel(&mut self, run: Running<'p>) {
+        self.log.push(run.entry(None, false, true));
+    }
+
+    fn fail(&mut self) -> Failed {
+        let error = self.last_error.take().unwrap_or_else(|| {
+            AttemptError::new(
+                ErrorKind::NoCapacity,
+                "no eligible deployment had the health or capacity to take the request",
+            )
+        });
+        Failed {
+            error,
+            attempts: std::mem::take(&mut self.log),
+        }
+    }
+}
+
+fn budget_timeout<T>(_: tokio::time::error::Elapsed) -> Result<T, AttemptError> {
+    Err(AttemptError::new(
+        ErrorKind::UpstreamTimeout,
+        "the request's time budget ran out before an upstream answered",
+    ))
+}
+
+/// Runs `attempt` over the plan's candidates under `budget`: one attempt per admitted
+/// candidate, in order; when a round over the plan ends in retryable failures and budget is
+/// left, waits a jittered exponential backoff and goes round again. Hedges non-streaming
+/// requests when the plan says so (at most one hedge per request).
+pub async fn execute<T, F, Fut>(
+    plan: &Plan,
+    health: &Health,
+    budget: &Budget,
+    mut attempt: F,
+) -> Result<Served<T>, Failed>
+where
+    F: FnMut(Arc<Deployment>) -> Fut,
+    Fut: Future<Output = Result<T, AttemptError>>,
+{
+    let mut l = Loop {
+        plan,
+        health,
+        budget,
+        deadline: Instant::now() + budget.time,
+        log: AttemptLog::new(),
+        last_error: None,
+        last_retryable: false,
+        hedged: false,
+    };
+    let mut round = 0u32;
+    loop {
+        let mut next = 0usize;
+        let mut admitted = false;
+        while !l.out_of_budget() {
+            let Some(first) = l.admit_next(&mut next, false) else {
+                break;
+            };
+            admitted = true;
+            let deadline = l.deadline;
+            let mut f1 = pin!(tokio::time::timeout_at(
+                deadline,
+                attempt(first.candidate.deployment.clone())
+            ));
+            let hedging = plan
+                .hedging
+                .filter(|_| !plan.stream && !l.hedged && l.log.len() + 2 <= budget.max_attempts);
+            let Some(hedging) = hedging else {
+                let result = f1.await.unwrap_or_else(budget_timeout);
+                match l.conclude(first, result) {
+                    Step::Done(done) => return done,
+                    Step::Next => continue,
+                }
+            };
+            let delay = hedging
+                .percentile
+                .and_then(|p| health.latency_percentile(&first.candidate.deployment.id, p))
+                .unwrap_or(hedging.delay);
+            let early = tokio::select! {
+                r = &mut f1 => Some(r.unwrap_or_else(budget_timeout)),
+                () = tokio::time::sleep(delay) => None,
+            };
+            if let Some(result) = early {
+                match l.conclude(first, result) {
+                    Step::Done(done) => return done,
+                    Step::Next => continue,
+                }
+            }
+            l.hedged = true;
+            let Some(second) = l.admit_next(&mut next, true) else {
+                let result = f1.await.unwrap_or_else(budget_timeout);
+                match l.conclude(first, result) {
+                    Step::Done(done) => return done,
+                    Step::Next => continue,
+                }
+            };
+            let mut f2 = pin!(tokio::time::timeout_at(
+                deadline,
+                attempt(second.candidate.deployment.clone())
+            ));
+            let (first_done, result) = tokio::select! {
+                r = &mut f1 => (true, r.unwrap_or_else(budget_timeout)),
+                r = &mut f2 => (false, r.unwrap_or_else(budget_timeout)),
+            };
+            let (done, other, other_future) = if first_done {
+                (first, second, f2)
+            } else {
+                (second, first, f1)
+            };
+            match l.conclude(done, result) {
+                Step::Done(Ok(mut served)) => {
+                    // First answer wins; dropping the other future cancels its request.
+                    served.attempts.push(other.entry(None, false, true));
+                    return Ok(served);
+                }
+                Step::Done(Err(mut failed)) => {
+                    failed.attempts.push(other.entry(None, false, true));
+                    return Err(failed);
+                }
+                Step::Next => {
+                    if l.out_of_budget() {
+                        l.cancel(other);
+                        break;
+                    }
+                    let result = other_future.await.unwrap_or_else(budget_timeout);
+                    match l.conclude(other, result) {
+                        Step::Done(done) => return done,
+                        Step::Next => continue,
+                    }
+                }
+            }
+        }
+        round += 1;
+        if !admitted || !l.last_retryable || l.out_of_budget() {
+            break;
+        }
+        let wait = budget.backoff.delay(round, rand::random::<f64>());
+        tokio::time::sleep_until((Instant::now() + wait).min(l.deadline)).await;
+    }
+    Err(l.fail())
+}
+
+/// Legacy loop over a list of deployments, kept until the server calls [`execute`].
 pub async fn run<T, F, Fut>(
     plan: &[Arc<Deployment>],
     health: &Health,
@@ -54,35 +345,26 @@ where
     for deployment in plan.iter().take(max_attempts.max(1)) {
         let started = Instant::now();
         let result = attempt(deployment.clone()).await;
-        let latency = started.elapsed();
+        let entry = |error: Option<&AttemptError>| Attempt {
+            deployment: deployment.id.clone(),
+            provider: deployment.provider.id.clone(),
+            error: error.map(|e| e.kind),
+            status: error.map_or(Some(200), |e| e.status),
+            latency: started.elapsed(),
+            retryable: error.is_some_and(|e| e.kind.retryable()),
+            hedge: false,
+            probe: false,
+            cancelled: false,
+        };
         match result {
             Ok(value) => {
                 health.success(&deployment.id);
-                log.push(Attempt {
-                    deployment: deployment.id.clone(),
-                    provider: deployment.provider.id.clone(),
-                    error: None,
-                    status: Some(200),
-                    latency,
-                });
+                log.push(entry(None));
                 return Ok((value, deployment.clone(), log));
             }
             Err(error) => {
                 health.failure(&deployment.id, &error);
-                tracing::warn!(
-                    deployment = %deployment.id,
-                    provider = %deployment.provider.id,
-                    kind = %error.kind,
-                    error = %error.message,
-                    "attempt failed"
-                );
-                log.push(Attempt {
-                    deployment: deployment.id.clone(),
-                    provider: deployment.provider.id.clone(),
-                    error: Some(error.kind),
-                    status: error.status,
-                    latency,
-                });
+                log.push(entry(Some(&error)));
                 let retryable = error.kind.retryable();
                 last_error = Some(error);
                 if !retryable {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{Auth, ProviderSpec};
-use switchyard_router::{Catalog, Deployment, Limits, Model, Prices, Strategy};
+use switchyard_router::{Catalog, DataClass, Deployment, Limits, Model, Prices};
 use switchyard_types::{Cloud, Jurisdiction, PricePerMillion, ProviderKind};
 
 #[derive(Debug, Deserialize)]
@@ -26,7 +26,17 @@ struct RawConfig {
     deployments: BTreeMap<String, RawDeployment>,
     #[serde(default)]
     models: BTreeMap<String, RawModel>,
+    #[serde(default)]
+    constraints: routing::RawConstraints,
+    #[serde(default)]
+    data_classes: BTreeMap<String, routing::RawConstraints>,
+    #[serde(default)]
+    retry: routing::RawRetry,
+    #[serde(default)]
+    breaker: routing::RawBreaker,
 }
+
+mod routing;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +66,7 @@ struct RawKey {
     secret_env: Option<String>,
     #[serde(default = "all_models")]
     models: Vec<String>,
+    data_class: Option<String>,
 }
 
 fn all_models() -> Vec<String> {
@@ -75,6 +86,7 @@ struct RawProvider {
     jurisdiction: Jurisdiction,
     #[serde(default)]
     http2_prior_knowledge: bool,
+    retry_statuses: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +99,7 @@ struct RawDeployment {
     limits: RawLimits,
     #[serde(default)]
     tags: Vec<String>,
+    commitment: Option<routing::RawCommitment>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,16 +123,14 @@ struct RawLimits {
 struct RawModel {
     deployments: Vec<String>,
     #[serde(default)]
-    strategy: RawStrategy,
+    strategy: routing::RawStrategy,
+    #[serde(default)]
+    weights: BTreeMap<String, u32>,
     #[serde(default)]
     fallbacks: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RawStrategy {
-    #[default]
-    Priority,
+    #[serde(default)]
+    constraints: routing::RawConstraints,
+    hedging: Option<routing::RawHedging>,
 }
 
 /// One thing wrong (or suspicious) in a config file.
@@ -193,6 +204,8 @@ pub struct KeyEntry {
     pub name: Arc<str>,
     /// Model patterns this key may use: exact names, `*`, or a `prefix*`.
     pub models: Vec<String>,
+    /// The data class of this key's requests, when it has one.
+    pub data_class: Option<DataClass>,
 }
 
 impl KeyEntry {
@@ -222,6 +235,11 @@ impl Snapshot {
     /// The key whose secret is `secret`, if any.
     pub fn key(&self, secret: &str) -> Option<&Arc<KeyEntry>> {
         self.keys.get(&hash_secret(secret))
+    }
+
+    /// The key named `name` (for `route explain`; requests authenticate by secret).
+    pub fn key_by_name(&self, name: &str) -> Option<&Arc<KeyEntry>> {
+        self.keys.values().find(|k| &*k.name == name)
     }
 }
 
@@ -308,8 +326,22 @@ impl Compiler {
         let settings = self.settings(&raw.server);
         let providers = self.providers(&raw.providers, env);
         let deployments = self.deployments(&raw.deployments, &providers);
-        let catalog = self.models(&raw.models, &deployments);
-        let keys = self.keys(&raw.keys, &raw.models, env);
+        let policy = self.policy(routing::RawRouting {
+            constraints: &raw.constraints,
+            data_classes: &raw.data_classes,
+            retry: &raw.retry,
+            breaker: &raw.breaker,
+            provider_statuses: raw
+                .providers
+                .iter()
+                .filter_map(|(name, p)| Some((name.as_str(), p.retry_statuses.as_deref()?)))
+                .collect(),
+            max_attempts: settings.max_attempts,
+            total_timeout: settings.timeouts.total,
+        });
+        let catalog = self.models(&raw.models, &deployments, policy);
+        let classes: Vec<String> = raw.data_classes.keys().cloned().collect();
+        let keys = self.keys(&raw.keys, &raw.models, &classes, env);
         if self.problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(self.problems);
         }
@@ -499,6 +531,7 @@ impl Compiler {
                     region: p.region.as_str().into(),
                     jurisdiction: p.jurisdiction,
                     http2_prior_knowledge: p.http2_prior_knowledge,
+                    extra: Default::default(),
                 }),
             );
         }
@@ -556,6 +589,10 @@ impl Compiler {
                         concurrency: d.limits.concurrency,
                     },
                     tags: d.tags.clone(),
+                    commitment: d
+                        .commitment
+                        .as_ref()
+                        .and_then(|c| self.commitment(&loc, c)),
                 }),
             );
         }
@@ -566,6 +603,7 @@ impl Compiler {
         &mut self,
         raw: &BTreeMap<String, RawModel>,
         deployments: &HashMap<String, Arc<Deployment>>,
+        policy: switchyard_router::Policy,
     ) -> Catalog {
         let mut models = Vec::new();
         for (name, m) in raw {
@@ -603,22 +641,27 @@ impl Compiler {
                     );
                 }
             }
+            let resolved_names: Vec<String> = resolved.iter().map(|d| d.id.to_string()).collect();
+            let strategy = self.strategy(&loc, m.strategy, &m.weights, &resolved_names);
+            let constraints = self.constraints(&format!("{loc}.constraints"), &m.constraints);
+            let hedging = m.hedging.as_ref().and_then(|h| self.hedging(&loc, h));
             models.push(Model {
                 name: name.as_str().into(),
                 deployments: resolved,
-                strategy: match m.strategy {
-                    RawStrategy::Priority => Strategy::Priority,
-                },
+                strategy,
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
+                constraints,
+                hedging,
             });
         }
-        Catalog::new(models)
+        Catalog::with_policy(models, policy)
     }
 
     fn keys(
         &mut self,
         raw: &[RawKey],
         models: &BTreeMap<String, RawModel>,
+        data_classes: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> HashMap<[u8; 32], Arc<KeyEntry>> {
         let mut out = HashMap::new();
@@ -656,9 +699,14 @@ impl Compiler {
                     );
                 }
             }
+            let data_class = k
+                .data_class
+                .as_deref()
+                .and_then(|c| self.data_class(&format!("{loc}.data_class"), c, data_classes));
             let entry = Arc::new(KeyEntry {
                 name: k.name.as_str().into(),
                 models: k.models.clone(),
+                data_class,
             });
             if out.insert(hash_secret(&secret), entry).is_some() {
                 self.error(

@@ -5,7 +5,8 @@
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use std::time::Duration;
-use switchyard_protocol::codec::openai_chat;
+use crate::ingress::Dialect;
+use switchyard_protocol::codec::{anthropic_messages, openai_chat};
 use switchyard_protocol::DecodeError;
 use switchyard_providers::AttemptError;
 use switchyard_types::ErrorKind;
@@ -69,23 +70,32 @@ impl From<AttemptError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body =
-            openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
-        let status =
-            StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+impl ApiError {
+    /// The response in the client's protocol: status, error body and Retry-After.
+    pub(crate) fn render(self, dialect: Dialect) -> Response {
+        let (status, body) = match dialect {
+            Dialect::OpenAi => (
+                self.kind.status(),
+                openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code),
+            ),
+            Dialect::Anthropic => anthropic_messages::encode_error(self.kind, &self.message),
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up, so a client never retries early.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// Paths outside a front door (health, unknown URLs) answer in the OpenAI format.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(Dialect::OpenAi)
     }
 }

@@ -4,9 +4,11 @@
 //! The request path, in order (see ARCHITECTURE.md):
 //! 1. `ingress::openai` authenticates the key and reads the body under the size cap;
 //! 2. the protocol codec decodes and validates it (a 400 in the client's format otherwise);
-//! 3. the catalog plans the deployments to try; `switchyard_router::run` fails over between
+//! 3. `pipeline` plans the deployments to try; `switchyard_router::run` fails over between
 //!    them while nothing has reached the client;
-//! 4. `relay` passes the upstream answer through (streams event by event, capturing usage).
+//! 4. `egress` builds each attempt's body and reads its answer (pass-through or translation);
+//!    `relay` streams it back event by event, capturing usage;
+//! 5. `observe` records how every request ended (logs, metrics, ledger).
 
 use arc_swap::ArcSwap;
 use axum::routing::{get, post};
@@ -22,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 pub mod config;
 pub mod demo;
+mod egress;
 mod error;
 mod ingress;
+mod observe;
+mod pipeline;
 mod relay;
 mod reload;
 
@@ -116,6 +121,7 @@ impl Gateway {
         Router::new()
             .route("/v1/chat/completions", post(ingress::openai::chat))
             .route("/v1/embeddings", post(ingress::openai::embeddings))
+            .route("/v1/messages", post(ingress::anthropic::messages))
             .route("/v1/models", get(ingress::openai::list_models))
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))

@@ -1,193 +1,103 @@
-//! Relaying an upstream answer to the client, and the end-of-request record.
+//! Relaying an upstream stream to the client.
 //!
-//! Streams are passed through event by event (OpenAI-shaped upstream to an OpenAI client):
-//! usage is captured on the way, Azure's prompt-filter preamble and the usage chunk the
-//! client did not ask for are dropped, and every other event is forwarded unchanged. A stream
-//! that breaks after its first event ends with an error event and never with `[DONE]`, so
-//! no client mistakes half an answer for a whole one.
+//! The [`Relay`] owns the plumbing every stream shares (timeouts, first-event commit, client
+//! disconnects, the end-of-request record); a [`Translator`] turns upstream bytes into client
+//! bytes. The pass-through translator (OpenAI-shaped upstream to an OpenAI client) forwards
+//! events unchanged, capturing usage on the way, dropping Azure's prompt-filter preamble and
+//! the usage chunk the client did not ask for. A stream that breaks after its first event ends
+//! with an error event in the client's protocol and never with a clean end marker, so no
+//! client mistakes half an answer for a whole one.
 
+use crate::observe::{Context, Outcome, RequestEnd, Served};
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_protocol::codec::openai_chat;
+use crate::ingress::Dialect;
+use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, openai_chat};
+use switchyard_protocol::{DecodeError, StreamEvent};
 use switchyard_protocol::sse::{self, SseDecoder};
 use switchyard_providers::{AttemptError, ProviderSpec, Sent};
-use switchyard_router::{AttemptLog, Deployment};
-use switchyard_types::{ErrorKind, TokenUsage};
+use switchyard_router::AttemptLog;
+use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 use tokio::time::Instant;
 
-/// Who asked for what, for the end-of-request record.
-pub(crate) struct Context {
-    pub request_id: HeaderValue,
-    pub key: Arc<str>,
-    pub model: Arc<str>,
-    pub started: Instant,
+/// Turns an upstream byte stream into the client's byte stream.
+pub(crate) trait Translator: Send {
+    /// Consumes upstream bytes, appending what the client should receive to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError>;
+    /// The upstream closed the stream; `Ok` only if the answer was complete.
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError>;
+    /// Writes the client protocol's error event; nothing may follow it.
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>);
+    /// Whether the client has received the complete answer.
+    fn done(&self) -> bool;
+    /// Usage reported so far.
+    fn usage(&self) -> Option<TokenUsage>;
 }
 
-/// Which deployment served a request, after which attempts.
-#[derive(Clone)]
-pub(crate) struct Served {
-    pub deployment: Arc<Deployment>,
-    pub attempts: AttemptLog,
+/// Why a stream could not be translated.
+#[derive(Debug)]
+pub(crate) enum TranslateError {
+    /// The upstream sent bytes that are not its protocol.
+    Malformed(String),
+    /// The upstream reported an error inside the stream.
+    Upstream(ErrorKind, String),
+    /// The upstream closed the stream before the end.
+    Truncated,
 }
 
-impl Served {
-    /// Transparency headers: where the request ran and how many attempts it took.
-    pub fn write_headers(&self, h: &mut HeaderMap) {
-        let d = &self.deployment;
-        let mut put = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                h.insert(HeaderName::from_static(name), v);
+impl TranslateError {
+    fn into_attempt_error(self, provider: &str) -> AttemptError {
+        match self {
+            TranslateError::Malformed(why) => AttemptError::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider '{provider}' sent a malformed stream event: {why}"),
+            ),
+            TranslateError::Upstream(kind, message) => {
+                AttemptError::new(kind, format!("provider '{provider}' failed mid-stream: {message}"))
             }
-        };
-        put("x-switchyard-deployment", &d.id);
-        put("x-switchyard-provider", &d.provider.id);
-        put("x-switchyard-cloud", d.provider.cloud.as_str());
-        put("x-switchyard-region", &d.provider.region);
-        put("x-switchyard-attempts", &self.attempts.len().to_string());
+            TranslateError::Truncated => AttemptError::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider '{provider}' ended the stream before it was complete"),
+            ),
+        }
     }
 }
 
-/// Records how a served request ended (the ledger issue turns this into a durable record).
-pub(crate) fn finished(ctx: &Context, served: &Served, usage: Option<TokenUsage>, outcome: &str) {
-    let usage = usage.unwrap_or_default();
-    tracing::info!(
-        request_id = ?ctx.request_id,
-        key = %ctx.key,
-        model = %ctx.model,
-        deployment = %served.deployment.id,
-        provider = %served.deployment.provider.id,
-        attempts = served.attempts.len(),
-        input_tokens = usage.input,
-        output_tokens = usage.output,
-        cached_tokens = usage.cached_input,
-        latency_ms = ctx.started.elapsed().as_millis() as u64,
-        outcome,
-        "request finished"
-    );
-}
-
-/// An upstream SSE stream being passed through.
-pub(crate) struct Relay {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
-    provider: Arc<ProviderSpec>,
+/// OpenAI-shaped upstream → OpenAI client, event by event.
+pub(crate) struct OpenAiPassthrough {
     decoder: SseDecoder,
-    out: Vec<u8>,
     include_usage: bool,
     usage: Option<TokenUsage>,
-    stall: Duration,
-    deadline: Instant,
     done: bool,
 }
 
-impl Relay {
-    /// Starts relaying and waits for the first event, so that an upstream failing before
-    /// its first event can still be failed over.
-    pub async fn open(
-        sent: Sent,
-        provider: Arc<ProviderSpec>,
-        include_usage: bool,
-        stall: Duration,
-    ) -> Result<Relay, AttemptError> {
-        let first_event_by = sent.first_byte_deadline;
-        let mut relay = Relay {
-            body: sent.response.bytes_stream().boxed(),
-            provider,
+impl OpenAiPassthrough {
+    /// A pass-through for a client that did or did not ask for the usage chunk.
+    pub fn new(include_usage: bool) -> Self {
+        OpenAiPassthrough {
             decoder: SseDecoder::new(),
-            out: Vec::with_capacity(1024),
             include_usage,
             usage: None,
-            stall,
-            deadline: sent.deadline,
             done: false,
-        };
-        while relay.out.is_empty() && !relay.done {
-            relay.fill(first_event_by).await?;
-        }
-        Ok(relay)
-    }
-
-    /// Reads one network chunk (before `by`) and processes the events it completes.
-    async fn fill(&mut self, by: Instant) -> Result<(), AttemptError> {
-        let by = by.min(self.deadline);
-        let next = match tokio::time::timeout_at(by, self.body.next()).await {
-            Ok(next) => next,
-            Err(_) => {
-                return Err(AttemptError::new(
-                    ErrorKind::UpstreamTimeout,
-                    format!(
-                        "provider '{}' stopped sending the stream in time",
-                        self.provider.id
-                    ),
-                ))
-            }
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                self.decoder.push(&chunk);
-                loop {
-                    let event = self
-                        .decoder
-                        .next_event()
-                        .map_err(|e| self.malformed(&e.message))?;
-                    match event {
-                        Some(event) => self.process(event.data.as_bytes())?,
-                        None => return Ok(()),
-                    }
-                }
-            }
-            Some(Err(e)) => Err(AttemptError::from_reqwest(&self.provider.id, &e)),
-            None => {
-                if let Some(event) = self.decoder.finish() {
-                    self.process(event.data.as_bytes())?;
-                }
-                if self.done {
-                    Ok(())
-                } else {
-                    Err(AttemptError::new(
-                        ErrorKind::UpstreamProtocol,
-                        format!(
-                            "provider '{}' ended the stream before it was complete",
-                            self.provider.id
-                        ),
-                    ))
-                }
-            }
         }
     }
 
-    fn malformed(&self, why: &str) -> AttemptError {
-        AttemptError::new(
-            ErrorKind::UpstreamProtocol,
-            format!(
-                "provider '{}' sent a malformed stream event: {why}",
-                self.provider.id
-            ),
-        )
-    }
-
-    fn process(&mut self, data: &[u8]) -> Result<(), AttemptError> {
+    fn process(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
         if self.done {
             return Ok(());
         }
         if data == b"[DONE]" {
-            self.out.extend_from_slice(b"data: [DONE]\n\n");
+            out.extend_from_slice(b"data: [DONE]\n\n");
             self.done = true;
             return Ok(());
         }
-        let info = openai_chat::inspect_chunk(data).map_err(|e| self.malformed(&e.message))?;
+        let info = openai_chat::inspect_chunk(data).map_err(|e| TranslateError::Malformed(e.message))?;
         if let Some(error) = info.error {
-            return Err(AttemptError::new(
-                error.kind,
-                format!(
-                    "provider '{}' failed mid-stream: {}",
-                    self.provider.id, error.message
-                ),
-            ));
+            return Err(TranslateError::Upstream(error.kind, error.message));
         }
         if info.azure_preamble {
             return Ok(());
@@ -198,8 +108,343 @@ impl Relay {
                 return Ok(());
             }
         }
-        sse::write_event(&mut self.out, None, data);
+        sse::write_event(out, None, data);
         Ok(())
+    }
+}
+
+impl Translator for OpenAiPassthrough {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        self.decoder.push(chunk);
+        while let Some(event) = self
+            .decoder
+            .next_event()
+            .map_err(|e| TranslateError::Malformed(e.message))?
+        {
+            self.process(event.data.as_bytes(), out)?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        if let Some(event) = self.decoder.finish() {
+            self.process(event.data.as_bytes(), out)?;
+        }
+        if self.done {
+            Ok(())
+        } else {
+            Err(TranslateError::Truncated)
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>) {
+        let body = openai_chat::encode_error(kind, message, None, None);
+        sse::write_event(out, None, &body);
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Option<TokenUsage> {
+        self.usage
+    }
+}
+
+/// Any upstream protocol → any client protocol, through the canonical stream events.
+pub(crate) struct Translate {
+    framing: Framing,
+    upstream: UpstreamDecoder,
+    client: ClientEncoder,
+    usage: Option<TokenUsage>,
+    done: bool,
+}
+
+/// How an upstream's stream is cut into events.
+enum Framing {
+    Sse(SseDecoder),
+    EventStream(bedrock_converse::EventStreamDecoder),
+}
+
+/// Reads one upstream protocol's stream events.
+pub(crate) enum UpstreamDecoder {
+    /// OpenAI-shaped SSE chunks.
+    OpenAi(openai_chat::StreamDecoder),
+    /// Anthropic named SSE events.
+    Anthropic(anthropic_messages::StreamDecoder),
+    /// Bedrock ConverseStream event-stream frames.
+    Bedrock(bedrock_converse::StreamDecoder),
+    /// Gemini / Vertex SSE chunks.
+    Gemini(gemini::StreamDecoder),
+}
+
+impl UpstreamDecoder {
+    /// The decoder for a provider kind's streams.
+    pub fn for_kind(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+                UpstreamDecoder::OpenAi(openai_chat::StreamDecoder::new())
+            }
+            ProviderKind::Anthropic => UpstreamDecoder::Anthropic(anthropic_messages::StreamDecoder::new()),
+            ProviderKind::Bedrock => UpstreamDecoder::Bedrock(bedrock_converse::StreamDecoder::new()),
+            ProviderKind::Gemini | ProviderKind::Vertex => UpstreamDecoder::Gemini(gemini::StreamDecoder::new()),
+        }
+    }
+
+    fn framing(&self) -> Framing {
+        match self {
+            UpstreamDecoder::Bedrock(_) => Framing::EventStream(bedrock_converse::EventStreamDecoder::new()),
+            _ => Framing::Sse(SseDecoder::new()),
+        }
+    }
+
+    fn decode_sse(&mut self, event: Option<&str>, data: &[u8]) -> Result<Vec<StreamEvent>, DecodeError> {
+        match self {
+            UpstreamDecoder::OpenAi(d) => d.decode(data),
+            UpstreamDecoder::Anthropic(d) => d.decode(event, data),
+            UpstreamDecoder::Gemini(d) => d.decode(data),
+            UpstreamDecoder::Bedrock(_) => Err(DecodeError::new("Bedrock streams are not SSE")),
+        }
+    }
+
+    /// Turns a decode failure into an upstream error event when the upstream reported one.
+    fn error(&self, e: DecodeError) -> TranslateError {
+        let upstream = match self {
+            UpstreamDecoder::OpenAi(d) => d.upstream_error(),
+            UpstreamDecoder::Anthropic(d) => d.upstream_error(),
+            UpstreamDecoder::Bedrock(d) => d.upstream_error(),
+            UpstreamDecoder::Gemini(d) => d.upstream_error(),
+        };
+        match upstream {
+            Some(u) => TranslateError::Upstream(u.kind, u.message.clone()),
+            None => TranslateError::Malformed(e.message),
+        }
+    }
+
+    /// Whether the upstream's answer is complete.
+    fn is_done(&self) -> bool {
+        match self {
+            UpstreamDecoder::OpenAi(d) => d.is_done(),
+            UpstreamDecoder::Anthropic(d) => d.is_done(),
+            UpstreamDecoder::Bedrock(d) => d.is_done(),
+            UpstreamDecoder::Gemini(d) => d.is_done(),
+        }
+    }
+}
+
+/// Writes one client protocol's stream.
+pub(crate) struct ClientEncoder {
+    dialect: Dialect,
+    include_usage: bool,
+    /// Used when the upstream names no id or model (Bedrock).
+    fallback_id: String,
+    fallback_model: String,
+    inner: Option<Encoder>,
+}
+
+enum Encoder {
+    OpenAi(openai_chat::StreamEncoder),
+    Anthropic(anthropic_messages::StreamEncoder),
+}
+
+impl ClientEncoder {
+    /// An encoder for `dialect`; `include_usage` matters to OpenAI clients only.
+    pub fn new(dialect: Dialect, include_usage: bool, fallback_id: String, fallback_model: String) -> Self {
+        ClientEncoder {
+            dialect,
+            include_usage,
+            fallback_id,
+            fallback_model,
+            inner: None,
+        }
+    }
+
+    /// The encoder, created at the upstream's start event (it needs the id and model).
+    fn get(&mut self, start: Option<(&str, &str, u64)>) -> &mut Encoder {
+        let (dialect, include_usage) = (self.dialect, self.include_usage);
+        let (fallback_id, fallback_model) = (&self.fallback_id, &self.fallback_model);
+        self.inner.get_or_insert_with(|| {
+            let (id, model, created) = match start {
+                Some((id, model, created)) if !id.is_empty() => (id, model, created),
+                _ => (fallback_id.as_str(), fallback_model.as_str(), 0),
+            };
+            let model = if model.is_empty() { fallback_model.as_str() } else { model };
+            let created = if created == 0 { unix_now() } else { created };
+            match dialect {
+                Dialect::OpenAi => Encoder::OpenAi(openai_chat::StreamEncoder::new(
+                    id.to_string(),
+                    model.to_string(),
+                    created,
+                    include_usage,
+                )),
+                Dialect::Anthropic => Encoder::Anthropic(anthropic_messages::StreamEncoder::new(id, model.to_string())),
+            }
+        })
+    }
+
+    fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        let start = match ev {
+            StreamEvent::Start { id, model, created } => Some((id.as_str(), model.as_str(), *created)),
+            _ => None,
+        };
+        match self.get(start) {
+            Encoder::OpenAi(e) => e.encode(ev, out),
+            Encoder::Anthropic(e) => e.encode(ev, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self.get(None) {
+            Encoder::OpenAi(e) => e.finish(out),
+            Encoder::Anthropic(e) => e.finish(out),
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>) {
+        match self.get(None) {
+            Encoder::OpenAi(e) => e.error(kind, message, out),
+            Encoder::Anthropic(e) => e.error(kind, message, out),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for protocols that send no creation time.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Translate {
+    /// A translator from `upstream` to `client`.
+    pub fn new(upstream: UpstreamDecoder, client: ClientEncoder) -> Self {
+        Translate {
+            framing: upstream.framing(),
+            upstream,
+            client,
+            usage: None,
+            done: false,
+        }
+    }
+
+    fn emit(&mut self, decoded: Result<Vec<StreamEvent>, DecodeError>, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        if self.done {
+            return Ok(());
+        }
+        for ev in decoded.map_err(|e| self.upstream.error(e))? {
+            if let StreamEvent::Usage(u) = &ev {
+                self.usage = Some(*u);
+            }
+            self.client.encode(&ev, out);
+        }
+        if self.upstream.is_done() {
+            self.client.finish(out);
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+impl Translator for Translate {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        match &mut self.framing {
+            Framing::Sse(d) => d.push(chunk),
+            Framing::EventStream(d) => d.push(chunk),
+        }
+        loop {
+            let decoded = match &mut self.framing {
+                Framing::Sse(d) => match d.next_event().map_err(|e| TranslateError::Malformed(e.message))? {
+                    Some(ev) => self.upstream.decode_sse(ev.event.as_deref(), ev.data.as_bytes()),
+                    None => return Ok(()),
+                },
+                Framing::EventStream(d) => match d.next_message().map_err(|e| TranslateError::Malformed(e.message))? {
+                    Some(msg) => match &mut self.upstream {
+                        UpstreamDecoder::Bedrock(b) => b.decode(&msg),
+                        _ => Err(DecodeError::new("event-stream frames from a non-Bedrock upstream")),
+                    },
+                    None => return Ok(()),
+                },
+            };
+            self.emit(decoded, out)?;
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+        if let Framing::Sse(d) = &mut self.framing {
+            if let Some(ev) = d.finish() {
+                let decoded = self.upstream.decode_sse(ev.event.as_deref(), ev.data.as_bytes());
+                self.emit(decoded, out)?;
+            }
+        }
+        if self.done {
+            Ok(())
+        } else {
+            Err(TranslateError::Truncated)
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>) {
+        self.client.fail(kind, message, out);
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn usage(&self) -> Option<TokenUsage> {
+        self.usage
+    }
+}
+
+/// An upstream stream being relayed.
+pub(crate) struct Relay {
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    provider: Arc<ProviderSpec>,
+    translator: Box<dyn Translator>,
+    out: Vec<u8>,
+    stall: Duration,
+    deadline: Instant,
+}
+
+impl Relay {
+    /// Starts relaying and waits for the first client-visible bytes, so that an upstream
+    /// failing before its first event can still be failed over.
+    pub async fn open(
+        sent: Sent,
+        provider: Arc<ProviderSpec>,
+        translator: Box<dyn Translator>,
+        stall: Duration,
+    ) -> Result<Relay, AttemptError> {
+        let first_event_by = sent.first_byte_deadline;
+        let mut relay = Relay {
+            body: sent.response.bytes_stream().boxed(),
+            provider,
+            translator,
+            out: Vec::with_capacity(1024),
+            stall,
+            deadline: sent.deadline,
+        };
+        while relay.out.is_empty() && !relay.translator.done() {
+            relay.fill(first_event_by).await?;
+        }
+        Ok(relay)
+    }
+
+    /// Reads one network chunk (before `by`) and translates it.
+    async fn fill(&mut self, by: Instant) -> Result<(), AttemptError> {
+        let by = by.min(self.deadline);
+        let next = tokio::time::timeout_at(by, self.body.next()).await.map_err(|_| {
+            AttemptError::new(
+                ErrorKind::UpstreamTimeout,
+                format!("provider '{}' stopped sending the stream in time", self.provider.id),
+            )
+        })?;
+        let result = match next {
+            Some(Ok(chunk)) => self.translator.feed(&chunk, &mut self.out),
+            Some(Err(e)) => return Err(AttemptError::from_reqwest(&self.provider.id, &e)),
+            None => self.translator.end(&mut self.out),
+        };
+        result.map_err(|e| e.into_attempt_error(&self.provider.id))
     }
 
     /// The client-facing byte stream. Dropping it (client gone) drops the upstream response,
@@ -213,27 +458,30 @@ impl Relay {
             relay: self,
             ctx,
             served,
+            ttft: None,
             outcome: None,
         };
         futures_util::stream::unfold(state, |mut s| async move {
             loop {
                 if !s.relay.out.is_empty() {
+                    if s.ttft.is_none() {
+                        s.ttft = Some(s.ctx.started.elapsed());
+                    }
                     let bytes = Bytes::from(std::mem::take(&mut s.relay.out));
                     return Some((Ok(bytes), s));
                 }
                 if s.outcome.is_some() {
                     return None;
                 }
-                if s.relay.done {
-                    s.outcome = Some("ok");
+                if s.relay.translator.done() {
+                    s.outcome = Some(Outcome::Ok);
                     continue;
                 }
                 let by = Instant::now() + s.relay.stall;
                 if let Err(e) = s.relay.fill(by).await {
                     tracing::warn!(request_id = ?s.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
-                    let body = openai_chat::encode_error(e.kind, &e.message, None, None);
-                    sse::write_event(&mut s.relay.out, None, &body);
-                    s.outcome = Some(e.kind.as_str());
+                    s.relay.translator.fail(e.kind, &e.message, &mut s.relay.out);
+                    s.outcome = Some(Outcome::Failed(e.kind));
                 }
             }
         })
@@ -245,12 +493,20 @@ struct Forwarding {
     relay: Relay,
     ctx: Context,
     served: Served,
-    outcome: Option<&'static str>,
+    ttft: Option<Duration>,
+    outcome: Option<Outcome>,
 }
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
-        let outcome = self.outcome.unwrap_or("client_disconnected");
-        finished(&self.ctx, &self.served, self.relay.usage, outcome);
+        RequestEnd {
+            ctx: &self.ctx,
+            served: Some(&self.served),
+            failed_attempts: &AttemptLog::new(),
+            usage: self.relay.translator.usage(),
+            ttft: self.ttft,
+            outcome: self.outcome.unwrap_or(Outcome::ClientDisconnected),
+        }
+        .emit();
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use crate::{RunningSim, SimError, SimProtocol, SimSpec};
+use crate::{RunningSim, SimError, SimOptions, SimProtocol, SimSpec};
 
 /// Arguments of `switchyard sim`.
 #[derive(Clone, Debug, clap::Args)]
@@ -15,6 +15,9 @@ pub struct SimArgs {
     /// An API key every simulated provider requires (checked the protocol's way).
     #[arg(long, env = "SWITCHYARD_SIM_API_KEY")]
     pub api_key: Option<String>,
+    /// The AWS secret access key Bedrock simulators verify SigV4 signatures with.
+    #[arg(long, env = "SWITCHYARD_SIM_AWS_SECRET", default_value = crate::SIM_AWS_SECRET_ACCESS_KEY)]
+    pub aws_secret: String,
 }
 
 /// Parses `NAME=PROTOCOL@HOST:PORT`.
@@ -53,7 +56,10 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     let mut sims = Vec::with_capacity(args.providers.len());
     for mut spec in args.providers {
         spec.api_key = args.api_key.clone().or(spec.api_key);
-        sims.push(RunningSim::start(spec).await?);
+        let options = SimOptions {
+            aws_secret_access_key: args.aws_secret.clone(),
+        };
+        sims.push(RunningSim::start_with(spec, options).await?);
     }
     {
         let mut out = std::io::stdout().lock();

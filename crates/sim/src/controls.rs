@@ -31,6 +31,8 @@ pub struct Faults {
     pub error_after_tokens: Option<u32>,
     /// Send one malformed frame after this many token frames, then cut the connection.
     pub malformed_after_tokens: Option<u32>,
+    /// Lifetime of access tokens the Vertex token endpoint issues from now on (default 3600).
+    pub token_lifetime_s: Option<u64>,
 }
 
 impl Default for Faults {
@@ -47,6 +49,7 @@ impl Default for Faults {
             drop_after_tokens: None,
             error_after_tokens: None,
             malformed_after_tokens: None,
+            token_lifetime_s: None,
         }
     }
 }
@@ -87,6 +90,10 @@ pub struct SimStats {
     pub by_model: BTreeMap<String, u64>,
     /// The last protocol request received.
     pub last_request: Option<LastRequest>,
+    /// Access tokens granted by the Vertex token endpoint (`POST /token`).
+    pub token_grants: u64,
+    /// Vertex requests refused for an unknown or expired sim-issued token.
+    pub tokens_rejected: u64,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +184,16 @@ impl SimControls {
     /// Counts a stream cut by a drop or malformed-frame fault.
     pub(crate) fn count_dropped(&self) {
         self.lock().stats.streams_dropped += 1;
+    }
+
+    /// Counts an access token granted by the token endpoint.
+    pub(crate) fn count_token_grant(&self) {
+        self.lock().stats.token_grants += 1;
+    }
+
+    /// Counts a request refused for an unknown or expired token.
+    pub(crate) fn count_token_rejected(&self) {
+        self.lock().stats.tokens_rejected += 1;
     }
 
     /// Counts a stream ended by an injected error event.

@@ -10,10 +10,12 @@
 
 pub mod cli;
 mod controls;
+pub mod parse;
 mod plumbing;
 mod protocols;
 pub mod rules;
 mod server;
+pub mod sigv4;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -91,6 +93,26 @@ pub struct SimSpec {
     pub listen: SocketAddr,
     /// When set, requests must carry this key the protocol's way.
     pub api_key: Option<String>,
+}
+
+/// The secret access key Bedrock simulators check SigV4 signatures with, unless
+/// [`SimOptions::aws_secret_access_key`] (CLI `--aws-secret`) says otherwise. The access key id
+/// is the simulator's API key when it has one, else any.
+pub const SIM_AWS_SECRET_ACCESS_KEY: &str = "sim-secret";
+
+/// Simulator settings beyond [`SimSpec`], with test-friendly defaults.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The secret access key SigV4 signatures are verified with (Bedrock).
+    pub aws_secret_access_key: String,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            aws_secret_access_key: SIM_AWS_SECRET_ACCESS_KEY.to_owned(),
+        }
+    }
 }
 
 /// Errors from starting or running simulated providers.

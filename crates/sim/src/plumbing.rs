@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -25,6 +25,10 @@ pub(crate) struct SimCtx {
     pub protocol: SimProtocol,
     pub api_key: Option<String>,
     pub controls: SimControls,
+    /// The secret access key SigV4 signatures are checked with (Bedrock).
+    pub aws_secret: String,
+    /// Access tokens issued by the token endpoint, with their expiry (Vertex).
+    pub tokens: Mutex<HashMap<String, tokio::time::Instant>>,
     seq: AtomicU64,
 }
 
@@ -37,12 +41,15 @@ impl SimCtx {
         protocol: SimProtocol,
         api_key: Option<String>,
         controls: SimControls,
+        aws_secret: String,
     ) -> Self {
         Self {
             name,
             protocol,
             api_key,
             controls,
+            aws_secret,
+            tokens: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
         }
     }

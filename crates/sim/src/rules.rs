@@ -77,7 +77,7 @@ pub enum ToolChoice {
 }
 
 /// A request reduced to what the rules need.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Conversation {
     /// Messages in order, system instructions first when present.
     pub messages: Vec<Msg>,

@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::controls::{Faults, SimControls};
 use crate::plumbing::SimCtx;
-use crate::{protocols, SimError, SimSpec};
+use crate::{protocols, SimError, SimOptions, SimSpec};
 
 /// A simulated provider serving on its own port until shut down.
 #[derive(Debug)]
@@ -31,6 +31,11 @@ pub struct RunningSim {
 impl RunningSim {
     /// Binds the listener, spawns the server and returns once it is accepting connections.
     pub async fn start(spec: SimSpec) -> Result<RunningSim, SimError> {
+        Self::start_with(spec, SimOptions::default()).await
+    }
+
+    /// [`RunningSim::start`] with non-default options (another AWS secret key).
+    pub async fn start_with(spec: SimSpec, options: SimOptions) -> Result<RunningSim, SimError> {
         let io_err = |source| SimError::Io {
             addr: spec.listen.to_string(),
             source,
@@ -43,6 +48,7 @@ impl RunningSim {
             spec.protocol,
             spec.api_key.clone(),
             controls.clone(),
+            options.aws_secret_access_key,
         ));
         let app = protocols::router(ctx).merge(control_router(controls.clone()));
         let (stop, stopped) = watch::channel(false);

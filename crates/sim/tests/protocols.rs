@@ -7,6 +7,8 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use serde_json::{json, Value};
 use switchyard_sim::{Faults, RunningSim, SimProtocol, SimSpec};
 
+mod common;
+
 const KEY: &str = "k1";
 
 async fn start(name: &str, protocol: SimProtocol) -> RunningSim {
@@ -234,7 +236,16 @@ async fn anthropic_validation_and_stream_order() {
     sim.shutdown().await;
 }
 
-const SIGV4: &str = "AWS4-HMAC-SHA256 Credential=k1/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// A Bedrock request signed with the simulator's test credentials.
+fn signed(url: &str, body: &Value) -> reqwest::Request {
+    common::signed_post(
+        url,
+        body,
+        KEY,
+        switchyard_sim::SIM_AWS_SECRET_ACCESS_KEY,
+        std::time::SystemTime::now(),
+    )
+}
 
 #[tokio::test]
 async fn bedrock_auth_and_event_stream() {
@@ -250,14 +261,7 @@ async fn bedrock_auth_and_event_stream() {
         .to_str()
         .unwrap()
         .starts_with("MissingAuthenticationTokenException"));
-    let r = client()
-        .post(&url)
-        .header("authorization", SIGV4)
-        .header("x-amz-date", "20250101T000000Z")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client().execute(signed(&url, &body)).await.unwrap();
     assert_eq!(
         r.headers()["content-type"],
         "application/vnd.amazon.eventstream"
@@ -512,14 +516,7 @@ async fn malformed_frame_fault_on_bedrock() {
     });
     let url = format!("{}/model/m/converse-stream", sim.base_url());
     let body = json!({"messages": [{"role": "user", "content": [{"text": "hi there"}]}]});
-    let r = client()
-        .post(&url)
-        .header("authorization", SIGV4)
-        .header("x-amz-date", "20250101T000000Z")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client().execute(signed(&url, &body)).await.unwrap();
     // The body is cut after the bad frame; whatever arrived, decoding it must fail.
     let bytes = r.bytes().await.unwrap_or_default();
     let mut buf = bytes.clone();

@@ -1,3 +1,24 @@
 //! One pure codec per wire format; each translates to and from the canonical types.
+//! docs/translation.md records, per feature and protocol, what is translated, dropped or
+//! rejected.
 
+pub mod anthropic_messages;
+pub mod bedrock_converse;
+pub mod gemini;
 pub mod openai_chat;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use serde_json::Value;
+
+/// A tool's schema, or `{"type": "object"}` when it has none (Anthropic and Bedrock require
+/// one; a function without parameters takes an empty object).
+pub(crate) fn schema_or_empty(schema: &Value) -> &Value {
+    static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    if schema.is_null() {
+        EMPTY.get_or_init(|| serde_json::json!({"type": "object"}))
+    } else {
+        schema
+    }
+}

@@ -2,6 +2,7 @@
 
 use crate::config::KeyEntry;
 use crate::{ApiError, AppState, Snapshot};
+use switchyard_router::Model;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +12,27 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
 use switchyard_types::ErrorKind;
 
+pub(crate) mod anthropic;
 pub(crate) mod openai;
+
+/// A client protocol (front door).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// OpenAI chat completions and embeddings.
+    OpenAi,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+impl Dialect {
+    /// A stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+        }
+    }
+}
 
 /// The request id header, set on every response and in every log line of the request.
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,6 +49,12 @@ pub(crate) fn authenticate(
     snapshot: &Snapshot,
     headers: &HeaderMap,
 ) -> Result<Arc<KeyEntry>, ApiError> {
+    let invalid = || ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key");
+    // The Anthropic SDK's classic header; both front doors accept both forms.
+    if let Some(key) = headers.get("x-api-key") {
+        let secret = key.to_str().unwrap_or_default().trim();
+        return snapshot.key(secret).cloned().ok_or_else(invalid);
+    }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             ErrorKind::Authentication,
@@ -49,10 +76,7 @@ pub(crate) fn authenticate(
         )
         .with_code("invalid_api_key"));
     };
-    snapshot.key(secret).cloned().ok_or_else(|| {
-        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.")
-            .with_code("invalid_api_key")
-    })
+    snapshot.key(secret).cloned().ok_or_else(invalid)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
@@ -118,4 +142,41 @@ pub(crate) async fn method_not_allowed(method: http::Method, uri: http::Uri) -> 
     .into_response();
     *response.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
     response
+}
+
+/// Renders an error in the client's protocol and stamps the request id.
+pub(crate) fn finish(result: Result<Response, ApiError>, id: HeaderValue, dialect: Dialect) -> Response {
+    let mut response = result.unwrap_or_else(|e| {
+        tracing::info!(request_id = ?id, kind = %e.kind, error = %e.message, "request rejected");
+        e.render(dialect)
+    });
+    if dialect == Dialect::Anthropic {
+        response.headers_mut().insert(HeaderName::from_static("request-id"), id.clone());
+    }
+    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    response
+}
+
+/// The model `name`, if it exists and `key` may use it.
+pub(crate) fn resolve_model<'a>(
+    snapshot: &'a Snapshot,
+    key: &KeyEntry,
+    name: &str,
+) -> Result<&'a Model, ApiError> {
+    let not_found = || {
+        let mut e = ApiError::new(
+            ErrorKind::NotFound,
+            format!("The model '{name}' does not exist or you do not have access to it."),
+        )
+        .with_code("model_not_found");
+        e.param = Some("model".into());
+        e
+    };
+    let model = snapshot.catalog.model(name).ok_or_else(not_found)?;
+    if key.allows(name) {
+        Ok(model)
+    } else {
+        // Same answer as an unknown model, so keys cannot probe what exists.
+        Err(not_found())
+    }
 }

@@ -1,25 +1,22 @@
 //! The OpenAI-compatible front door: chat completions, embeddings and models.
 
-use super::{authenticate, read_body, request_id, REQUEST_ID};
-use crate::config::KeyEntry;
-use crate::relay::{self, Served};
-use crate::{ApiError, AppState, Snapshot};
+use super::{authenticate, finish, read_body, request_id, resolve_model, Dialect};
+use crate::egress::IngressRequest;
+use crate::observe::{Context, Outcome, RequestEnd, Served};
+use crate::pipeline::{self, MAX_RESPONSE_BYTES};
+use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::json;
 use std::sync::Arc;
-use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest};
+use switchyard_protocol::codec::openai_chat;
 use switchyard_providers::{AttemptError, Operation, Timeouts};
-use switchyard_router::{Deployment, Model};
 use switchyard_types::ErrorKind;
 use tokio::time::Instant;
-
-/// Largest upstream answer we buffer for a non-streaming call.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat(
@@ -29,168 +26,24 @@ pub(crate) async fn chat(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
-    let mut response = match chat_inner(&state, &headers, body, &id, started).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::info!(request_id = ?id, kind = %e.kind, status = e.kind.status(), error = %e.message, "chat request failed");
-            e.into_response()
-        }
-    };
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
-    response
-}
-
-async fn chat_inner(
-    state: &Arc<AppState>,
-    headers: &HeaderMap,
-    body: Body,
-    id: &HeaderValue,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    let snapshot = state.snapshot();
-    let key = authenticate(&snapshot, headers)?;
-    let bytes = read_body(headers, body, snapshot.settings.max_body_bytes).await?;
-    let parsed = Arc::new(openai_chat::decode_request(&bytes)?);
-    let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-    let plan = snapshot.catalog.plan(model, &state.health);
-    let settings = &snapshot.settings;
-    let stream = parsed.request.stream;
-    let timeouts = Timeouts {
-        first_byte: if stream {
-            settings.timeouts.first_byte
-        } else {
-            settings.timeouts.total
-        },
-        total: settings.timeouts.total,
-    };
-    let ctx = relay::Context {
-        request_id: id.clone(),
-        key: key.name.clone(),
-        model: model.name.clone(),
-        started,
-    };
-    if stream {
-        let include_usage = parsed.request.include_usage;
-        let stall = settings.timeouts.stall;
-        let (relay, deployment, attempts) =
-            switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
-                let parsed = parsed.clone();
-                let state = state.clone();
-                async move {
-                    let body = egress_body(&parsed, &d, true)?;
-                    let sent = state
-                        .upstream
-                        .send(
-                            &d.provider,
-                            Operation::Chat { stream: true },
-                            &d.upstream_model,
-                            body,
-                            timeouts,
-                        )
-                        .await?;
-                    relay::Relay::open(sent, d.provider.clone(), include_usage, stall).await
-                }
-            })
-            .await
-            .map_err(|f| ApiError::from(f.error))?;
-        let served = Served {
-            deployment,
-            attempts,
+    let result = async {
+        let snapshot = state.snapshot();
+        let key = authenticate(&snapshot, &headers)?;
+        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
+        let parsed = openai_chat::decode_request(&bytes)?;
+        let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
+        let ctx = Context {
+            request_id: id.clone(),
+            dialect: Dialect::OpenAi,
+            key: key.name.clone(),
+            model: model.name.clone(),
+            stream: parsed.request.stream,
+            started,
         };
-        let mut response = Response::new(Body::from_stream(relay.into_stream(ctx, served.clone())));
-        let h = response.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        served.write_headers(h);
-        Ok(response)
-    } else {
-        let (body, deployment, attempts) =
-            switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
-                let parsed = parsed.clone();
-                let state = state.clone();
-                async move {
-                    let body = egress_body(&parsed, &d, false)?;
-                    let sent = state
-                        .upstream
-                        .send(
-                            &d.provider,
-                            Operation::Chat { stream: false },
-                            &d.upstream_model,
-                            body,
-                            timeouts,
-                        )
-                        .await?;
-                    sent.body(&d.provider, MAX_RESPONSE_BYTES).await
-                }
-            })
-            .await
-            .map_err(|f| ApiError::from(f.error))?;
-        let served = Served {
-            deployment,
-            attempts,
-        };
-        relay::finished(&ctx, &served, openai_chat::usage_from_response(&body), "ok");
-        Ok(json_response(body, &served))
+        pipeline::chat(&state, &snapshot, model, IngressRequest::OpenAi(parsed), ctx).await
     }
-}
-
-/// The body for one upstream attempt: passed through with minimal rewriting for
-/// OpenAI-shaped upstreams.
-fn egress_body(
-    parsed: &ParsedChatRequest,
-    d: &Deployment,
-    stream: bool,
-) -> Result<Bytes, AttemptError> {
-    if d.kind().is_openai_shaped() {
-        Ok(Bytes::from(
-            parsed.passthrough_body(&d.upstream_model, stream),
-        ))
-    } else {
-        Err(AttemptError::new(
-            ErrorKind::Internal,
-            format!(
-                "provider kind '{}' is not supported by this build",
-                d.kind()
-            ),
-        ))
-    }
-}
-
-fn json_response(body: Bytes, served: &Served) -> Response {
-    let mut response = Response::new(Body::from(body));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    served.write_headers(h);
-    response
-}
-
-fn resolve_model<'a>(
-    snapshot: &'a Snapshot,
-    key: &KeyEntry,
-    name: &str,
-) -> Result<&'a Model, ApiError> {
-    let not_found = || {
-        let mut e = ApiError::new(
-            ErrorKind::NotFound,
-            format!("The model '{name}' does not exist or you do not have access to it."),
-        )
-        .with_code("model_not_found");
-        e.param = Some("model".into());
-        e
-    };
-    let model = snapshot.catalog.model(name).ok_or_else(not_found)?;
-    if key.allows(name) {
-        Ok(model)
-    } else {
-        // Same answer as an unknown model, so keys cannot probe what exists.
-        Err(not_found())
-    }
+    .await;
+    finish(result, id, Dialect::OpenAi)
 }
 
 /// `POST /v1/embeddings`.
@@ -246,19 +99,27 @@ pub(crate) async fn embeddings(
             deployment,
             attempts,
         };
-        let ctx = relay::Context {
+        let ctx = Context {
             request_id: id.clone(),
+            dialect: Dialect::OpenAi,
             key: key.name.clone(),
             model: model.name.clone(),
+            stream: false,
             started,
         };
-        relay::finished(&ctx, &served, openai_chat::embeddings_usage(&body), "ok");
-        Ok::<_, ApiError>(json_response(body, &served))
+        RequestEnd {
+            ctx: &ctx,
+            served: Some(&served),
+            failed_attempts: &Vec::new(),
+            usage: openai_chat::embeddings_usage(&body),
+            ttft: None,
+            outcome: Outcome::Ok,
+        }
+        .emit();
+        Ok::<_, ApiError>(pipeline::json_response(body, &served))
     }
     .await;
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
-    response
+    finish(result, id, Dialect::OpenAi)
 }
 
 fn model_object(name: &str) -> serde_json::Value {

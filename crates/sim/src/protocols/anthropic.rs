@@ -115,8 +115,7 @@ fn blocks_text(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The canonical conversation of a messages (or count_tokens) request.
-fn conversation(inb: &Inbound) -> Conversation {
-    let body = inb.body();
+pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
     let mut messages = Vec::new();
     if let Some(system) = body.get("system") {
         messages.push(Msg {
@@ -156,7 +155,7 @@ fn conversation(inb: &Inbound) -> Conversation {
         }
         messages.push(msg);
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+    let tools = serde_json::from_slice::<ToolsView>(bytes)
         .ok()
         .and_then(|t| t.tools)
         .unwrap_or_default();
@@ -252,7 +251,7 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
     if body.get("max_tokens").and_then(Value::as_u64).is_none() {
         return bad_request("max_tokens: Field required");
     }
-    let conv = conversation(&inb);
+    let conv = conversation(inb.body(), &inb.bytes);
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
     let id = ctx.next_id("msg_");
@@ -355,7 +354,7 @@ async fn count_tokens(State(ctx): State<Sim>, req: Request) -> Response {
     if let Err(r) = authorize(&ctx, &inb) {
         return r;
     }
-    let input = conversation(&inb).input_tokens();
+    let input = conversation(inb.body(), &inb.bytes).input_tokens();
     json_response(StatusCode::OK, &json!({"input_tokens": input}), &[])
 }
 

@@ -14,18 +14,23 @@ use serde_json::{json, Value};
 
 use crate::plumbing::{json_response, stream_response, ErrorShape, Frame, Inbound, Sim};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
+use crate::sigv4::{self, SigV4Auth, SignedRequest};
 
 /// Routes for the Bedrock protocol.
 pub(super) fn router(ctx: Sim) -> Router {
     Router::new()
         .route("/model/{model_id}/converse", post(converse))
         .route("/model/{model_id}/converse-stream", post(converse_stream))
+        .route(
+            "/model/{model_id}/invoke",
+            post(super::bedrock_invoke::invoke),
+        )
         .with_state(ctx)
 }
 
 // === errors ===
 
-struct Shape;
+pub(super) struct Shape;
 
 /// The modelled error name for an HTTP status.
 fn error_name(status: u16) -> &'static str {
@@ -53,7 +58,7 @@ fn exception_name(status: u16) -> &'static str {
 }
 
 /// An HTTP error with the name in `x-amzn-ErrorType` and `{"message"}` as the body.
-fn aws_error(status: StatusCode, name: &str, message: &str) -> Response {
+pub(super) fn aws_error(status: StatusCode, name: &str, message: &str) -> Response {
     let headers = [
         (
             "x-amzn-ErrorType",
@@ -135,66 +140,22 @@ fn event(event_type: &str, mut payload: Value, n: usize) -> Bytes {
 
 // === auth ===
 
-/// The parts of an `Authorization: AWS4-HMAC-SHA256 …` header.
-#[derive(Debug, PartialEq)]
-pub(crate) struct SigV4Auth {
-    pub access_key: String,
-    pub date: String,
-    pub region: String,
-    pub service: String,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
-}
-
-/// Parses a SigV4 `Authorization` header; `None` when it is malformed.
-pub(crate) fn parse_sigv4(value: &str) -> Option<SigV4Auth> {
-    let rest = value.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let (mut cred, mut signed, mut sig) = (None, None, None);
-    for part in rest.split(',').map(str::trim) {
-        let (k, v) = part.split_once('=')?;
-        match k {
-            "Credential" => cred = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => sig = Some(v),
-            _ => {}
-        }
-    }
-    let scope: Vec<&str> = cred?.split('/').collect();
-    let signature = sig?;
-    if scope.len() != 5
-        || scope[4] != "aws4_request"
-        || signature.len() != 64
-        || !signature.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return None;
-    }
-    Some(SigV4Auth {
-        access_key: scope[0].to_owned(),
-        date: scope[1].to_owned(),
-        region: scope[2].to_owned(),
-        service: scope[3].to_owned(),
-        signed_headers: signed?.split(';').map(str::to_owned).collect(),
-        signature: signature.to_owned(),
-    })
-}
-
-/// Verifies a parsed signature against the request.
-///
-/// Only the shape is checked for now (the header parsed, `X-Amz-Date` present, `host` signed);
-/// a full HMAC check can be added here as it receives everything a verifier needs.
-pub(crate) fn verify_sigv4(auth: &SigV4Auth, inb: &Inbound) -> Result<(), Response> {
-    if inb.header("x-amz-date").is_none() || !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(aws_error(
-            StatusCode::FORBIDDEN,
-            "IncompleteSignatureException",
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
-        ));
-    }
-    Ok(())
+/// Verifies a SigV4 signature against the request with the simulator's secret key.
+pub(crate) fn verify_sigv4(ctx: &Sim, auth: &SigV4Auth, inb: &Inbound) -> Result<(), Response> {
+    let req = SignedRequest {
+        method: inb.method.as_str(),
+        path: &inb.path,
+        query: inb.query.as_deref(),
+        headers: &inb.headers,
+        body: &inb.bytes,
+    };
+    let now = i64::try_from(crate::plumbing::unix_now()).unwrap_or(i64::MAX);
+    sigv4::verify(auth, req, &ctx.aws_secret, now)
+        .map_err(|e| aws_error(StatusCode::FORBIDDEN, e.error_name(), &e.to_string()))
 }
 
 /// Checks SigV4 (or a Bedrock API key as Bearer) the way the service reports failures.
-fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
+pub(super) fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
     let Some(value) = inb.header("authorization") else {
         return Err(aws_error(
             StatusCode::FORBIDDEN,
@@ -212,7 +173,7 @@ fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
             _ => Ok(()),
         };
     }
-    let Some(auth) = parse_sigv4(value) else {
+    let Some(auth) = sigv4::parse_authorization(value) else {
         return Err(aws_error(
             StatusCode::FORBIDDEN,
             "IncompleteSignatureException",
@@ -226,7 +187,17 @@ fn authorize(ctx: &Sim, inb: &Inbound) -> Result<(), Response> {
             "The security token included in the request is invalid.",
         ));
     }
-    verify_sigv4(&auth, inb)
+    if auth.service != "bedrock" {
+        return Err(aws_error(
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            &format!(
+                "Credential should be scoped to correct service: 'bedrock'. (got '{}')",
+                auth.service
+            ),
+        ));
+    }
+    verify_sigv4(ctx, &auth, inb)
 }
 
 // === conversation ===
@@ -261,8 +232,7 @@ struct SchemaView {
     json: Option<Box<RawValue>>,
 }
 
-fn conversation(inb: &Inbound) -> Conversation {
-    let body = inb.body();
+pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
     let mut messages = Vec::new();
     if let Some(system) = body.get("system").and_then(Value::as_array) {
         let texts = system
@@ -314,7 +284,7 @@ fn conversation(inb: &Inbound) -> Conversation {
         }
         messages.push(msg);
     }
-    let view = serde_json::from_slice::<ToolsView>(&inb.bytes)
+    let view = serde_json::from_slice::<ToolsView>(bytes)
         .ok()
         .and_then(|v| v.tool_config);
     let tools = view
@@ -425,7 +395,7 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
             None,
         );
     }
-    let conv = conversation(&inb);
+    let conv = conversation(inb.body(), &inb.bytes);
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
     let tool_id = format!(
@@ -534,16 +504,5 @@ mod tests {
     fn malformed_frame_fails_crc() {
         let mut dec = MessageFrameDecoder::new();
         assert!(dec.decode_frame(&mut Shape.malformed()).is_err());
-    }
-
-    #[test]
-    fn sigv4_header_parses() {
-        let h = "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=".to_owned() + &"a".repeat(64);
-        let a = parse_sigv4(&h).unwrap();
-        assert_eq!(
-            (a.access_key.as_str(), a.region.as_str(), a.service.as_str()),
-            ("AKID", "us-east-1", "bedrock")
-        );
-        assert!(parse_sigv4("AWS4-HMAC-SHA256 Credential=AKID").is_none());
     }
 }

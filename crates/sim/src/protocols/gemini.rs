@@ -13,13 +13,21 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::google_oauth::{token_valid, TOKEN_PREFIX};
 use crate::plumbing::{json_response, stream_response, ErrorShape, Frame, Inbound, Sim};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 use crate::SimProtocol;
 
 /// Routes for the Gemini and Vertex protocols.
 pub(super) fn router(ctx: Sim) -> Router {
-    Router::new().fallback(dispatch).with_state(ctx)
+    let routes = Router::new();
+    // Vertex simulators also run the OAuth2 token endpoint their tokens come from.
+    let routes = if ctx.protocol == SimProtocol::Vertex {
+        routes.route("/token", axum::routing::post(super::google_oauth::token))
+    } else {
+        routes
+    };
+    routes.fallback(dispatch).with_state(ctx)
 }
 
 // === errors ===
@@ -163,6 +171,7 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
         "countTokens" => count_tokens(&inb),
         "embedContent" => embed(inb.body(), false),
         "batchEmbedContents" => embed(inb.body(), true),
+        "predict" if vertex => predict(inb.body()),
         other => error(
             StatusCode::NOT_FOUND,
             &format!("Method {other} not found for model {}", target.model),
@@ -171,19 +180,32 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
     }
 }
 
-/// Gemini: `x-goog-api-key` or `?key=`; Vertex: `Authorization: Bearer`.
+/// Gemini: `x-goog-api-key` or `?key=`; Vertex: `Authorization: Bearer` with a token from
+/// this simulator's `/token` (unexpired), or the API key as a static token.
 fn authorize(ctx: &Sim, inb: &Inbound, vertex: bool) -> Result<(), Response> {
+    let unauthenticated = || {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            Vec::new(),
+        )
+    };
+    if vertex {
+        if let Some(t) = inb.bearer().filter(|t| t.starts_with(TOKEN_PREFIX)) {
+            if token_valid(ctx, t) {
+                return Ok(());
+            }
+            ctx.controls.count_token_rejected();
+            return Err(unauthenticated());
+        }
+    }
     let Some(key) = &ctx.api_key else {
         return Ok(());
     };
     if vertex {
         return match inb.bearer() {
             Some(t) if t == key => Ok(()),
-            _ => Err(error(
-                StatusCode::UNAUTHORIZED,
-                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
-                Vec::new(),
-            )),
+            _ => Err(unauthenticated()),
         };
     }
     match inb.header("x-goog-api-key").or_else(|| inb.params.get("key").map(String::as_str)) {
@@ -262,8 +284,7 @@ fn parts_msg(content: &Value, is_user: bool) -> Msg {
     msg
 }
 
-fn conversation(inb: &Inbound) -> Conversation {
-    let body = inb.body();
+pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
     // countTokens may wrap the request.
     let body = field(body, "generateContentRequest", "generate_content_request").unwrap_or(body);
     let mut messages = Vec::new();
@@ -281,7 +302,7 @@ fn conversation(inb: &Inbound) -> Conversation {
             c.get("role").and_then(Value::as_str) != Some("model"),
         ));
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+    let tools = serde_json::from_slice::<ToolsView>(bytes)
         .ok()
         .and_then(|t| t.tools)
         .unwrap_or_default();
@@ -408,7 +429,7 @@ impl Gen<'_> {
     }
 
     fn generate(&self, inb: &Inbound) -> Response {
-        let conv = conversation(inb);
+        let conv = conversation(inb.body(), &inb.bytes);
         let plan = conv.plan(&self.ctx.name);
         let parts = match &plan {
             Plan::Text { text, .. } => json!([{"text": text}]),
@@ -425,7 +446,7 @@ impl Gen<'_> {
     }
 
     fn stream(&self, inb: &Inbound, faults: crate::Faults, shape: Shape) -> Response {
-        let conv = conversation(inb);
+        let conv = conversation(inb.body(), &inb.bytes);
         let plan = conv.plan(&self.ctx.name);
         let input = conv.input_tokens();
         let id = self.ctx.next_id("");
@@ -481,7 +502,7 @@ impl Gen<'_> {
 }
 
 fn count_tokens(inb: &Inbound) -> Response {
-    let n = conversation(inb).input_tokens();
+    let n = conversation(inb.body(), &inb.bytes).input_tokens();
     json_response(
         StatusCode::OK,
         &json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
@@ -515,6 +536,27 @@ fn embed(body: &Value, batch: bool) -> Response {
     } else {
         json_response(StatusCode::OK, &json!({"embedding": one(body)}), &[])
     }
+}
+
+/// Vertex `predict` for text-embedding models: `{instances: [{content}], parameters:
+/// {outputDimensionality}}` → `{predictions: [{embeddings: {values, statistics}}]}`.
+fn predict(body: &Value) -> Response {
+    let dims = body
+        .pointer("/parameters/outputDimensionality")
+        .and_then(Value::as_u64)
+        .map_or(8, |d| usize::try_from(d).unwrap_or(8));
+    let predictions: Vec<Value> = body
+        .get("instances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let text = i.get("content").and_then(Value::as_str).unwrap_or_default();
+            json!({"embeddings": {"values": rules::embedding(text, dims),
+                "statistics": {"token_count": rules::words(text), "truncated": false}}})
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({"predictions": predictions}), &[])
 }
 
 #[cfg(test)]

@@ -7,8 +7,15 @@ use crate::SimProtocol;
 
 mod anthropic;
 mod bedrock;
+mod bedrock_invoke;
 mod gemini;
+mod google_oauth;
 mod openai;
+
+pub(crate) use anthropic::conversation as anthropic_conversation;
+pub(crate) use bedrock::conversation as bedrock_conversation;
+pub(crate) use gemini::conversation as gemini_conversation;
+pub(crate) use openai::conversation as openai_conversation;
 
 /// The protocol routes for one simulated provider.
 pub(crate) fn router(ctx: Sim) -> Router {

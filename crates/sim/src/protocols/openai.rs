@@ -267,7 +267,7 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
     if !body.get("messages").is_some_and(Value::is_array) {
         return missing("messages");
     }
-    let conv = conversation(&inb);
+    let conv = conversation(inb.body(), &inb.bytes);
     let plan = conv.plan(&api.ctx.name);
     let input = conv.input_tokens();
     let out = Out {
@@ -336,8 +336,7 @@ struct FnView {
 }
 
 /// The canonical conversation of a chat request.
-fn conversation(inb: &Inbound) -> Conversation {
-    let body = inb.body();
+pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
     let mut messages = Vec::new();
     for m in body
         .get("messages")
@@ -369,7 +368,7 @@ fn conversation(inb: &Inbound) -> Conversation {
         }
         messages.push(msg);
     }
-    let tools = serde_json::from_slice::<ToolsView>(&inb.bytes)
+    let tools = serde_json::from_slice::<ToolsView>(bytes)
         .ok()
         .and_then(|t| t.tools)
         .unwrap_or_default();

@@ -2,28 +2,10 @@
 //! OpenAI, Azure and OpenAI-compatible upstream errors.
 
 use super::wire::{code_to_string, ErrorEnvelopeIn, ErrorEnvelopeOut, ErrorIn, ErrorOut};
+use crate::error::{body_excerpt, kind_for_status};
+pub use crate::error::{UpstreamError, UpstreamStreamError};
 use crate::json;
 use switchyard_types::ErrorKind;
-
-/// An upstream error (HTTP status plus body) mapped to the gateway's vocabulary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamError {
-    /// What kind of failure this is (drives retry and the client's status).
-    pub kind: ErrorKind,
-    /// The upstream's message, or the start of its body when it was not JSON.
-    pub message: String,
-    /// The upstream's `code` as a string (Azure sends numbers as strings, some servers numbers).
-    pub code: Option<String>,
-}
-
-/// An `{"error": {...}}` event inside an upstream stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamStreamError {
-    /// The upstream's message.
-    pub message: String,
-    /// The kind, from the error's `type` and `code` (the HTTP status was already 200).
-    pub kind: ErrorKind,
-}
 
 /// The OpenAI `type` and default `code` the gateway uses for each kind.
 ///
@@ -82,8 +64,8 @@ pub fn encode_error(
 /// JSON gives a message made of its first 200 bytes.
 ///
 /// Status decides first (401/403/404 → `UpstreamRejected`: the gateway's credentials or
-/// deployment are wrong, not the client's; 408 → `UpstreamTimeout`; 413 → `PayloadTooLarge`;
-/// 429 → `RateLimited`; 5xx → `UpstreamServer`; other 4xx → `InvalidRequest` for 400/422 and
+/// deployment are wrong, not the client's; 408 and 504 → `UpstreamTimeout`; 413 →
+/// `PayloadTooLarge`; 429 → `RateLimited`; 529 → `Overloaded`; other 5xx → `UpstreamServer`; other 4xx → `InvalidRequest` for 400/422 and
 /// `UpstreamRejected` otherwise), except that a `content_filter` code is always `ContentFilter`.
 pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     let parsed = serde_json::from_slice::<ErrorEnvelopeIn>(body).ok();
@@ -109,34 +91,13 @@ pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     let kind = if filtered {
         ErrorKind::ContentFilter
     } else {
-        match status {
-            400 | 422 => ErrorKind::InvalidRequest,
-            401 | 403 | 404 => ErrorKind::UpstreamRejected,
-            408 => ErrorKind::UpstreamTimeout,
-            413 => ErrorKind::PayloadTooLarge,
-            429 => ErrorKind::RateLimited,
-            500..=599 => ErrorKind::UpstreamServer,
-            400..=499 => ErrorKind::UpstreamRejected,
-            // An error body with a success or redirect status is not something we understand.
-            _ => ErrorKind::UpstreamProtocol,
-        }
+        kind_for_status(status)
     };
     UpstreamError {
         kind,
         message,
         code,
-    }
-}
-
-/// The first 200 bytes of a non-JSON body (cut at a character boundary), or a placeholder.
-fn body_excerpt(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    let text = text.trim();
-    if text.is_empty() {
-        format!("upstream returned HTTP {status} with an empty body")
-    } else {
-        // Lossy decoding of a cut multi-byte character leaves a replacement char; drop it.
-        text.trim_end_matches('\u{FFFD}').to_owned()
+        retry_after: None,
     }
 }
 

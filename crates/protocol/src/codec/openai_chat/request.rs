@@ -296,6 +296,7 @@ fn message(raw: &RawValue, path: &Path<'_>) -> Result<Message, DecodeError> {
         tool_calls,
         tool_call_id,
         name,
+        is_error: false,
     })
 }
 

@@ -58,6 +58,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, DecodeError> {
             .finish_reason
             .as_deref()
             .map_or(FinishReason::Stop, finish_reason_from_wire),
+        stop_sequence: None,
         usage: wire.usage.map(|u| u.to_usage()).unwrap_or_default(),
     })
 }

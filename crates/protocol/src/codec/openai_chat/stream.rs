@@ -244,6 +244,8 @@ impl StreamEncoder {
                 );
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            // OpenAI's `finish_reason: "stop"` covers a stop sequence without naming it.
+            StreamEvent::StopSequence(_) => {}
         }
     }
 

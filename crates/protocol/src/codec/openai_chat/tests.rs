@@ -344,6 +344,7 @@ fn encode_request_writes_the_openai_shape() {
                 tool_calls: vec![],
                 tool_call_id: None,
                 name: None,
+                is_error: false,
             },
             Message {
                 role: Role::Assistant,
@@ -355,6 +356,7 @@ fn encode_request_writes_the_openai_shape() {
                 }],
                 tool_call_id: None,
                 name: None,
+                is_error: false,
             },
         ],
         max_tokens: Some(5),
@@ -388,6 +390,7 @@ fn encode_response_text_and_tool_calls() {
         content: Some("Hello!".into()),
         tool_calls: vec![],
         finish_reason: FinishReason::Stop,
+        stop_sequence: None,
         usage: sample_usage(),
     };
     let v: Value = serde_json::from_slice(&encode_response(&text)).unwrap();
@@ -484,6 +487,7 @@ fn encode_then_decode_response_is_identity() {
             arguments: "{\"a\":[1]}".into(),
         }],
         finish_reason: FinishReason::ContentFilter,
+        stop_sequence: None,
         usage: TokenUsage {
             cache_write: 0,
             ..sample_usage()
@@ -1002,7 +1006,8 @@ mod props {
                     content,
                     tool_calls: vec![],
                     tool_call_id: None,
-                    name
+                    name,
+                    is_error: false,
                 }),
             (
                 proptest::collection::vec(part(), 0..3),
@@ -1014,21 +1019,24 @@ mod props {
                     content,
                     tool_calls,
                     tool_call_id: None,
-                    name
+                    name,
+                    is_error: false,
                 }),
             (parts(), name()).prop_map(|(content, name)| Message {
                 role: Role::Assistant,
                 content,
                 tool_calls: vec![],
                 tool_call_id: None,
-                name
+                name,
+                is_error: false,
             }),
             (parts(), "call_[a-z0-9]{1,6}").prop_map(|(content, id)| Message {
                 role: Role::Tool,
                 content,
                 tool_calls: vec![],
                 tool_call_id: Some(id),
-                name: None
+                name: None,
+                is_error: false,
             }),
         ]
     }
@@ -1164,6 +1172,7 @@ mod props {
                     }
                 }
                 StreamEvent::Finish(r) => a.finish = Some(*r),
+                StreamEvent::StopSequence(_) => {}
                 StreamEvent::Usage(u) => a.usage = Some(*u),
             }
         }

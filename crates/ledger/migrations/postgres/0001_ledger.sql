@@ -1,0 +1,42 @@
+-- One row per request; see crates/ledger/src/store/mod.rs (Row) for the meaning of each column.
+CREATE TABLE ledger_records (
+    seq                 BIGINT PRIMARY KEY,
+    prev_hash           TEXT    NOT NULL,
+    hash                TEXT    NOT NULL,
+    request_id          TEXT    NOT NULL,
+    time_ms             BIGINT  NOT NULL,
+    key_id              TEXT,
+    team                TEXT,
+    model               TEXT    NOT NULL,
+    deployment          TEXT,
+    provider            TEXT,
+    cloud               TEXT,
+    region              TEXT,
+    jurisdiction        TEXT,
+    data_class          TEXT,
+    attempts            TEXT    NOT NULL,
+    input_tokens        BIGINT  NOT NULL,
+    output_tokens       BIGINT  NOT NULL,
+    cached_input_tokens BIGINT  NOT NULL,
+    cache_write_tokens  BIGINT  NOT NULL,
+    reasoning_tokens    BIGINT  NOT NULL,
+    cost_nanos          BIGINT  NOT NULL,
+    price_known         BOOLEAN NOT NULL,
+    latency_ms          BIGINT  NOT NULL,
+    ttft_ms             BIGINT,
+    outcome             TEXT    NOT NULL,
+    stream              BOOLEAN NOT NULL,
+    prompt_body         TEXT,
+    response_body       TEXT
+);
+CREATE INDEX ledger_records_time ON ledger_records (time_ms);
+CREATE INDEX ledger_records_request ON ledger_records (request_id);
+
+-- The chain head: one row, locked by every append so appends form a single chain.
+CREATE TABLE ledger_head (
+    id   SMALLINT PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT  NOT NULL,
+    hash TEXT    NOT NULL
+);
+INSERT INTO ledger_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

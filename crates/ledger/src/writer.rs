@@ -1,0 +1,343 @@
+//! The batched writer: the request path hands records to a bounded queue; one task appends
+//! them to the store in batches, on size or on a timer, and drains the queue on shutdown.
+//!
+//! # When the database is down
+//!
+//! A failed append is retried with exponential backoff (`retry_initial` doubling up to
+//! `retry_max`), the batch kept in memory, forever while the gateway runs; each failure
+//! counts in `flush_errors` and logs a warning. Meanwhile new records wait in the queue. When
+//! the queue is full, [`OnFull`] decides: wait up to a timeout, or drop at once; either way
+//! each record not taken counts in `dropped` and is logged. At shutdown the writer keeps
+//! retrying for `shutdown_timeout`, then gives up on what it still holds and counts it in
+//! `lost` (logged as an error with the count). No record disappears without a counter moving.
+//!
+//! Appends are at-least-once: if the connection breaks during COMMIT the batch may have been
+//! stored and is written again; `request_id` identifies such duplicates.
+
+use crate::record::LedgerRecord;
+use crate::store::LedgerStore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// What `record` does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Wait for room up to `timeout`, then drop the record (counted).
+    Block {
+        /// How long a caller may wait.
+        timeout: Duration,
+    },
+    /// Drop the new record at once (counted); never waits.
+    Drop,
+}
+
+/// Writer settings (the `[ledger]` config section).
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Append when this many records are waiting.
+    pub batch_size: usize,
+    /// Append at least this often while records are waiting.
+    pub flush_interval: Duration,
+    /// Records that may wait in the queue.
+    pub queue_capacity: usize,
+    /// What to do when the queue is full.
+    pub on_full: OnFull,
+    /// First retry delay after a failed append.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How long shutdown keeps retrying a failing store before counting records as lost.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            flush_interval: Duration::from_millis(500),
+            queue_capacity: 10_000,
+            on_full: OnFull::Block {
+                timeout: Duration::from_secs(1),
+            },
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a record was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The queue was full (after the policy's wait, if any); the record was dropped and counted.
+    #[error("ledger queue full: record dropped")]
+    Full,
+    /// The writer is shut down; the record was dropped and counted.
+    #[error("ledger writer shut down: record dropped")]
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    lost: AtomicU64,
+    flush_errors: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A snapshot of the writer's counters, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records taken into the queue.
+    pub accepted: u64,
+    /// Records appended to the store.
+    pub written: u64,
+    /// Records waiting (queued or in the batch being appended).
+    pub pending: u64,
+    /// Records refused because the queue was full or the writer shut down.
+    pub dropped: u64,
+    /// Records given up at shutdown because the store kept failing.
+    pub lost: u64,
+    /// Failed append attempts (each retried).
+    pub flush_errors: u64,
+    /// Successful appends.
+    pub batches: u64,
+}
+
+struct Control {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A cheap-to-clone handle to the ledger's writer task.
+#[derive(Clone)]
+pub struct LedgerWriter {
+    tx: mpsc::Sender<LedgerRecord>,
+    on_full: OnFull,
+    counters: Arc<Counters>,
+    control: Arc<Control>,
+}
+
+impl std::fmt::Debug for LedgerWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerWriter")
+            .field("on_full", &self.on_full)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl LedgerWriter {
+    /// Starts the writer task on the current tokio runtime. Call [`LedgerWriter::shutdown`]
+    /// before exiting, or queued records are lost.
+    pub fn spawn(store: Arc<dyn LedgerStore>, config: WriterConfig) -> LedgerWriter {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let on_full = config.on_full;
+        let task = Task {
+            store,
+            config,
+            counters: counters.clone(),
+            stop: stop_rx,
+            deadline: None,
+        };
+        // Not fire-and-forget: the handle is kept and awaited by `shutdown`.
+        let handle = tokio::spawn(task.run(rx));
+        LedgerWriter {
+            tx,
+            on_full,
+            counters,
+            control: Arc::new(Control {
+                stop,
+                task: Mutex::new(Some(handle)),
+            }),
+        }
+    }
+
+    /// Queues `rec` under the configured [`OnFull`] policy: with `Block`, waits at most its
+    /// timeout; with `Drop`, never waits.
+    pub async fn record(&self, rec: LedgerRecord) -> Result<(), RecordError> {
+        match self.on_full {
+            OnFull::Drop => self.try_record(rec),
+            OnFull::Block { timeout } => match self.tx.send_timeout(rec, timeout).await {
+                Ok(()) => {
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(mpsc::error::SendTimeoutError::Timeout(r)) => {
+                    Err(self.refuse(&r, RecordError::Full))
+                }
+                Err(mpsc::error::SendTimeoutError::Closed(r)) => {
+                    Err(self.refuse(&r, RecordError::Closed))
+                }
+            },
+        }
+    }
+
+    /// Queues `rec` without waiting, whatever the policy; drops (and counts) it when full.
+    pub fn try_record(&self, rec: LedgerRecord) -> Result<(), RecordError> {
+        match self.tx.try_send(rec) {
+            Ok(()) => {
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(r)) => Err(self.refuse(&r, RecordError::Full)),
+            Err(mpsc::error::TrySendError::Closed(r)) => Err(self.refuse(&r, RecordError::Closed)),
+        }
+    }
+
+    fn refuse(&self, rec: &LedgerRecord, why: RecordError) -> RecordError {
+        let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(request_id = %rec.request_id, dropped_total = dropped, reason = %why, "ledger record dropped");
+        why
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        let accepted = c.accepted.load(Ordering::Relaxed);
+        let written = c.written.load(Ordering::Relaxed);
+        let lost = c.lost.load(Ordering::Relaxed);
+        WriterStats {
+            accepted,
+            written,
+            pending: accepted.saturating_sub(written + lost),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            lost,
+            flush_errors: c.flush_errors.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops taking records, appends everything queued, and waits for the task to end
+    /// (bounded by `shutdown_timeout` while the store fails). Later calls return at once.
+    pub async fn shutdown(&self) -> WriterStats {
+        // `send_replace` works even when the task already ended and dropped its receiver.
+        self.control.stop.send_replace(true);
+        let handle = self
+            .control
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "ledger writer task failed");
+            }
+        }
+        self.stats()
+    }
+}
+
+struct Task {
+    store: Arc<dyn LedgerStore>,
+    config: WriterConfig,
+    counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+    /// Set once shutdown starts: retries end here.
+    deadline: Option<Instant>,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<LedgerRecord>) {
+        let batch_size = self.config.batch_size.max(1);
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut tick = tokio::time::interval(self.config.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                biased;
+                changed = self.stop.changed(), if self.deadline.is_none() => {
+                    // A dropped sender (`Err`) also means nobody can record any more.
+                    let _ = changed;
+                    break;
+                }
+                msg = rx.recv() => match msg {
+                    Some(r) => {
+                        batch.push(r);
+                        if batch.len() >= batch_size {
+                            self.flush(&mut batch).await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if !batch.is_empty() {
+                        self.flush(&mut batch).await;
+                    }
+                }
+            }
+        }
+        self.begin_shutdown();
+        // Refuse new records, then take everything already queued.
+        rx.close();
+        while let Some(r) = rx.recv().await {
+            batch.push(r);
+            if batch.len() >= batch_size {
+                self.flush(&mut batch).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.flush(&mut batch).await;
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + self.config.shutdown_timeout);
+        }
+    }
+
+    /// Appends `batch`, retrying with backoff until it succeeds or the shutdown deadline
+    /// passes; empties `batch` either way.
+    async fn flush(&mut self, batch: &mut Vec<LedgerRecord>) {
+        let mut delay = self.config.retry_initial;
+        loop {
+            match self.store.append_batch(batch).await {
+                Ok(_) => {
+                    self.counters
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(e) => {
+                    let errors = self.counters.flush_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(error = %e, records = batch.len(), flush_errors = errors, retry_in = ?delay, "ledger append failed; retrying");
+                }
+            }
+            if let Some(deadline) = self.deadline {
+                if Instant::now() + delay > deadline {
+                    let lost = batch.len() as u64;
+                    let total = self.counters.lost.fetch_add(lost, Ordering::Relaxed) + lost;
+                    tracing::error!(
+                        records = lost,
+                        lost_total = total,
+                        "ledger store still failing at shutdown: records lost"
+                    );
+                    batch.clear();
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                // Shutdown during a retry: keep trying, but only until the deadline.
+                _ = self.stop.changed(), if self.deadline.is_none() => self.begin_shutdown(),
+            }
+            delay = (delay * 2).min(self.config.retry_max);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

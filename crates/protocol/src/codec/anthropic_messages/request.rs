@@ -1,0 +1,582 @@
+//! Messages requests: client body → canonical (strict, field-naming validation, as the
+//! Anthropic front door), and canonical → upstream body (as the `anthropic` provider).
+
+use super::wire::{
+    BlockOut, ImageSourceOut, MessageOut, MetadataOut, RequestOut, ToolChoiceOut, ToolOut,
+};
+use super::PROTOCOL;
+use crate::canonical::{
+    ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice,
+};
+use crate::json::{self, Path, RawObject};
+use crate::{DecodeError, Unsupported};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+const ROOT: Path<'static> = Path::Root;
+
+/// Parses and validates a client's Messages body (`max_tokens` required, as Anthropic does).
+///
+/// `system` becomes a leading `System` message; `tool_result` blocks become `Tool` messages
+/// (one per result, in order, splitting the user turn around them); `tool_use` blocks become
+/// assistant tool calls whose arguments are the compact JSON text of `input`;
+/// `metadata.user_id` becomes `user`; `tool_choice.disable_parallel_tool_use: true` becomes
+/// `parallel_tool_calls: false`. A stream always carries usage, so `include_usage == stream`.
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
+    decode(body, true)
+}
+
+/// Parses a `count_tokens` body: the same as [`decode_request`] but `max_tokens` is optional.
+pub fn decode_count_tokens_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
+    decode(body, false)
+}
+
+fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeError> {
+    let (_, top) = json::body_object(body)?;
+    let model: String = json::required(&top, "model", &ROOT, "a string")?;
+    let max_tokens: Option<u32> = json::opt(&top, "max_tokens", &ROOT, "a positive integer")?;
+    if require_max_tokens && max_tokens.is_none() {
+        return Err(DecodeError::at(
+            "max_tokens",
+            "missing required parameter 'max_tokens' (the Messages API requires it)",
+        ));
+    }
+    let messages_raw = top
+        .get_non_null("messages")
+        .ok_or_else(|| DecodeError::at("messages", "missing required parameter 'messages'"))?;
+    let messages_path = ROOT.key("messages");
+    let items = json::array(messages_raw, &messages_path)?;
+    if items.is_empty() {
+        return Err(DecodeError::at(
+            "messages",
+            "'messages' must contain at least one message",
+        ));
+    }
+    let mut messages = Vec::with_capacity(items.len() + 1);
+    if let Some(raw) = top.get_non_null("system") {
+        messages.push(Message {
+            content: system(raw)?,
+            ..Message::text(Role::System, "")
+        });
+    }
+    for (i, raw) in items.iter().enumerate() {
+        message(raw, &messages_path.index(i), &mut messages)?;
+    }
+
+    let tools = match top.get_non_null("tools") {
+        None => Vec::new(),
+        Some(raw) => {
+            let path = ROOT.key("tools");
+            json::array(raw, &path)?
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| tool(raw, &path.index(i)))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    let (tool_choice, parallel_tool_calls) = match top.get_non_null("tool_choice") {
+        None => (None, None),
+        Some(raw) => tool_choice(raw)?,
+    };
+    let user = match top.get_non_null("metadata") {
+        None => None,
+        Some(raw) => {
+            let path = ROOT.key("metadata");
+            let meta = json::object(raw, &path)?;
+            json::opt(&meta, "user_id", &path, "a string")?
+        }
+    };
+    let stream = json::opt::<bool>(&top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
+    Ok(ChatRequest {
+        model,
+        messages,
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        response_format: None,
+        temperature: json::opt(&top, "temperature", &ROOT, "a number")?,
+        top_p: json::opt(&top, "top_p", &ROOT, "a number")?,
+        max_tokens,
+        stop: json::opt(&top, "stop_sequences", &ROOT, "an array of strings")?.unwrap_or_default(),
+        seed: None,
+        n: None,
+        stream,
+        include_usage: stream,
+        user,
+    })
+}
+
+/// `system`: a string or an array of text blocks.
+fn system(raw: &RawValue) -> Result<Vec<ContentPart>, DecodeError> {
+    let path = ROOT.key("system");
+    if raw.get().starts_with('"') {
+        return Ok(vec![ContentPart::Text(json::string(raw, &path)?)]);
+    }
+    let blocks = json::array(raw, &path).map_err(|_| {
+        DecodeError::at(
+            path,
+            format!(
+                "invalid 'system': expected a string or an array of text blocks, got {}",
+                json::describe(raw)
+            ),
+        )
+    })?;
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let p = path.index(i);
+            match block(raw, &p)? {
+                Block::Part(part @ ContentPart::Text(_)) => Ok(part),
+                _ => Err(DecodeError::at(
+                    p.key("type"),
+                    format!("only text blocks are allowed in 'system' ({p})"),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// One content block, before it is placed in a message.
+enum Block {
+    Part(ContentPart),
+    ToolUse(ToolCall),
+    ToolResult {
+        id: String,
+        content: Vec<ContentPart>,
+        is_error: bool,
+    },
+}
+
+fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<(), DecodeError> {
+    let obj = json::object(raw, path)?;
+    let role_path = path.key("role");
+    let role_name: Cow<'_, str> = json::required(&obj, "role", path, "a string")?;
+    let role = match role_name.as_ref() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        other => {
+            return Err(DecodeError::at(
+                role_path,
+                format!(
+                    "unknown role '{}' in {role_path}; supported: user, assistant",
+                    json::truncate(other, 40)
+                ),
+            ))
+        }
+    };
+    let content_path = path.key("content");
+    let raw_content = obj.get_non_null("content").ok_or_else(|| {
+        DecodeError::at(
+            content_path,
+            format!("missing required parameter '{content_path}'"),
+        )
+    })?;
+    let blocks: Vec<Block> = if raw_content.get().starts_with('"') {
+        vec![Block::Part(ContentPart::Text(json::string(
+            raw_content,
+            &content_path,
+        )?))]
+    } else if raw_content.get().starts_with('[') {
+        json::array(raw_content, &content_path)?
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| block(raw, &content_path.index(i)))
+            .collect::<Result<_, _>>()?
+    } else {
+        return Err(DecodeError::at(
+            content_path,
+            format!(
+                "invalid '{content_path}': expected a string or an array of content blocks, got {}",
+                json::describe(raw_content)
+            ),
+        ));
+    };
+    if blocks.is_empty() {
+        return Err(DecodeError::at(
+            content_path,
+            format!("'{content_path}' must not be empty"),
+        ));
+    }
+
+    if role == Role::Assistant {
+        let mut msg = Message::text(Role::Assistant, "");
+        msg.content.clear();
+        for (i, b) in blocks.into_iter().enumerate() {
+            match b {
+                Block::Part(ContentPart::Text(t)) => msg.content.push(ContentPart::Text(t)),
+                Block::ToolUse(call) => msg.tool_calls.push(call),
+                Block::Part(ContentPart::Image(_)) | Block::ToolResult { .. } => {
+                    let item = content_path.index(i);
+                    let p = item.key("type");
+                    return Err(DecodeError::at(
+                        p,
+                        format!("{p}: assistant messages may hold only text and tool_use blocks"),
+                    ));
+                }
+            }
+        }
+        out.push(msg);
+        return Ok(());
+    }
+
+    // A user turn: tool results become Tool messages, the other blocks user messages between
+    // them, keeping the order.
+    let mut pending: Vec<ContentPart> = Vec::new();
+    for (i, b) in blocks.into_iter().enumerate() {
+        match b {
+            Block::Part(part) => pending.push(part),
+            Block::ToolUse(_) => {
+                let item = content_path.index(i);
+                let p = item.key("type");
+                return Err(DecodeError::at(
+                    p,
+                    format!("{p}: tool_use blocks are only allowed in assistant messages"),
+                ));
+            }
+            Block::ToolResult {
+                id,
+                content,
+                is_error,
+            } => {
+                if !pending.is_empty() {
+                    out.push(user_message(std::mem::take(&mut pending)));
+                }
+                out.push(Message {
+                    role: Role::Tool,
+                    content,
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(id),
+                    name: None,
+                    is_error,
+                });
+            }
+        }
+    }
+    if !pending.is_empty() {
+        out.push(user_message(pending));
+    }
+    Ok(())
+}
+
+fn user_message(content: Vec<ContentPart>) -> Message {
+    Message {
+        content,
+        ..Message::text(Role::User, "")
+    }
+}
+
+const SUPPORTED_BLOCKS: &str = "text, image, tool_use, tool_result";
+
+fn block(raw: &RawValue, path: &Path<'_>) -> Result<Block, DecodeError> {
+    let obj = json::object(raw, path)?;
+    let kind: Cow<'_, str> = json::required(&obj, "type", path, "a string")?;
+    match kind.as_ref() {
+        "text" => Ok(Block::Part(ContentPart::Text(json::required(
+            &obj, "text", path, "a string",
+        )?))),
+        "image" => Ok(Block::Part(ContentPart::Image(image(&obj, path)?))),
+        "tool_use" => {
+            let input_path = path.key("input");
+            let input = obj.get_non_null("input").ok_or_else(|| {
+                DecodeError::at(
+                    input_path,
+                    format!("missing required parameter '{input_path}'"),
+                )
+            })?;
+            json::object(input, &input_path)?;
+            Ok(Block::ToolUse(ToolCall {
+                id: json::required(&obj, "id", path, "a string")?,
+                name: json::required(&obj, "name", path, "a string")?,
+                arguments: json::compact(input.get()),
+            }))
+        }
+        "tool_result" => {
+            let content_path = path.key("content");
+            let content = match obj.get_non_null("content") {
+                None => Vec::new(),
+                Some(raw) if raw.get().starts_with('"') => {
+                    vec![ContentPart::Text(json::string(raw, &content_path)?)]
+                }
+                Some(raw) => json::array(raw, &content_path)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, raw)| {
+                        let p = content_path.index(i);
+                        match block(raw, &p)? {
+                            Block::Part(part) => Ok(part),
+                            _ => Err(DecodeError::at(
+                                p.key("type"),
+                                format!("{p}: a tool_result may hold only text and image blocks"),
+                            )),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            Ok(Block::ToolResult {
+                id: json::required(&obj, "tool_use_id", path, "a string")?,
+                content,
+                is_error: json::opt(&obj, "is_error", path, "a boolean")?.unwrap_or(false),
+            })
+        }
+        other => Err(DecodeError::at(
+            path.key("type"),
+            format!(
+                "unsupported content block type '{}' in {path}; supported: {SUPPORTED_BLOCKS}",
+                json::truncate(other, 40)
+            ),
+        )),
+    }
+}
+
+fn image(obj: &RawObject<'_>, path: &Path<'_>) -> Result<Image, DecodeError> {
+    let spath = path.key("source");
+    let raw = obj
+        .get_non_null("source")
+        .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
+    let src = json::object(raw, &spath)?;
+    let kind: Cow<'_, str> = json::required(&src, "type", &spath, "a string")?;
+    let source = match kind.as_ref() {
+        "base64" => ImageSource::Base64 {
+            media_type: json::required(&src, "media_type", &spath, "a string")?,
+            data: json::required(&src, "data", &spath, "a string")?,
+        },
+        "url" => ImageSource::Url(json::required(&src, "url", &spath, "a string")?),
+        other => {
+            return Err(DecodeError::at(
+                spath.key("type"),
+                format!(
+                    "unsupported image source type '{}' in {spath}; supported: base64, url",
+                    json::truncate(other, 40)
+                ),
+            ))
+        }
+    };
+    Ok(Image {
+        source,
+        detail: None,
+    })
+}
+
+fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Tool, DecodeError> {
+    let obj = json::object(raw, path)?;
+    // Server tools (`web_search_20250305`, `bash_20250124`, ...) run inside Anthropic and
+    // cannot be served by other providers.
+    let kind: Option<Cow<'_, str>> = json::opt(&obj, "type", path, "a string")?;
+    if let Some(kind) = kind.filter(|k| k != "custom") {
+        return Err(DecodeError::at(
+            path.key("type"),
+            format!(
+                "unsupported tool type '{}' in {path}; only client tools (name, description, \
+                 input_schema) are supported",
+                json::truncate(&kind, 40)
+            ),
+        ));
+    }
+    let spath = path.key("input_schema");
+    let schema = obj
+        .get_non_null("input_schema")
+        .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
+    json::object(schema, &spath)?;
+    Ok(Tool {
+        name: json::required(&obj, "name", path, "a string")?,
+        description: json::opt(&obj, "description", path, "a string")?,
+        parameters: json::typed(schema, &spath, "a JSON Schema object")?,
+        strict: None,
+    })
+}
+
+fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), DecodeError> {
+    let path = ROOT.key("tool_choice");
+    let obj = json::object(raw, &path)?;
+    let kind: Cow<'_, str> = json::required(&obj, "type", &path, "a string")?;
+    let choice = match kind.as_ref() {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Function(json::required(&obj, "name", &path, "a string")?),
+        other => {
+            return Err(DecodeError::at(
+                path.key("type"),
+                format!(
+                    "invalid 'tool_choice.type': '{}'; supported: auto, any, none, tool",
+                    json::truncate(other, 40)
+                ),
+            ))
+        }
+    };
+    let disable: Option<bool> = json::opt(&obj, "disable_parallel_tool_use", &path, "a boolean")?;
+    Ok((Some(choice), disable.filter(|d| *d).map(|_| false)))
+}
+
+// === Encoding (upstream) ===
+
+/// Canonical → Anthropic Messages body for `upstream_model`.
+///
+/// System and developer messages (wherever they are) become the top-level `system` blocks;
+/// tool results become `tool_result` blocks in a user turn; consecutive turns of the same
+/// role are merged, tool results first (Anthropic requires them to lead the turn); empty text
+/// parts and turns left empty are dropped (Anthropic rejects empty text blocks).
+/// `max_tokens` falls back to `default_max_tokens`. `seed`, `user`-less metadata, image
+/// `detail` and participant names are dropped; `n` > 1, JSON response formats and images
+/// outside user turns are [`Unsupported`].
+pub fn encode_request(
+    req: &ChatRequest,
+    upstream_model: &str,
+    default_max_tokens: u32,
+) -> Result<Vec<u8>, Unsupported> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(Unsupported::new(PROTOCOL, "`n` > 1"));
+    }
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            return Err(Unsupported::new(
+                PROTOCOL,
+                "`response_format` of type json_object",
+            ))
+        }
+        Some(ResponseFormat::JsonSchema { .. }) => {
+            return Err(Unsupported::new(
+                PROTOCOL,
+                "`response_format` of type json_schema",
+            ))
+        }
+    }
+
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn<'_>> = Vec::new();
+    for m in &req.messages {
+        match m.role {
+            Role::System | Role::Developer => {
+                for part in &m.content {
+                    match part {
+                        ContentPart::Text(t) if t.is_empty() => {}
+                        ContentPart::Text(text) => system.push(BlockOut::Text { text }),
+                        ContentPart::Image(_) => {
+                            return Err(Unsupported::new(PROTOCOL, "images in system messages"))
+                        }
+                    }
+                }
+            }
+            Role::User => {
+                let blocks = parts(&m.content, "user")?;
+                turn(&mut turns, "user").others.extend(blocks);
+            }
+            Role::Tool => {
+                let block = BlockOut::ToolResult {
+                    tool_use_id: m.tool_call_id.as_deref().unwrap_or_default(),
+                    content: parts(&m.content, "tool")?,
+                    is_error: m.is_error,
+                };
+                turn(&mut turns, "user").results.push(block);
+            }
+            Role::Assistant => {
+                let mut blocks = parts(&m.content, "assistant")?;
+                blocks.extend(m.tool_calls.iter().map(|c| BlockOut::ToolUse {
+                    id: &c.id,
+                    name: &c.name,
+                    input: json::arguments_object(&c.arguments),
+                }));
+                turn(&mut turns, "assistant").others.extend(blocks);
+            }
+        }
+    }
+    let messages = turns
+        .into_iter()
+        .filter_map(|mut t| {
+            t.results.append(&mut t.others);
+            (!t.results.is_empty()).then_some(MessageOut {
+                role: t.role,
+                content: t.results,
+            })
+        })
+        .collect();
+
+    let disable_parallel = req.parallel_tool_calls == Some(false);
+    let tool_choice = match &req.tool_choice {
+        Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto {
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        Some(ToolChoice::Required) => Some(ToolChoiceOut::Any {
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        Some(ToolChoice::Function(name)) => Some(ToolChoiceOut::Tool {
+            name,
+            disable_parallel_tool_use: disable_parallel,
+        }),
+        Some(ToolChoice::None) => Some(ToolChoiceOut::None),
+        None if disable_parallel && !req.tools.is_empty() => Some(ToolChoiceOut::Auto {
+            disable_parallel_tool_use: true,
+        }),
+        None => None,
+    };
+    let body = RequestOut {
+        model: upstream_model,
+        max_tokens: req.max_tokens.unwrap_or(default_max_tokens),
+        system,
+        messages,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| ToolOut {
+                name: &t.name,
+                description: t.description.as_deref(),
+                input_schema: crate::codec::schema_or_empty(&t.parameters),
+            })
+            .collect(),
+        tool_choice,
+        stop_sequences: &req.stop,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stream: req.stream,
+        metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+    };
+    let mut out = Vec::with_capacity(256);
+    json::write_json(&mut out, &body);
+    Ok(out)
+}
+
+/// One upstream turn being assembled; tool results are kept apart so they can lead it.
+struct Turn<'a> {
+    role: &'static str,
+    results: Vec<BlockOut<'a>>,
+    others: Vec<BlockOut<'a>>,
+}
+
+/// The last turn if it has `role`, else a new one.
+fn turn<'t, 'a>(turns: &'t mut Vec<Turn<'a>>, role: &'static str) -> &'t mut Turn<'a> {
+    if turns.last().is_none_or(|t| t.role != role) {
+        turns.push(Turn {
+            role,
+            results: Vec::new(),
+            others: Vec::new(),
+        });
+    }
+    let last = turns.len() - 1;
+    &mut turns[last]
+}
+
+/// Text and image parts as blocks; images only where Anthropic takes them (user, tool).
+fn parts<'a>(content: &'a [ContentPart], role: &str) -> Result<Vec<BlockOut<'a>>, Unsupported> {
+    let mut out = Vec::with_capacity(content.len());
+    for part in content {
+        match part {
+            ContentPart::Text(t) if t.is_empty() => {}
+            ContentPart::Text(text) => out.push(BlockOut::Text { text }),
+            ContentPart::Image(_) if role == "assistant" => {
+                return Err(Unsupported::new(PROTOCOL, "images in assistant messages"))
+            }
+            ContentPart::Image(img) => out.push(BlockOut::Image {
+                source: match &img.source {
+                    ImageSource::Url(url) => ImageSourceOut::Url { url },
+                    ImageSource::Base64 { media_type, data } => {
+                        ImageSourceOut::Base64 { media_type, data }
+                    }
+                },
+            }),
+        }
+    }
+    Ok(out)
+}

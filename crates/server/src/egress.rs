@@ -1,0 +1,127 @@
+//! What one attempt sends upstream and how its answer becomes the client's: pass-through when
+//! client and upstream speak the same shape, translation through the canonical types otherwise.
+
+use crate::ingress::Dialect;
+use crate::relay::{unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder};
+use bytes::Bytes;
+use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest};
+use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini};
+use switchyard_protocol::{ChatRequest, ChatResponse, DecodeError, Unsupported};
+use switchyard_providers::AttemptError;
+use switchyard_router::Deployment;
+use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
+
+/// `max_tokens` sent to protocols that require it when the client gave none.
+pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// A decoded client chat request, in the form its front door produced.
+pub(crate) enum IngressRequest {
+    /// From the OpenAI front door; its raw body is kept for pass-through.
+    OpenAi(ParsedChatRequest),
+    /// From the Anthropic front door.
+    Anthropic(ChatRequest),
+}
+
+impl IngressRequest {
+    /// The canonical request.
+    pub fn canonical(&self) -> &ChatRequest {
+        match self {
+            IngressRequest::OpenAi(p) => &p.request,
+            IngressRequest::Anthropic(r) => r,
+        }
+    }
+
+    /// The client's protocol.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            IngressRequest::OpenAi(_) => Dialect::OpenAi,
+            IngressRequest::Anthropic(_) => Dialect::Anthropic,
+        }
+    }
+
+    /// Whether `d` can take this request's body as it came.
+    fn passes_through(&self, d: &Deployment) -> bool {
+        matches!(self, IngressRequest::OpenAi(_)) && d.kind().is_openai_shaped()
+    }
+
+    /// The body of one attempt on `d`.
+    pub fn upstream_body(&self, d: &Deployment) -> Result<Bytes, AttemptError> {
+        if let IngressRequest::OpenAi(p) = self {
+            if self.passes_through(d) {
+                return Ok(Bytes::from(p.passthrough_body(&d.upstream_model, p.request.stream)));
+            }
+        }
+        let req = self.canonical();
+        let body = match d.kind() {
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+                Ok(openai_chat::encode_request(req, &d.upstream_model))
+            }
+            ProviderKind::Anthropic => anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS),
+            ProviderKind::Bedrock => bedrock_converse::encode_request(req),
+            ProviderKind::Gemini | ProviderKind::Vertex => gemini::encode_request(req),
+        };
+        body.map(Bytes::from).map_err(|e| inexpressible(d, &e))
+    }
+
+    /// A complete upstream answer, as the client's body plus the usage it reports.
+    pub fn client_body(&self, d: &Deployment, upstream: Bytes) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
+        if self.passes_through(d) {
+            let usage = openai_chat::usage_from_response(&upstream);
+            return Ok((upstream, usage));
+        }
+        let mut response = decode_response(d, &upstream)?;
+        // Bedrock names neither; Anthropic and Gemini send no creation time.
+        if response.id.is_empty() {
+            response.id = generated_id();
+        }
+        if response.model.is_empty() {
+            response.model = d.upstream_model.clone();
+        }
+        if response.created == 0 {
+            response.created = unix_now();
+        }
+        let body = match self.dialect() {
+            Dialect::OpenAi => openai_chat::encode_response(&response),
+            Dialect::Anthropic => anthropic_messages::encode_response(&response),
+        };
+        Ok((Bytes::from(body), Some(response.usage)))
+    }
+
+    /// The stream translator for one attempt on `d`.
+    pub fn translator(&self, d: &Deployment) -> Result<Box<dyn Translator>, AttemptError> {
+        let include_usage = self.canonical().include_usage;
+        if self.passes_through(d) {
+            return Ok(Box::new(OpenAiPassthrough::new(include_usage)));
+        }
+        let client = ClientEncoder::new(self.dialect(), include_usage, generated_id(), d.upstream_model.clone());
+        Ok(Box::new(Translate::new(UpstreamDecoder::for_kind(d.kind()), client)))
+    }
+}
+
+/// An upstream's complete answer in its own protocol → canonical.
+fn decode_response(d: &Deployment, body: &[u8]) -> Result<ChatResponse, AttemptError> {
+    let decoded: Result<ChatResponse, DecodeError> = match d.kind() {
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+            openai_chat::decode_response(body)
+        }
+        ProviderKind::Anthropic => anthropic_messages::decode_response(body),
+        ProviderKind::Bedrock => bedrock_converse::decode_response(body),
+        ProviderKind::Gemini | ProviderKind::Vertex => gemini::decode_response(body),
+    };
+    decoded.map_err(|e| {
+        AttemptError::new(
+            ErrorKind::UpstreamProtocol,
+            format!("provider '{}' sent a response that could not be read: {}", d.provider.id, e.message),
+        )
+    })
+}
+
+/// The request asks for something `d`'s protocol cannot express: the client's 400.
+fn inexpressible(d: &Deployment, e: &Unsupported) -> AttemptError {
+    AttemptError::new(ErrorKind::InvalidRequest, format!("deployment '{}': {e}", d.id))
+}
+
+/// A response id for protocols that send none.
+fn generated_id() -> String {
+    format!("chatcmpl-sy{:024x}", rand::random::<u128>() >> 32)
+}
