@@ -14,7 +14,12 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
     /// The key database: `sqlite://PATH` (created if missing) or `postgres://…`.
-    #[arg(long, global = true, env = "SWITCHYARD_KEYS_DB", default_value = "sqlite://switchyard-keys.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_KEYS_DB",
+        default_value = "sqlite://switchyard-keys.db"
+    )]
     pub db: String,
     /// What to do.
     #[command(subcommand)]
@@ -156,7 +161,9 @@ pub async fn run_on(
             Ok(())
         }
         KeysCommand::Rotate { id, grace_secs } => {
-            let issued = store.rotate_key(&id, Duration::from_secs(grace_secs)).await?;
+            let issued = store
+                .rotate_key(&id, Duration::from_secs(grace_secs))
+                .await?;
             print_issued(&issued, Format::Table, out)
         }
         KeysCommand::Revoke { id } => {
@@ -204,13 +211,24 @@ pub async fn run_on(
     }
 }
 
-fn print_issued(issued: &IssuedKey, format: Format, out: &mut (dyn Write + Send)) -> Result<(), GovernanceError> {
+fn print_issued(
+    issued: &IssuedKey,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> Result<(), GovernanceError> {
     if format == Format::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(issued)?)?;
     } else {
-        writeln!(out, "key id: {}  team: {}  name: {}", issued.info.id, issued.info.team, issued.info.name)?;
+        writeln!(
+            out,
+            "key id: {}  team: {}  name: {}",
+            issued.info.id, issued.info.team, issued.info.name
+        )?;
         writeln!(out, "secret: {}", issued.secret)?;
-        writeln!(out, "Store the secret now: it is not stored and cannot be shown again.")?;
+        writeln!(
+            out,
+            "Store the secret now: it is not stored and cannot be shown again."
+        )?;
     }
     Ok(())
 }
@@ -235,7 +253,16 @@ pub fn render_keys(keys: &[KeyInfo], format: Format) -> Result<String, Governanc
         return Ok(serde_json::to_string_pretty(keys)?);
     }
     let header = [
-        "id", "team", "name", "prefix", "models", "data_class", "rpm/tpm", "budgets", "status", "created",
+        "id",
+        "team",
+        "name",
+        "prefix",
+        "models",
+        "data_class",
+        "rpm/tpm",
+        "budgets",
+        "status",
+        "created",
     ];
     let now = system_now_ms();
     let cells: Vec<Vec<String>> = keys
@@ -251,7 +278,11 @@ pub fn render_keys(keys: &[KeyInfo], format: Format) -> Result<String, Governanc
                 k.team.clone(),
                 k.name.clone(),
                 format!("{}…", k.prefix),
-                k.allowed_models.iter().map(ModelPattern::as_str).collect::<Vec<_>>().join(" "),
+                k.allowed_models
+                    .iter()
+                    .map(ModelPattern::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 k.default_data_class.clone(),
                 limits_text(&k.limits),
                 budgets_text(&k.budgets),
@@ -317,8 +348,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("keys.db").display());
         let created = keys(&[
-            "sy", "keys", "--db", &db, "create", "--team", "ml", "--name", "batch", "--model", "gpt-4o*",
-            "--rpm", "60", "--budget", "day:10", "--budget", "month:200:alert",
+            "sy",
+            "keys",
+            "--db",
+            &db,
+            "create",
+            "--team",
+            "ml",
+            "--name",
+            "batch",
+            "--model",
+            "gpt-4o*",
+            "--rpm",
+            "60",
+            "--budget",
+            "day:10",
+            "--budget",
+            "month:200:alert",
         ])
         .await;
         let secret = created
@@ -333,24 +379,51 @@ mod tests {
             .to_string();
         // `--db` is global: it may also follow the subcommand.
         let listed = keys(&["sy", "keys", "list", "--db", &db]).await;
-        assert!(listed.contains("batch") && listed.contains("gpt-4o*"), "{listed}");
-        assert!(listed.contains("day:10.00:hard month:200.00:alert"), "{listed}");
+        assert!(
+            listed.contains("batch") && listed.contains("gpt-4o*"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("day:10.00:hard month:200.00:alert"),
+            "{listed}"
+        );
         assert!(!listed.contains(&secret), "listing shows the secret");
-        assert!(listed.contains(&secret[..12]), "listing shows the display prefix");
+        assert!(
+            listed.contains(&secret[..12]),
+            "listing shows the display prefix"
+        );
 
         let store = open_key_store(&db).await.unwrap();
         assert!(store.authenticate(&secret).await.unwrap().is_some());
         let rotated = keys(&["sy", "keys", "--db", &db, "rotate", &id]).await;
         assert!(store.authenticate(&secret).await.unwrap().is_none());
-        let new_secret = rotated.lines().find_map(|l| l.strip_prefix("secret: ")).unwrap();
+        let new_secret = rotated
+            .lines()
+            .find_map(|l| l.strip_prefix("secret: "))
+            .unwrap();
         assert!(store.authenticate(new_secret).await.unwrap().is_some());
         let revoked = keys(&["sy", "keys", "--db", &db, "revoke", &id]).await;
         assert!(revoked.starts_with("revoked key_"), "{revoked}");
         assert!(store.authenticate(new_secret).await.unwrap().is_none());
 
-        keys(&["sy", "keys", "--db", &db, "team-create", "search", "--tpm", "100000", "--budget", "week:70"]).await;
+        keys(&[
+            "sy",
+            "keys",
+            "--db",
+            &db,
+            "team-create",
+            "search",
+            "--tpm",
+            "100000",
+            "--budget",
+            "week:70",
+        ])
+        .await;
         let teams = keys(&["sy", "keys", "--db", &db, "teams", "--format", "csv"]).await;
-        assert!(teams.contains("search,-/100000,week:70.00:hard,"), "{teams}");
+        assert!(
+            teams.contains("search,-/100000,week:70.00:hard,"),
+            "{teams}"
+        );
         let json = keys(&["sy", "keys", "--db", &db, "list", "--format", "json"]).await;
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(parsed[0]["revoked_ms"].is_i64());

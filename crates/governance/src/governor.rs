@@ -5,7 +5,7 @@ use crate::model::{Budget, Principal, RateKind, Scope};
 use crate::period::{bucket, Clock};
 use crate::secret::new_id;
 use crate::state::{
-    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, Hold, HeldBudget, RateCheck, StateStats,
+    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, HeldBudget, Hold, RateCheck, StateStats,
     StateStore, Verdict, WINDOW_MS,
 };
 use serde::Serialize;
@@ -148,7 +148,12 @@ impl Governor {
 
     /// Checks the model, every rate limit and every budget of the key and its team, and on
     /// success holds 1 request, the estimated tokens and the estimated cost.
-    pub async fn admit(&self, p: &Principal, model: &str, estimate: &Estimate) -> Result<Admission, Denied> {
+    pub async fn admit(
+        &self,
+        p: &Principal,
+        model: &str,
+        estimate: &Estimate,
+    ) -> Result<Admission, Denied> {
         let c = &self.inner.counters;
         if !p.allows_model(model) {
             c.denied_model.fetch_add(1, Ordering::Relaxed);
@@ -336,8 +341,19 @@ impl Inner {
     }
 
     /// Settles (or releases) a hold, retrying a failed state store a few times.
-    async fn finish(&self, hold: Hold, meta: Vec<BudgetMeta>, key_id: String, actual: Actual, release: bool) -> Result<(), GovernanceError> {
-        let counter = if release { &self.counters.released } else { &self.counters.settled };
+    async fn finish(
+        &self,
+        hold: Hold,
+        meta: Vec<BudgetMeta>,
+        key_id: String,
+        actual: Actual,
+        release: bool,
+    ) -> Result<(), GovernanceError> {
+        let counter = if release {
+            &self.counters.released
+        } else {
+            &self.counters.settled
+        };
         if hold.token_rates.is_empty() && hold.budgets.is_empty() {
             // Only requests-per-minute were consumed, and a request stays counted: no round trip.
             counter.fetch_add(1, Ordering::Relaxed);
@@ -486,7 +502,14 @@ impl Drop for Admission {
 }
 
 /// Runs `finish` on the governor's tracker, or counts and logs why it cannot.
-fn spawn_finish(gov: Arc<Inner>, hold: Hold, meta: Vec<BudgetMeta>, key: String, actual: Actual, release: bool) {
+fn spawn_finish(
+    gov: Arc<Inner>,
+    hold: Hold,
+    meta: Vec<BudgetMeta>,
+    key: String,
+    actual: Actual,
+    release: bool,
+) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             let task = gov.clone();
@@ -507,3 +530,7 @@ fn spawn_finish(gov: Arc<Inner>, hold: Hold, meta: Vec<BudgetMeta>, key: String,
         }
     }
 }
+
+#[cfg(test)]
+#[path = "governor_tests.rs"]
+mod tests;

@@ -130,10 +130,9 @@ impl FromStr for Budget {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.split(':');
         let period = parts.next().unwrap_or_default().parse()?;
-        let usd: f64 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| GovernanceError::Invalid(format!("budget `{s}`: expected PERIOD:USD[:MODE]")))?;
+        let usd: f64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| {
+            GovernanceError::Invalid(format!("budget `{s}`: expected PERIOD:USD[:MODE]"))
+        })?;
         let amount = Money::from_usd(usd)
             .filter(|m| m.0 >= 0)
             .ok_or_else(|| GovernanceError::Invalid(format!("budget `{s}`: bad amount")))?;

@@ -56,7 +56,18 @@ pub async fn budget_report(
             continue;
         }
         for b in &key.budgets {
-            rows.push(row(state, &key.team, Scope::Key, &key.id, Some(&key.name), b, now_ms).await?);
+            rows.push(
+                row(
+                    state,
+                    &key.team,
+                    Scope::Key,
+                    &key.id,
+                    Some(&key.name),
+                    b,
+                    now_ms,
+                )
+                .await?,
+            );
         }
     }
     Ok(rows)
@@ -73,7 +84,10 @@ async fn row(
 ) -> Result<BudgetUse, GovernanceError> {
     let b = bucket(budget.period, now_ms);
     let tally = state
-        .tally(&budget_key(scope, owner, budget.period, budget.mode, &b.label), now_ms)
+        .tally(
+            &budget_key(scope, owner, budget.period, budget.mode, &b.label),
+            now_ms,
+        )
         .await?;
     Ok(BudgetUse {
         team: team.to_string(),
@@ -104,14 +118,25 @@ pub enum Format {
 /// Renders budget rows.
 pub fn render_budget_report(rows: &[BudgetUse], format: Format) -> Result<String, GovernanceError> {
     let header = [
-        "team", "scope", "key", "period", "mode", "limit_usd", "spent_usd", "reserved_usd", "used_pct",
+        "team",
+        "scope",
+        "key",
+        "period",
+        "mode",
+        "limit_usd",
+        "spent_usd",
+        "reserved_usd",
+        "used_pct",
         "resets_at",
     ];
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let used = if r.limit.0 > 0 {
-                format!("{:.1}", (r.spent.0 + r.reserved.0) as f64 * 100.0 / r.limit.0 as f64)
+                format!(
+                    "{:.1}",
+                    (r.spent.0 + r.reserved.0) as f64 * 100.0 / r.limit.0 as f64
+                )
             } else {
                 "-".into()
             };
@@ -196,7 +221,10 @@ mod tests {
         let keys = MemoryKeyStore::new();
         keys.create_team(&TeamSpec {
             name: "search".into(),
-            budgets: vec!["day:100".parse().unwrap(), "month:1000:alert".parse().unwrap()],
+            budgets: vec![
+                "day:100".parse().unwrap(),
+                "month:1000:alert".parse().unwrap(),
+            ],
             ..Default::default()
         })
         .await
@@ -223,7 +251,10 @@ mod tests {
         let rows = budget_report(&keys, state.as_ref(), now).await.unwrap();
         assert_eq!(rows.len(), 3);
         let day = &rows[0];
-        assert_eq!((day.scope, day.period, day.mode), (Scope::Team, Period::Day, BudgetMode::Hard));
+        assert_eq!(
+            (day.scope, day.period, day.mode),
+            (Scope::Team, Period::Day, BudgetMode::Hard)
+        );
         assert_eq!(day.spent, Money::from_usd(1.5).unwrap());
         assert_eq!(day.reserved, Money::from_usd(2.0).unwrap());
         assert_eq!(day.resets_at, "2026-03-15T00:00:00Z");
@@ -239,7 +270,10 @@ mod tests {
         assert!(table.contains("search  team"), "{table}");
         let csv = render_budget_report(&rows, Format::Csv).unwrap();
         assert_eq!(csv.lines().count(), 4);
-        assert!(csv.contains("search,team,,day,hard,100.00,1.500000,2.000000,3.5,2026-03-15T00:00:00Z"), "{csv}");
+        assert!(
+            csv.contains("search,team,,day,hard,100.00,1.500000,2.000000,3.5,2026-03-15T00:00:00Z"),
+            "{csv}"
+        );
         let json: serde_json::Value =
             serde_json::from_str(&render_budget_report(&rows, Format::Json).unwrap()).unwrap();
         assert_eq!(json[0]["spent_usd"], 1.5);

@@ -102,11 +102,23 @@ pub async fn run_audit(args: AuditArgs) -> Result<(), LedgerError> {
             let summary = match out {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-                    audit::export(store.as_ref(), range, key.as_deref().map(str::as_bytes), &mut file).await?
+                    audit::export(
+                        store.as_ref(),
+                        range,
+                        key.as_deref().map(str::as_bytes),
+                        &mut file,
+                    )
+                    .await?
                 }
                 None => {
                     let mut stdout = std::io::stdout().lock();
-                    audit::export(store.as_ref(), range, key.as_deref().map(str::as_bytes), &mut stdout).await?
+                    audit::export(
+                        store.as_ref(),
+                        range,
+                        key.as_deref().map(str::as_bytes),
+                        &mut stdout,
+                    )
+                    .await?
                 }
             };
             tracing::info!(
@@ -132,7 +144,11 @@ pub async fn audit_verify(db: &str, json: bool, out: &mut dyn Write) -> Result<(
             "DAMAGED at record {}: {:?}: {}",
             p.seq, p.kind, p.detail
         )?;
-        writeln!(out, "{} records verified before the problem", report.checked)?;
+        writeln!(
+            out,
+            "{} records verified before the problem",
+            report.checked
+        )?;
     } else {
         let head = report.head.as_ref();
         writeln!(

@@ -118,8 +118,14 @@ fn shipped_table_parses_and_covers_every_cloud() {
         (ProviderKind::AzureOpenAi, "gpt-4o-mini"),
         (ProviderKind::Anthropic, "claude-sonnet-4-5"),
         (ProviderKind::Anthropic, "claude-haiku-4-5"),
-        (ProviderKind::Bedrock, "anthropic.claude-sonnet-4-20250514-v1:0"),
-        (ProviderKind::Bedrock, "eu.anthropic.claude-sonnet-4-20250514-v1:0"),
+        (
+            ProviderKind::Bedrock,
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+        ),
+        (
+            ProviderKind::Bedrock,
+            "eu.anthropic.claude-sonnet-4-20250514-v1:0",
+        ),
         (ProviderKind::Vertex, "claude-sonnet-4@20250514"),
         (ProviderKind::Gemini, "gemini-2.5-flash"),
         (ProviderKind::Vertex, "gemini-2.5-pro"),
@@ -130,7 +136,12 @@ fn shipped_table_parses_and_covers_every_cloud() {
     assert_eq!(gpt4o.input, usd_per_m(2_500_000_000));
     assert_eq!(gpt4o.cached_input, Some(usd_per_m(1_250_000_000)));
     assert!(t.lookup(ProviderKind::OpenAi, "gpt-9").is_none());
-    assert!(t.lookup(ProviderKind::Bedrock, "xx.anthropic.claude-sonnet-4-20250514-v1:0").is_none());
+    assert!(t
+        .lookup(
+            ProviderKind::Bedrock,
+            "xx.anthropic.claude-sonnet-4-20250514-v1:0"
+        )
+        .is_none());
 }
 
 #[test]

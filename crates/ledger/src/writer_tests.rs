@@ -2,9 +2,7 @@ use super::*;
 use crate::audit::verify;
 use crate::chain::ChainHead;
 use crate::record::StoredRecord;
-use crate::store::{
-    AppendReceipt, BoxFuture, MemoryStore, SpendBy, SpendRow, TimeRange,
-};
+use crate::store::{AppendReceipt, BoxFuture, MemoryStore, SpendBy, SpendRow, TimeRange};
 use crate::testing::traffic;
 use crate::LedgerError;
 use std::sync::atomic::AtomicBool;
@@ -135,7 +133,12 @@ async fn shutdown_drains_everything_in_order() {
     }
     let stats = w.shutdown().await;
     assert_eq!(stats.written, 1_000);
-    let stored: Vec<_> = store.inner.snapshot().into_iter().map(|s| s.record).collect();
+    let stored: Vec<_> = store
+        .inner
+        .snapshot()
+        .into_iter()
+        .map(|s| s.record)
+        .collect();
     assert_eq!(stored, records);
     assert!(verify(store.as_ref()).await.unwrap().ok);
     // After shutdown nothing is taken, and the refusal is counted.

@@ -205,9 +205,17 @@ async fn sqlite_and_postgres_give_identical_spend_reports() {
         for range in windows {
             let expected = memory.spend(by, range).await.unwrap();
             assert!(!expected.is_empty());
-            assert_eq!(sqlite.store.spend(by, range).await.unwrap(), expected, "sqlite {by:?}");
+            assert_eq!(
+                sqlite.store.spend(by, range).await.unwrap(),
+                expected,
+                "sqlite {by:?}"
+            );
             if let Some(pg) = &postgres {
-                assert_eq!(pg.store.spend(by, range).await.unwrap(), expected, "postgres {by:?}");
+                assert_eq!(
+                    pg.store.spend(by, range).await.unwrap(),
+                    expected,
+                    "postgres {by:?}"
+                );
             }
         }
     }
@@ -284,12 +292,22 @@ async fn cli_verify_reports_ok_then_damage() {
     db.exec("UPDATE ledger_records SET team = 'someone-else' WHERE seq = 3")
         .await;
     let mut out = Vec::new();
-    let err = cli::audit_verify(&db.url, false, &mut out).await.unwrap_err();
+    let err = cli::audit_verify(&db.url, false, &mut out)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, LedgerError::ChainDamaged { seq: 3, kind: ProblemKind::Modified }),
+        matches!(
+            err,
+            LedgerError::ChainDamaged {
+                seq: 3,
+                kind: ProblemKind::Modified
+            }
+        ),
         "{err}"
     );
-    assert!(String::from_utf8(out).unwrap().starts_with("DAMAGED at record 3"));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .starts_with("DAMAGED at record 3"));
     db.cleanup().await;
 }
 
@@ -309,9 +327,13 @@ async fn spend_report_window_uses_dates() {
     use switchyard_ledger::cli::{spend_report, time_range};
     let db = TestDb::sqlite().await;
     fill(db.store.as_ref(), 50, 10).await;
-    let all = spend_report(db.store.as_ref(), SpendBy::Team, time_range(None, None).unwrap())
-        .await
-        .unwrap();
+    let all = spend_report(
+        db.store.as_ref(),
+        SpendBy::Team,
+        time_range(None, None).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(all.total().requests, 50);
     let none = spend_report(
         db.store.as_ref(),

@@ -39,7 +39,11 @@ fn deployment(i: usize) -> Arc<Deployment> {
             tpm: Some(10_000_000),
             concurrency: Some(512),
         },
-        tags: if i % 3 == 0 { vec!["zdr".into()] } else { vec![] },
+        tags: if i.is_multiple_of(3) {
+            vec!["zdr".into()]
+        } else {
+            vec![]
+        },
         commitment: None,
     })
 }
@@ -51,7 +55,9 @@ fn bench(c: &mut Criterion) {
         Strategy::Priority,
         Strategy::Cheapest,
         Strategy::Fastest,
-        Strategy::Weighted { weights: (1..=20).collect() },
+        Strategy::Weighted {
+            weights: (1..=20).collect(),
+        },
     ] {
         let name = strategy.as_str();
         let mut model = Model::new("m", deployments.clone());
@@ -60,7 +66,10 @@ fn bench(c: &mut Criterion) {
         policy.data_classes.insert(
             class.clone(),
             Constraints {
-                jurisdictions: Filter { allow: vec![Jurisdiction::Eu, Jurisdiction::Us], deny: vec![] },
+                jurisdictions: Filter {
+                    allow: vec![Jurisdiction::Eu, Jurisdiction::Us],
+                    deny: vec![],
+                },
                 ..Constraints::default()
             },
         );
@@ -75,11 +84,17 @@ fn bench(c: &mut Criterion) {
             model: "m",
             data_class: Some(&class),
             preferences: &prefs,
-            estimate: Estimate { input_tokens: 1_000, max_output_tokens: 500 },
+            estimate: Estimate {
+                input_tokens: 1_000,
+                max_output_tokens: 500,
+            },
             stream: false,
         };
         let mut rng = StdRng::seed_from_u64(1);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
         let _guard = rt.enter();
         c.bench_function(&format!("route_20_deployments_{name}"), |b| {
             b.iter(|| black_box(catalog.route(&health, black_box(&request), &mut rng)))

@@ -151,7 +151,8 @@ impl<'p> Loop<'p> {
     fn conclude<T>(&mut self, mut run: Running<'p>, result: Result<T, AttemptError>) -> Step<T> {
         match result {
             Ok(value) => {
-                run.permit.succeeded(run.started.elapsed(), self.plan.stream);
+                run.permit
+                    .succeeded(run.started.elapsed(), self.plan.stream);
                 self.log.push(run.entry(None, false, false));
                 Step::Done(Ok(Served {
                     value,

@@ -306,7 +306,11 @@ impl fmt::Display for Exclusion {
                 source,
                 jurisdiction,
                 denied,
-            } => write!(f, "jurisdiction '{jurisdiction}' {} by {source}", how(*denied)),
+            } => write!(
+                f,
+                "jurisdiction '{jurisdiction}' {} by {source}",
+                how(*denied)
+            ),
             Exclusion::Region {
                 source,
                 region,

@@ -35,8 +35,7 @@ pub use constraints::{
 };
 pub use explain::{explain, Explanation, Row};
 pub use health::{
-    BreakerConfig, BreakerStatus, DeploymentView, Health, LimitKind, Permit, Settlement,
-    TripReason,
+    BreakerConfig, BreakerStatus, DeploymentView, Health, LimitKind, Permit, Settlement, TripReason,
 };
 pub use plan::{Candidate, Estimate, Excluded, NotEligible, Plan, RouteError, RouteRequest};
 pub use preferences::{PreferenceError, Preferences, Sort};

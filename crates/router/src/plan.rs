@@ -350,7 +350,10 @@ pub(crate) fn rank_groups<'a, R: Rng + ?Sized>(
             .position(|e| !std::ptr::eq(e.model, model))
             .map_or(evaluated.len(), |n| start + n);
         let group_start = ranked.len();
-        for e in evaluated[start..end].iter().filter(|e| e.reasons.is_empty()) {
+        for e in evaluated[start..end]
+            .iter()
+            .filter(|e| e.reasons.is_empty())
+        {
             ranked.push(Entry {
                 deployment: e.deployment,
                 model: &model.name,

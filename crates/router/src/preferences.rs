@@ -82,7 +82,9 @@ pub enum PreferenceError {
     #[error("routing preference '{0}' is not key=value")]
     Syntax(String),
     /// A name that is neither a deployment nor a provider of the catalog.
-    #[error("routing preference {key} names '{name}', which is neither a deployment nor a provider")]
+    #[error(
+        "routing preference {key} names '{name}', which is neither a deployment nor a provider"
+    )]
     UnknownName {
         /// The key.
         key: &'static str,
@@ -212,12 +214,17 @@ fn names(key: &'static str, val: &str) -> Result<Vec<Arc<str>>, PreferenceError>
         .map(str::trim)
         .map(|n| {
             let valid = !n.is_empty()
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'));
+                && n.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':')
+                });
             if valid {
                 Ok(Arc::from(n))
             } else {
-                Err(bad(key, val, "a comma-separated list of deployment or provider names"))
+                Err(bad(
+                    key,
+                    val,
+                    "a comma-separated list of deployment or provider names",
+                ))
             }
         })
         .collect()
@@ -287,11 +294,17 @@ mod tests {
         ));
         assert!(matches!(
             Preferences::parse_header("max_price=-1"),
-            Err(BadValue { key: "max_price", .. })
+            Err(BadValue {
+                key: "max_price",
+                ..
+            })
         ));
         assert!(matches!(
             Preferences::parse_header("data_policy=maybe"),
-            Err(BadValue { key: "data_policy", .. })
+            Err(BadValue {
+                key: "data_policy",
+                ..
+            })
         ));
         assert!(matches!(
             Preferences::parse_header("allow_fallbacks=no"),
@@ -319,7 +332,10 @@ mod tests {
         assert_eq!(p.sort, Some(Sort::Latency));
         assert_eq!(p.data_policy, Some(DataPolicy::DenyTraining));
         let err = Preferences::from_json(&serde_json::json!({"speed": "max"})).unwrap_err();
-        assert!(matches!(err, PreferenceError::Body(ref m) if m.contains("speed")), "{err}");
+        assert!(
+            matches!(err, PreferenceError::Body(ref m) if m.contains("speed")),
+            "{err}"
+        );
         assert!(Preferences::from_json(&serde_json::json!({"sort": "fast"})).is_err());
     }
 

@@ -155,15 +155,13 @@ pub(crate) fn rank<R: Rng + ?Sized>(
                 e.score = e.price.as_usd();
             }
             entries.sort_by(|a, b| {
-                b.committed
-                    .cmp(&a.committed)
-                    .then_with(|| {
-                        if a.committed {
-                            a.position.cmp(&b.position)
-                        } else {
-                            by_score(a, b)
-                        }
-                    })
+                b.committed.cmp(&a.committed).then_with(|| {
+                    if a.committed {
+                        a.position.cmp(&b.position)
+                    } else {
+                        by_score(a, b)
+                    }
+                })
             });
         }
     }

@@ -1,13 +1,16 @@
 //! The router against the real simulator: attempts go through `switchyard_providers::Upstream`
 //! exactly as the server sends them, and every claim is a count.
+#![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_providers::{AttemptError, Auth, Operation, PoolSettings, ProviderSpec, Timeouts, Upstream};
+use switchyard_providers::{
+    AttemptError, Auth, Operation, PoolSettings, ProviderSpec, Timeouts, Upstream,
+};
 use switchyard_router::{
-    execute, BreakerConfig, Catalog, Commitment, Deployment, Estimate, Health, Limits,
-    Model, Policy, Preferences, Prices, RouteRequest, Served, Strategy,
+    execute, BreakerConfig, Catalog, Commitment, Deployment, Estimate, Health, Limits, Model,
+    Policy, Preferences, Prices, RouteRequest, Served, Strategy,
 };
 use switchyard_sim::{Faults, RunningSim, SimProtocol, SimSpec};
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, Money, PricePerMillion, ProviderKind};
@@ -54,7 +57,7 @@ impl Fleet {
                 region: "us".into(),
                 jurisdiction: Jurisdiction::Us,
                 http2_prior_knowledge: false,
-        extra: Default::default(),
+                extra: Default::default(),
             }),
             upstream_model: "gpt-test".into(),
             prices: Prices {
@@ -73,7 +76,11 @@ impl Fleet {
     }
 
     /// One request, planned and executed the way the server does it.
-    async fn send(&self, catalog: &Catalog, health: &Health) -> Result<Served<Bytes>, AttemptError> {
+    async fn send(
+        &self,
+        catalog: &Catalog,
+        health: &Health,
+    ) -> Result<Served<Bytes>, AttemptError> {
         let prefs = Preferences::default();
         let request = RouteRequest {
             model: "m",
@@ -99,7 +106,13 @@ impl Fleet {
                 });
                 let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
                 let sent = upstream
-                    .send(&d.provider, Operation::Chat { stream: false }, &d.upstream_model, body, timeouts)
+                    .send(
+                        &d.provider,
+                        Operation::Chat { stream: false },
+                        &d.upstream_model,
+                        body,
+                        timeouts,
+                    )
                     .await?;
                 sent.body(&d.provider, 1 << 20).await
             }
@@ -136,7 +149,10 @@ async fn one_provider_answering_500_loses_its_traffic_to_the_breaker_but_no_requ
     let cat = catalog(ds.clone(), Strategy::Priority, policy);
     let h = Health::default();
     for i in 0..1_000 {
-        let served = f.send(&cat, &h).await.unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let served = f
+            .send(&cat, &h)
+            .await
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert_ne!(&*served.deployment.id, "d0");
     }
     let view = h.view(&ds[0], tokio::time::Instant::now());
@@ -144,7 +160,10 @@ async fn one_provider_answering_500_loses_its_traffic_to_the_breaker_but_no_requ
     assert!(view.trips >= 1);
     // The failures that tripped the breaker, then only the probes it let through.
     assert_eq!(to_failing, 5 + view.probes, "{view:?}");
-    assert!(to_failing < 100, "{to_failing} of 1,000 requests reached the failing provider");
+    assert!(
+        to_failing < 100,
+        "{to_failing} of 1,000 requests reached the failing provider"
+    );
     assert_eq!(f.requests(1), 1_000, "the next provider served everything");
 }
 
@@ -168,7 +187,11 @@ async fn a_hanging_provider_costs_each_request_exactly_one_timeout_and_one_failo
         },
         ..Policy::default()
     };
-    let cat = catalog(vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)], Strategy::Priority, policy);
+    let cat = catalog(
+        vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)],
+        Strategy::Priority,
+        policy,
+    );
     let h = Health::default();
     for _ in 0..4 {
         let served = f.send(&cat, &h).await.unwrap();
@@ -188,7 +211,11 @@ async fn retry_after_keeps_traffic_away_until_it_expires_then_traffic_returns() 
         retry_after_s: Some(1),
         ..Faults::default()
     });
-    let cat = catalog(vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)], Strategy::Priority, Policy::default());
+    let cat = catalog(
+        vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)],
+        Strategy::Priority,
+        Policy::default(),
+    );
     let h = Health::default();
     let limited_at = tokio::time::Instant::now();
     let first = f.send(&cat, &h).await.unwrap();
@@ -202,10 +229,18 @@ async fn retry_after_keeps_traffic_away_until_it_expires_then_traffic_returns() 
             break;
         }
         served_elsewhere += 1;
-        assert_eq!(f.requests(0), 1, "a request reached the deployment during its cooldown");
+        assert_eq!(
+            f.requests(0),
+            1,
+            "a request reached the deployment during its cooldown"
+        );
     }
     assert!(limited_at.elapsed() >= Duration::from_secs(1));
-    assert_eq!(f.requests(0), 2, "the 429 and the first request after the cooldown");
+    assert_eq!(
+        f.requests(0),
+        2,
+        "the 429 and the first request after the cooldown"
+    );
     assert!(served_elsewhere > 0);
     assert_eq!(u64::from(served_elsewhere) + 1, f.requests(1));
 }
@@ -228,7 +263,11 @@ async fn spillover_fills_provisioned_capacity_then_overflows_to_pay_as_you_go() 
     );
     let h = Health::default();
     for _ in 0..50 {
-        f.send(&cat, &h).await.unwrap().permit.settle(&Default::default());
+        f.send(&cat, &h)
+            .await
+            .unwrap()
+            .permit
+            .settle(&Default::default());
     }
     assert_eq!((f.requests(0), f.requests(2), f.requests(1)), (20, 30, 0));
 }
@@ -250,12 +289,18 @@ async fn fastest_moves_traffic_away_from_a_provider_whose_latency_rises() {
     }
     // The fast one wins every pair it is drawn into (two pairs in three).
     let before = f.requests(0);
-    assert!(before >= 150, "{before} of 300 went to the fastest provider");
+    assert!(
+        before >= 150,
+        "{before} of 300 went to the fastest provider"
+    );
     f.sims[0].controls().set_faults(slow(100));
     for _ in 0..200 {
         let _ = f.send(&cat, &h).await.unwrap();
     }
     // One slow answer lifts its estimate above the others'; after that it loses every pair.
     let after = f.requests(0) - before;
-    assert!(after <= 3, "{after} of 200 requests went to the provider that slowed down");
+    assert!(
+        after <= 3,
+        "{after} of 200 requests went to the provider that slowed down"
+    );
 }

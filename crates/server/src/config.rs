@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_providers::{Auth, ProviderSpec};
+use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
 use switchyard_router::{Catalog, DataClass, Deployment, Limits, Model, Prices};
 use switchyard_types::{Cloud, Jurisdiction, PricePerMillion, ProviderKind};
 
@@ -77,10 +77,19 @@ fn all_models() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     kind: ProviderKind,
-    base_url: String,
+    base_url: Option<String>,
     api_key: Option<String>,
     api_key_env: Option<String>,
     api_version: Option<String>,
+    anthropic_version: Option<String>,
+    aws_access_key_id: Option<String>,
+    aws_access_key_id_env: Option<String>,
+    aws_secret_access_key: Option<String>,
+    aws_secret_access_key_env: Option<String>,
+    aws_session_token_env: Option<String>,
+    gcp_project: Option<String>,
+    gcp_location: Option<String>,
+    credentials_file: Option<std::path::PathBuf>,
     cloud: Cloud,
     region: String,
     jurisdiction: Jurisdiction,
@@ -452,59 +461,29 @@ impl Compiler {
         let mut out = HashMap::new();
         for (name, p) in raw {
             let loc = format!("providers.{name}");
-            if !p.kind.is_openai_shaped() {
-                self.error(
-                    format!("{loc}.kind"),
-                    format!(
-                        "provider kind '{}' is not supported by this build yet",
-                        p.kind
-                    ),
-                    "use openai, azure_openai or openai_compatible",
-                );
-                continue;
-            }
-            let base_url = p.base_url.trim_end_matches('/').to_string();
-            match reqwest::Url::parse(&base_url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => self.error(
-                    format!("{loc}.base_url"),
-                    format!("'{}' is not an http(s) URL", p.base_url),
-                    "for example \"https://api.openai.com/v1\" or \"https://NAME.openai.azure.com\"",
-                ),
-            }
-            let key = self.secret(
-                &loc,
-                "api_key",
-                p.api_key.as_deref(),
-                p.api_key_env.as_deref(),
-                env,
-            );
-            let auth = match key {
-                Some(key) => match Auth::api_key(p.kind, &key) {
-                    Ok(auth) => auth,
-                    Err(e) => {
-                        self.error(
-                            format!("{loc}.api_key"),
-                            e.message,
-                            "check the key for stray characters or line breaks",
-                        );
-                        Auth::None
-                    }
-                },
-                None => {
-                    if matches!(p.kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi)
-                        && p.api_key.is_none()
-                        && p.api_key_env.is_none()
-                    {
-                        self.error(
-                            format!("{loc}.api_key_env"),
-                            format!("a {} provider needs an API key", p.kind),
-                            "set api_key_env to the name of the environment variable holding the key",
-                        );
-                    }
-                    Auth::None
+            let base_url = match (&p.base_url, default_base_url(p.kind, &p.region)) {
+                (Some(url), _) => url.trim_end_matches('/').to_string(),
+                (None, Some(default)) => default,
+                (None, None) => {
+                    self.error(
+                        format!("{loc}.base_url"),
+                        format!("a {} provider needs a base_url", p.kind),
+                        "for example \"https://NAME.openai.azure.com\" or \"http://10.0.0.5:8000/v1\"",
+                    );
+                    String::new()
                 }
             };
+            if !base_url.is_empty() {
+                match reqwest::Url::parse(&base_url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => self.error(
+                        format!("{loc}.base_url"),
+                        format!("'{base_url}' is not an http(s) URL"),
+                        "for example \"https://api.openai.com/v1\" or \"https://NAME.openai.azure.com\"",
+                    ),
+                }
+            }
+            let auth = self.provider_auth(&loc, p, env);
             if p.kind == ProviderKind::AzureOpenAi && p.api_version.is_none() {
                 self.warn(
                     format!("{loc}.api_version"),
@@ -531,11 +510,96 @@ impl Compiler {
                     region: p.region.as_str().into(),
                     jurisdiction: p.jurisdiction,
                     http2_prior_knowledge: p.http2_prior_knowledge,
-                    extra: Default::default(),
+                    extra: ProviderExtras {
+                        anthropic_version: p.anthropic_version.clone(),
+                        gcp_project: p.gcp_project.clone(),
+                        gcp_location: p.gcp_location.clone(),
+                    },
                 }),
             );
         }
         out
+    }
+
+    /// How a provider authenticates: an API key for most kinds; SigV4 (static keys or the AWS
+    /// chain) for Bedrock; a service-account file or application-default credentials for Vertex.
+    fn provider_auth(
+        &mut self,
+        loc: &str,
+        p: &RawProvider,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Auth {
+        let key = self.secret(
+            loc,
+            "api_key",
+            p.api_key.as_deref(),
+            p.api_key_env.as_deref(),
+            env,
+        );
+        if let Some(key) = key {
+            return match Auth::api_key(p.kind, &key) {
+                Ok(auth) => auth,
+                Err(e) => {
+                    self.error(
+                        format!("{loc}.api_key"),
+                        e.message,
+                        "check the key for stray characters or line breaks",
+                    );
+                    Auth::None
+                }
+            };
+        }
+        match p.kind {
+            ProviderKind::Bedrock => {
+                let id = self.secret(
+                    loc,
+                    "aws_access_key_id",
+                    p.aws_access_key_id.as_deref(),
+                    p.aws_access_key_id_env.as_deref(),
+                    env,
+                );
+                let secret = self.secret(
+                    loc,
+                    "aws_secret_access_key",
+                    p.aws_secret_access_key.as_deref(),
+                    p.aws_secret_access_key_env.as_deref(),
+                    env,
+                );
+                let token = self.secret(loc, "aws_session_token", None, p.aws_session_token_env.as_deref(), env);
+                match (id, secret) {
+                    (Some(id), Some(secret)) => Auth::bedrock_static(&id, &secret, token.as_deref()),
+                    (None, None) => Auth::bedrock_default_chain(&p.region),
+                    _ => {
+                        self.error(
+                            format!("{loc}.aws_secret_access_key_env"),
+                            "an AWS access key id needs its secret, and the other way round",
+                            "set both, or neither to use the standard AWS credential chain",
+                        );
+                        Auth::None
+                    }
+                }
+            }
+            ProviderKind::Vertex => match &p.credentials_file {
+                Some(path) => Auth::google_service_account_file(path).unwrap_or_else(|e| {
+                    self.error(
+                        format!("{loc}.credentials_file"),
+                        e.message,
+                        "point it at a service-account JSON key file, or remove it to use application-default credentials",
+                    );
+                    Auth::None
+                }),
+                None => Auth::google_application_default(),
+            },
+            ProviderKind::OpenAiCompatible => Auth::None,
+            kind => {
+                self.error(
+                    format!("{loc}.api_key_env"),
+                    format!("a {kind} provider needs an API key"),
+                    "set api_key_env to the name of the environment variable holding the key",
+                );
+                Auth::None
+            }
+        }
     }
 
     fn deployments(
@@ -589,10 +653,7 @@ impl Compiler {
                         concurrency: d.limits.concurrency,
                     },
                     tags: d.tags.clone(),
-                    commitment: d
-                        .commitment
-                        .as_ref()
-                        .and_then(|c| self.commitment(&loc, c)),
+                    commitment: d.commitment.as_ref().and_then(|c| self.commitment(&loc, c)),
                 }),
             );
         }

@@ -2,7 +2,9 @@
 //! client and upstream speak the same shape, translation through the canonical types otherwise.
 
 use crate::ingress::Dialect;
-use crate::relay::{unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder};
+use crate::relay::{
+    unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder,
+};
 use bytes::Bytes;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest};
 use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini};
@@ -48,7 +50,9 @@ impl IngressRequest {
     pub fn upstream_body(&self, d: &Deployment) -> Result<Bytes, AttemptError> {
         if let IngressRequest::OpenAi(p) = self {
             if self.passes_through(d) {
-                return Ok(Bytes::from(p.passthrough_body(&d.upstream_model, p.request.stream)));
+                return Ok(Bytes::from(
+                    p.passthrough_body(&d.upstream_model, p.request.stream),
+                ));
             }
         }
         let req = self.canonical();
@@ -56,7 +60,9 @@ impl IngressRequest {
             ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
                 Ok(openai_chat::encode_request(req, &d.upstream_model))
             }
-            ProviderKind::Anthropic => anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS),
+            ProviderKind::Anthropic => {
+                anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS)
+            }
             ProviderKind::Bedrock => bedrock_converse::encode_request(req),
             ProviderKind::Gemini | ProviderKind::Vertex => gemini::encode_request(req),
         };
@@ -64,7 +70,11 @@ impl IngressRequest {
     }
 
     /// A complete upstream answer, as the client's body plus the usage it reports.
-    pub fn client_body(&self, d: &Deployment, upstream: Bytes) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
+    pub fn client_body(
+        &self,
+        d: &Deployment,
+        upstream: Bytes,
+    ) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
         if self.passes_through(d) {
             let usage = openai_chat::usage_from_response(&upstream);
             return Ok((upstream, usage));
@@ -93,8 +103,16 @@ impl IngressRequest {
         if self.passes_through(d) {
             return Ok(Box::new(OpenAiPassthrough::new(include_usage)));
         }
-        let client = ClientEncoder::new(self.dialect(), include_usage, generated_id(), d.upstream_model.clone());
-        Ok(Box::new(Translate::new(UpstreamDecoder::for_kind(d.kind()), client)))
+        let client = ClientEncoder::new(
+            self.dialect(),
+            include_usage,
+            generated_id(),
+            d.upstream_model.clone(),
+        );
+        Ok(Box::new(Translate::new(
+            UpstreamDecoder::for_kind(d.kind()),
+            client,
+        )))
     }
 }
 
@@ -111,14 +129,20 @@ fn decode_response(d: &Deployment, body: &[u8]) -> Result<ChatResponse, AttemptE
     decoded.map_err(|e| {
         AttemptError::new(
             ErrorKind::UpstreamProtocol,
-            format!("provider '{}' sent a response that could not be read: {}", d.provider.id, e.message),
+            format!(
+                "provider '{}' sent a response that could not be read: {}",
+                d.provider.id, e.message
+            ),
         )
     })
 }
 
 /// The request asks for something `d`'s protocol cannot express: the client's 400.
 fn inexpressible(d: &Deployment, e: &Unsupported) -> AttemptError {
-    AttemptError::new(ErrorKind::InvalidRequest, format!("deployment '{}': {e}", d.id))
+    AttemptError::new(
+        ErrorKind::InvalidRequest,
+        format!("deployment '{}': {e}", d.id),
+    )
 }
 
 /// A response id for protocols that send none.

@@ -2,10 +2,10 @@
 //! protocol, and Retry-After. Building the response has no side effects; logging happens
 //! where the request ends.
 
+use crate::ingress::Dialect;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use std::time::Duration;
-use crate::ingress::Dialect;
 use switchyard_protocol::codec::{anthropic_messages, openai_chat};
 use switchyard_protocol::DecodeError;
 use switchyard_providers::AttemptError;
@@ -76,14 +76,22 @@ impl ApiError {
         let (status, body) = match dialect {
             Dialect::OpenAi => (
                 self.kind.status(),
-                openai_chat::encode_error(self.kind, &self.message, self.param.as_deref(), self.code),
+                openai_chat::encode_error(
+                    self.kind,
+                    &self.message,
+                    self.param.as_deref(),
+                    self.code,
+                ),
             ),
             Dialect::Anthropic => anthropic_messages::encode_error(self.kind, &self.message),
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up, so a client never retries early.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

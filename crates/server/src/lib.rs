@@ -26,6 +26,7 @@ pub mod config;
 pub mod demo;
 mod egress;
 mod error;
+pub mod explain;
 mod ingress;
 mod observe;
 mod pipeline;

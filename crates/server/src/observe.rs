@@ -80,7 +80,9 @@ impl RequestEnd<'_> {
             (Some(s), Some(u)) => {
                 let p = &s.deployment.prices;
                 let cached = u.cached_input.min(u.input);
-                p.input.cost(u.input - cached) + p.cached_input.cost(cached) + p.output.cost(u.output)
+                p.input.cost(u.input - cached)
+                    + p.cached_input.cost(cached)
+                    + p.output.cost(u.output)
             }
             _ => Money::ZERO,
         }
@@ -89,7 +91,9 @@ impl RequestEnd<'_> {
     /// Emits the request's end to logs (and metrics, when enabled).
     pub fn emit(&self) {
         let usage = self.usage.unwrap_or_default();
-        let attempts = self.served.map_or(self.failed_attempts.len(), |s| s.attempts.len());
+        let attempts = self
+            .served
+            .map_or(self.failed_attempts.len(), |s| s.attempts.len());
         let (deployment, provider) = match self.served {
             Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
             None => ("", ""),

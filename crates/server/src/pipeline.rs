@@ -28,7 +28,11 @@ pub(crate) async fn chat(
     let stream = request.canonical().stream;
     let timeouts = Timeouts {
         // A non-streaming answer's headers come only when it is complete.
-        first_byte: if stream { settings.timeouts.first_byte } else { settings.timeouts.total },
+        first_byte: if stream {
+            settings.timeouts.first_byte
+        } else {
+            settings.timeouts.total
+        },
         total: settings.timeouts.total,
     };
     let stall = settings.timeouts.stall;
@@ -39,16 +43,27 @@ pub(crate) async fn chat(
             async move {
                 let body = request.upstream_body(&d)?;
                 let translator = request.translator(&d)?;
-                let sent = state.upstream.send(&d.provider, op, &d.upstream_model, body, timeouts).await?;
+                let sent = state
+                    .upstream
+                    .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                    .await?;
                 Relay::open(sent, d.provider.clone(), translator, stall).await
             }
         })
         .await
         .map(|(relay, deployment, attempts)| {
-            let served = Served { deployment, attempts };
-            let mut response = Response::new(Body::from_stream(relay.into_stream(ctx.clone(), served.clone())));
+            let served = Served {
+                deployment,
+                attempts,
+            };
+            let mut response = Response::new(Body::from_stream(
+                relay.into_stream(ctx.clone(), served.clone()),
+            ));
             let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             write_served_headers(&served, h);
             response
@@ -58,14 +73,20 @@ pub(crate) async fn chat(
             let (state, request) = (state.clone(), request.clone());
             async move {
                 let body = request.upstream_body(&d)?;
-                let sent = state.upstream.send(&d.provider, op, &d.upstream_model, body, timeouts).await?;
+                let sent = state
+                    .upstream
+                    .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                    .await?;
                 let upstream = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
                 request.client_body(&d, upstream)
             }
         })
         .await
         .map(|((body, usage), deployment, attempts)| {
-            let served = Served { deployment, attempts };
+            let served = Served {
+                deployment,
+                attempts,
+            };
             RequestEnd {
                 ctx: &ctx,
                 served: Some(&served),
@@ -96,7 +117,10 @@ pub(crate) async fn chat(
 pub(crate) fn json_response(body: bytes::Bytes, served: &Served) -> Response {
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     write_served_headers(served, h);
     response
 }

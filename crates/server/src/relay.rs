@@ -8,6 +8,7 @@
 //! with an error event in the client's protocol and never with a clean end marker, so no
 //! client mistakes half an answer for a whole one.
 
+use crate::ingress::Dialect;
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
@@ -15,10 +16,9 @@ use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::ingress::Dialect;
 use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, openai_chat};
-use switchyard_protocol::{DecodeError, StreamEvent};
 use switchyard_protocol::sse::{self, SseDecoder};
+use switchyard_protocol::{DecodeError, StreamEvent};
 use switchyard_providers::{AttemptError, ProviderSpec, Sent};
 use switchyard_router::AttemptLog;
 use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
@@ -56,9 +56,10 @@ impl TranslateError {
                 ErrorKind::UpstreamProtocol,
                 format!("provider '{provider}' sent a malformed stream event: {why}"),
             ),
-            TranslateError::Upstream(kind, message) => {
-                AttemptError::new(kind, format!("provider '{provider}' failed mid-stream: {message}"))
-            }
+            TranslateError::Upstream(kind, message) => AttemptError::new(
+                kind,
+                format!("provider '{provider}' failed mid-stream: {message}"),
+            ),
             TranslateError::Truncated => AttemptError::new(
                 ErrorKind::UpstreamProtocol,
                 format!("provider '{provider}' ended the stream before it was complete"),
@@ -95,7 +96,8 @@ impl OpenAiPassthrough {
             self.done = true;
             return Ok(());
         }
-        let info = openai_chat::inspect_chunk(data).map_err(|e| TranslateError::Malformed(e.message))?;
+        let info =
+            openai_chat::inspect_chunk(data).map_err(|e| TranslateError::Malformed(e.message))?;
         if let Some(error) = info.error {
             return Err(TranslateError::Upstream(error.kind, error.message));
         }
@@ -185,20 +187,32 @@ impl UpstreamDecoder {
             ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
                 UpstreamDecoder::OpenAi(openai_chat::StreamDecoder::new())
             }
-            ProviderKind::Anthropic => UpstreamDecoder::Anthropic(anthropic_messages::StreamDecoder::new()),
-            ProviderKind::Bedrock => UpstreamDecoder::Bedrock(bedrock_converse::StreamDecoder::new()),
-            ProviderKind::Gemini | ProviderKind::Vertex => UpstreamDecoder::Gemini(gemini::StreamDecoder::new()),
+            ProviderKind::Anthropic => {
+                UpstreamDecoder::Anthropic(anthropic_messages::StreamDecoder::new())
+            }
+            ProviderKind::Bedrock => {
+                UpstreamDecoder::Bedrock(bedrock_converse::StreamDecoder::new())
+            }
+            ProviderKind::Gemini | ProviderKind::Vertex => {
+                UpstreamDecoder::Gemini(gemini::StreamDecoder::new())
+            }
         }
     }
 
     fn framing(&self) -> Framing {
         match self {
-            UpstreamDecoder::Bedrock(_) => Framing::EventStream(bedrock_converse::EventStreamDecoder::new()),
+            UpstreamDecoder::Bedrock(_) => {
+                Framing::EventStream(bedrock_converse::EventStreamDecoder::new())
+            }
             _ => Framing::Sse(SseDecoder::new()),
         }
     }
 
-    fn decode_sse(&mut self, event: Option<&str>, data: &[u8]) -> Result<Vec<StreamEvent>, DecodeError> {
+    fn decode_sse(
+        &mut self,
+        event: Option<&str>,
+        data: &[u8],
+    ) -> Result<Vec<StreamEvent>, DecodeError> {
         match self {
             UpstreamDecoder::OpenAi(d) => d.decode(data),
             UpstreamDecoder::Anthropic(d) => d.decode(event, data),
@@ -249,7 +263,12 @@ enum Encoder {
 
 impl ClientEncoder {
     /// An encoder for `dialect`; `include_usage` matters to OpenAI clients only.
-    pub fn new(dialect: Dialect, include_usage: bool, fallback_id: String, fallback_model: String) -> Self {
+    pub fn new(
+        dialect: Dialect,
+        include_usage: bool,
+        fallback_id: String,
+        fallback_model: String,
+    ) -> Self {
         ClientEncoder {
             dialect,
             include_usage,
@@ -268,7 +287,11 @@ impl ClientEncoder {
                 Some((id, model, created)) if !id.is_empty() => (id, model, created),
                 _ => (fallback_id.as_str(), fallback_model.as_str(), 0),
             };
-            let model = if model.is_empty() { fallback_model.as_str() } else { model };
+            let model = if model.is_empty() {
+                fallback_model.as_str()
+            } else {
+                model
+            };
             let created = if created == 0 { unix_now() } else { created };
             match dialect {
                 Dialect::OpenAi => Encoder::OpenAi(openai_chat::StreamEncoder::new(
@@ -277,14 +300,19 @@ impl ClientEncoder {
                     created,
                     include_usage,
                 )),
-                Dialect::Anthropic => Encoder::Anthropic(anthropic_messages::StreamEncoder::new(id, model.to_string())),
+                Dialect::Anthropic => Encoder::Anthropic(anthropic_messages::StreamEncoder::new(
+                    id,
+                    model.to_string(),
+                )),
             }
         })
     }
 
     fn encode(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
         let start = match ev {
-            StreamEvent::Start { id, model, created } => Some((id.as_str(), model.as_str(), *created)),
+            StreamEvent::Start { id, model, created } => {
+                Some((id.as_str(), model.as_str(), *created))
+            }
             _ => None,
         };
         match self.get(start) {
@@ -327,7 +355,11 @@ impl Translate {
         }
     }
 
-    fn emit(&mut self, decoded: Result<Vec<StreamEvent>, DecodeError>, out: &mut Vec<u8>) -> Result<(), TranslateError> {
+    fn emit(
+        &mut self,
+        decoded: Result<Vec<StreamEvent>, DecodeError>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
         if self.done {
             return Ok(());
         }
@@ -353,14 +385,24 @@ impl Translator for Translate {
         }
         loop {
             let decoded = match &mut self.framing {
-                Framing::Sse(d) => match d.next_event().map_err(|e| TranslateError::Malformed(e.message))? {
-                    Some(ev) => self.upstream.decode_sse(ev.event.as_deref(), ev.data.as_bytes()),
+                Framing::Sse(d) => match d
+                    .next_event()
+                    .map_err(|e| TranslateError::Malformed(e.message))?
+                {
+                    Some(ev) => self
+                        .upstream
+                        .decode_sse(ev.event.as_deref(), ev.data.as_bytes()),
                     None => return Ok(()),
                 },
-                Framing::EventStream(d) => match d.next_message().map_err(|e| TranslateError::Malformed(e.message))? {
+                Framing::EventStream(d) => match d
+                    .next_message()
+                    .map_err(|e| TranslateError::Malformed(e.message))?
+                {
                     Some(msg) => match &mut self.upstream {
                         UpstreamDecoder::Bedrock(b) => b.decode(&msg),
-                        _ => Err(DecodeError::new("event-stream frames from a non-Bedrock upstream")),
+                        _ => Err(DecodeError::new(
+                            "event-stream frames from a non-Bedrock upstream",
+                        )),
                     },
                     None => return Ok(()),
                 },
@@ -372,7 +414,9 @@ impl Translator for Translate {
     fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError> {
         if let Framing::Sse(d) = &mut self.framing {
             if let Some(ev) = d.finish() {
-                let decoded = self.upstream.decode_sse(ev.event.as_deref(), ev.data.as_bytes());
+                let decoded = self
+                    .upstream
+                    .decode_sse(ev.event.as_deref(), ev.data.as_bytes());
                 self.emit(decoded, out)?;
             }
         }
@@ -433,12 +477,17 @@ impl Relay {
     /// Reads one network chunk (before `by`) and translates it.
     async fn fill(&mut self, by: Instant) -> Result<(), AttemptError> {
         let by = by.min(self.deadline);
-        let next = tokio::time::timeout_at(by, self.body.next()).await.map_err(|_| {
-            AttemptError::new(
-                ErrorKind::UpstreamTimeout,
-                format!("provider '{}' stopped sending the stream in time", self.provider.id),
-            )
-        })?;
+        let next = tokio::time::timeout_at(by, self.body.next())
+            .await
+            .map_err(|_| {
+                AttemptError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "provider '{}' stopped sending the stream in time",
+                        self.provider.id
+                    ),
+                )
+            })?;
         let result = match next {
             Some(Ok(chunk)) => self.translator.feed(&chunk, &mut self.out),
             Some(Err(e)) => return Err(AttemptError::from_reqwest(&self.provider.id, &e)),
@@ -480,7 +529,9 @@ impl Relay {
                 let by = Instant::now() + s.relay.stall;
                 if let Err(e) = s.relay.fill(by).await {
                     tracing::warn!(request_id = ?s.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
-                    s.relay.translator.fail(e.kind, &e.message, &mut s.relay.out);
+                    s.relay
+                        .translator
+                        .fail(e.kind, &e.message, &mut s.relay.out);
                     s.outcome = Some(Outcome::Failed(e.kind));
                 }
             }

@@ -43,6 +43,13 @@ enum Command {
     },
     /// Run simulated providers (OpenAI, Azure, Anthropic, Bedrock, Gemini, Vertex).
     Sim(switchyard_sim::cli::SimArgs),
+    /// Manage virtual keys and teams: create, list, rotate, revoke, team-create, teams, budgets.
+    Keys(switchyard_governance::cli::KeysArgs),
+    /// Routing tools: `route explain` shows how a request would be routed and why.
+    Route {
+        #[command(subcommand)]
+        command: switchyard_server::explain::RouteCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +65,21 @@ fn main() -> ExitCode {
     }
     if let Command::Check { config } = &cli.command {
         return check(config);
+    }
+    if let Command::Route {
+        command: switchyard_server::explain::RouteCommand::Explain(options),
+    } = &cli.command
+    {
+        return match switchyard_server::explain::run(options) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchyard: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,7 +102,10 @@ fn main() -> ExitCode {
             Command::Sim(args) => switchyard_sim::cli::run(args)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Check { .. } => Ok(()),
+            Command::Keys(args) => switchyard_governance::cli::run(args, &mut std::io::stdout())
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Check { .. } | Command::Route { .. } => Ok(()),
         }
     });
     match result {

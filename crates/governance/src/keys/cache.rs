@@ -65,7 +65,10 @@ impl CachedKeyStore {
         self.entries().retain(|_, (_, p)| p.key_id != key_id);
     }
 
-    async fn authenticate_cached(&self, presented: &str) -> Result<Option<Principal>, GovernanceError> {
+    async fn authenticate_cached(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Principal>, GovernanceError> {
         let hash = secret::hash(presented);
         let now = Instant::now();
         if let Some((read_at, p)) = self.entries().get(&hash) {
@@ -96,11 +99,17 @@ impl CachedKeyStore {
 }
 
 impl KeyStore for CachedKeyStore {
-    fn create_team<'a>(&'a self, spec: &'a TeamSpec) -> BoxFuture<'a, Result<Team, GovernanceError>> {
+    fn create_team<'a>(
+        &'a self,
+        spec: &'a TeamSpec,
+    ) -> BoxFuture<'a, Result<Team, GovernanceError>> {
         self.inner.create_team(spec)
     }
 
-    fn get_team<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
+    fn get_team<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
         self.inner.get_team(name)
     }
 
@@ -108,19 +117,32 @@ impl KeyStore for CachedKeyStore {
         self.inner.list_teams()
     }
 
-    fn create_key<'a>(&'a self, spec: &'a KeySpec) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn create_key<'a>(
+        &'a self,
+        spec: &'a KeySpec,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         self.inner.create_key(spec)
     }
 
-    fn list_keys<'a>(&'a self, team: Option<&'a str>) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
+    fn list_keys<'a>(
+        &'a self,
+        team: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
         self.inner.list_keys(team)
     }
 
-    fn get_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
+    fn get_key<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
         self.inner.get_key(id)
     }
 
-    fn rotate_key<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn rotate_key<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         Box::pin(async move {
             let issued = self.inner.rotate_key(id, grace).await?;
             if grace.is_zero() {
@@ -138,7 +160,10 @@ impl KeyStore for CachedKeyStore {
         })
     }
 
-    fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
+    fn authenticate<'a>(
+        &'a self,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
         Box::pin(self.authenticate_cached(secret))
     }
 }

@@ -26,7 +26,15 @@ pub(crate) async fn run(store: &dyn KeyStore) {
         store.create_team(&team).await,
         Err(GovernanceError::Conflict(_))
     ));
-    assert_eq!(store.get_team("ml-platform").await.unwrap().unwrap().budgets, team.budgets);
+    assert_eq!(
+        store
+            .get_team("ml-platform")
+            .await
+            .unwrap()
+            .unwrap()
+            .budgets,
+        team.budgets
+    );
 
     let mut spec = KeySpec::new("ml-platform", "batch-jobs");
     spec.allowed_models = vec![ModelPattern::new("gpt-4o*").unwrap()];
@@ -60,7 +68,10 @@ pub(crate) async fn run(store: &dyn KeyStore) {
     assert!(store.authenticate("not-a-key").await.unwrap().is_none());
 
     // A key for a team that does not exist yet creates the team without limits.
-    let other = store.create_key(&KeySpec::new("research", "notebook")).await.unwrap();
+    let other = store
+        .create_key(&KeySpec::new("research", "notebook"))
+        .await
+        .unwrap();
     let p2 = store.authenticate(&other.secret).await.unwrap().unwrap();
     assert_eq!(p2.team_limits, Limits::default());
     assert_eq!(store.list_teams().await.unwrap().len(), 2);
@@ -70,17 +81,26 @@ pub(crate) async fn run(store: &dyn KeyStore) {
     let mine = store.list_keys(Some("research")).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].name, "notebook");
-    assert_eq!(store.get_key(&issued.info.id).await.unwrap().unwrap().name, "batch-jobs");
+    assert_eq!(
+        store.get_key(&issued.info.id).await.unwrap().unwrap().name,
+        "batch-jobs"
+    );
     assert!(store.get_key("key_nope").await.unwrap().is_none());
 
     // Rotation without grace: the old secret stops at once.
-    let rotated = store.rotate_key(&issued.info.id, Duration::ZERO).await.unwrap();
+    let rotated = store
+        .rotate_key(&issued.info.id, Duration::ZERO)
+        .await
+        .unwrap();
     assert_ne!(rotated.secret, issued.secret);
     assert!(store.authenticate(&issued.secret).await.unwrap().is_none());
     assert!(store.authenticate(&rotated.secret).await.unwrap().is_some());
 
     // Rotation with grace: both work until the grace ends.
-    let again = store.rotate_key(&issued.info.id, Duration::from_secs(60)).await.unwrap();
+    let again = store
+        .rotate_key(&issued.info.id, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(again.info.previous_valid_until_ms.is_some());
     assert!(store.authenticate(&rotated.secret).await.unwrap().is_some());
     assert!(store.authenticate(&again.secret).await.unwrap().is_some());
@@ -90,7 +110,10 @@ pub(crate) async fn run(store: &dyn KeyStore) {
     assert!(revoked.revoked_ms.is_some());
     assert!(store.authenticate(&again.secret).await.unwrap().is_none());
     assert!(store.authenticate(&rotated.secret).await.unwrap().is_none());
-    assert_eq!(store.revoke_key(&issued.info.id).await.unwrap().revoked_ms, revoked.revoked_ms);
+    assert_eq!(
+        store.revoke_key(&issued.info.id).await.unwrap().revoked_ms,
+        revoked.revoked_ms
+    );
     assert!(matches!(
         store.rotate_key(&issued.info.id, Duration::ZERO).await,
         Err(GovernanceError::NotFound(_))

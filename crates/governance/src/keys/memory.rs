@@ -73,12 +73,15 @@ impl MemoryKeyStore {
                 spec.name, spec.team
             )));
         }
-        inner.teams.entry(spec.team.clone()).or_insert_with(|| Team {
-            name: spec.team.clone(),
-            limits: Default::default(),
-            budgets: Vec::new(),
-            created_ms: now,
-        });
+        inner
+            .teams
+            .entry(spec.team.clone())
+            .or_insert_with(|| Team {
+                name: spec.team.clone(),
+                limits: Default::default(),
+                budgets: Vec::new(),
+                created_ms: now,
+            });
         let info = KeyInfo {
             id: secret::new_id("key"),
             team: spec.team.clone(),
@@ -171,11 +174,17 @@ impl MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
-    fn create_team<'a>(&'a self, spec: &'a TeamSpec) -> BoxFuture<'a, Result<Team, GovernanceError>> {
+    fn create_team<'a>(
+        &'a self,
+        spec: &'a TeamSpec,
+    ) -> BoxFuture<'a, Result<Team, GovernanceError>> {
         Box::pin(async move { self.create_team_now(spec) })
     }
 
-    fn get_team<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
+    fn get_team<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
         Box::pin(async move { Ok(self.lock().teams.get(name).cloned()) })
     }
 
@@ -183,11 +192,17 @@ impl KeyStore for MemoryKeyStore {
         Box::pin(async move { Ok(self.lock().teams.values().cloned().collect()) })
     }
 
-    fn create_key<'a>(&'a self, spec: &'a KeySpec) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn create_key<'a>(
+        &'a self,
+        spec: &'a KeySpec,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         Box::pin(async move { self.create_key_now(spec) })
     }
 
-    fn list_keys<'a>(&'a self, team: Option<&'a str>) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
+    fn list_keys<'a>(
+        &'a self,
+        team: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
         Box::pin(async move {
             let mut keys: Vec<KeyInfo> = self
                 .lock()
@@ -201,11 +216,18 @@ impl KeyStore for MemoryKeyStore {
         })
     }
 
-    fn get_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
+    fn get_key<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
         Box::pin(async move { Ok(self.lock().keys.get(id).map(|k| k.info.clone())) })
     }
 
-    fn rotate_key<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn rotate_key<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         Box::pin(async move { self.rotate_now(id, grace) })
     }
 
@@ -213,7 +235,10 @@ impl KeyStore for MemoryKeyStore {
         Box::pin(async move { self.revoke_now(id) })
     }
 
-    fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
+    fn authenticate<'a>(
+        &'a self,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
         Box::pin(async move { Ok(self.authenticate_now(secret)) })
     }
 }

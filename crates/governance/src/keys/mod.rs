@@ -21,24 +21,46 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Where keys and teams live. Secrets are never stored: only their SHA-256 and a display prefix.
 pub trait KeyStore: Send + Sync {
     /// Creates a team; `Conflict` if the name is taken.
-    fn create_team<'a>(&'a self, spec: &'a TeamSpec) -> BoxFuture<'a, Result<Team, GovernanceError>>;
+    fn create_team<'a>(
+        &'a self,
+        spec: &'a TeamSpec,
+    ) -> BoxFuture<'a, Result<Team, GovernanceError>>;
     /// One team by name.
-    fn get_team<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>>;
+    fn get_team<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>>;
     /// Every team, by name.
     fn list_teams(&self) -> BoxFuture<'_, Result<Vec<Team>, GovernanceError>>;
     /// Creates a key (and its team, without limits, if missing); the secret is in the result
     /// and nowhere else.
-    fn create_key<'a>(&'a self, spec: &'a KeySpec) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>>;
+    fn create_key<'a>(
+        &'a self,
+        spec: &'a KeySpec,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>>;
     /// Keys (revoked ones included), optionally of one team, by team then name.
-    fn list_keys<'a>(&'a self, team: Option<&'a str>) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>>;
+    fn list_keys<'a>(
+        &'a self,
+        team: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>>;
     /// One key by id.
-    fn get_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>>;
+    fn get_key<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>>;
     /// Issues a new secret for a key; the old one keeps working for `grace` (zero: stops now).
-    fn rotate_key<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>>;
+    fn rotate_key<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>>;
     /// Revokes a key: its secrets stop working (within the auth cache's TTL elsewhere).
     fn revoke_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<KeyInfo, GovernanceError>>;
     /// The principal for a presented secret, or `None` if it is unknown, revoked or expired.
-    fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>>;
+    fn authenticate<'a>(
+        &'a self,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>>;
 }
 
 /// Builds the principal from a key and its team (a missing team contributes no limits).

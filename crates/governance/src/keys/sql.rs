@@ -126,11 +126,13 @@ impl SqlKeyStore {
                     .await?;
             if done.is_none() {
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)")
-                    .bind(version)
-                    .bind(system_now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)",
+                )
+                .bind(version)
+                .bind(system_now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -159,11 +161,13 @@ impl SqlKeyStore {
                     .await?;
             if done.is_none() {
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)")
-                    .bind(version)
-                    .bind(system_now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)",
+                )
+                .bind(version)
+                .bind(system_now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -240,7 +244,8 @@ impl SqlKeyStore {
             .bind(&models).bind(&info.default_data_class).bind(&limits).bind(&budgets)
             .bind(info.store_bodies).bind(info.created_ms)
             .execute(pool).await.map(|_| ()));
-        result.map_err(|e| conflict(e, || format!("key `{}` in team `{}`", spec.name, spec.team)))?;
+        result
+            .map_err(|e| conflict(e, || format!("key `{}` in team `{}`", spec.name, spec.team)))?;
         Ok(IssuedKey { info, secret })
     }
 
@@ -299,7 +304,10 @@ impl SqlKeyStore {
             .ok_or_else(|| GovernanceError::NotFound(format!("key `{id}`")))
     }
 
-    async fn authenticate_impl(&self, presented: &str) -> Result<Option<Principal>, GovernanceError> {
+    async fn authenticate_impl(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Principal>, GovernanceError> {
         if !secret::looks_like_secret(presented) {
             return Ok(None);
         }
@@ -361,11 +369,17 @@ fn key_from_row(r: KeyRow) -> Result<KeyInfo, GovernanceError> {
 }
 
 impl KeyStore for SqlKeyStore {
-    fn create_team<'a>(&'a self, spec: &'a TeamSpec) -> BoxFuture<'a, Result<Team, GovernanceError>> {
+    fn create_team<'a>(
+        &'a self,
+        spec: &'a TeamSpec,
+    ) -> BoxFuture<'a, Result<Team, GovernanceError>> {
         Box::pin(self.create_team_impl(spec))
     }
 
-    fn get_team<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
+    fn get_team<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Team>, GovernanceError>> {
         Box::pin(self.get_team_impl(name))
     }
 
@@ -373,19 +387,32 @@ impl KeyStore for SqlKeyStore {
         Box::pin(self.list_teams_impl())
     }
 
-    fn create_key<'a>(&'a self, spec: &'a KeySpec) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn create_key<'a>(
+        &'a self,
+        spec: &'a KeySpec,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         Box::pin(self.create_key_impl(spec))
     }
 
-    fn list_keys<'a>(&'a self, team: Option<&'a str>) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
+    fn list_keys<'a>(
+        &'a self,
+        team: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<KeyInfo>, GovernanceError>> {
         Box::pin(self.list_keys_impl(team))
     }
 
-    fn get_key<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
+    fn get_key<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyInfo>, GovernanceError>> {
         Box::pin(self.get_key_impl(id))
     }
 
-    fn rotate_key<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
+    fn rotate_key<'a>(
+        &'a self,
+        id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<IssuedKey, GovernanceError>> {
         Box::pin(self.rotate_impl(id, grace))
     }
 
@@ -393,7 +420,14 @@ impl KeyStore for SqlKeyStore {
         Box::pin(self.revoke_impl(id))
     }
 
-    fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
+    fn authenticate<'a>(
+        &'a self,
+        secret: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Principal>, GovernanceError>> {
         Box::pin(self.authenticate_impl(secret))
     }
 }
+
+#[cfg(test)]
+#[path = "sql_tests.rs"]
+mod tests;

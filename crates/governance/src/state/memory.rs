@@ -166,7 +166,8 @@ impl MemoryState {
             cell.reserved = (cell.reserved - b.reserved).max(0);
             cell.spent += actual.cost;
             cell.expires_ms = cell.expires_ms.max(now + b.ttl_ms);
-            if b.mode == BudgetMode::Alert && cell.spent + cell.reserved > b.limit && !cell.alerted {
+            if b.mode == BudgetMode::Alert && cell.spent + cell.reserved > b.limit && !cell.alerted
+            {
                 cell.alerted = true;
                 crossed.push(index);
             }
@@ -202,11 +203,19 @@ impl StateStore for MemoryState {
         Box::pin(async move { Ok(self.admit_now(plan)) })
     }
 
-    fn settle<'a>(&'a self, hold: &'a Hold, actual: Actual) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>> {
+    fn settle<'a>(
+        &'a self,
+        hold: &'a Hold,
+        actual: Actual,
+    ) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>> {
         Box::pin(async move { Ok(self.settle_now(hold, actual)) })
     }
 
-    fn tally<'a>(&'a self, budget_key: &'a str, now_ms: i64) -> BoxFuture<'a, Result<Tally, GovernanceError>> {
+    fn tally<'a>(
+        &'a self,
+        budget_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Tally, GovernanceError>> {
         Box::pin(async move { Ok(self.tally_now(budget_key, now_ms)) })
     }
 }
@@ -266,12 +275,21 @@ mod tests {
     fn a_denial_says_when_the_oldest_entry_leaves_the_window() {
         let state = MemoryState::new();
         let t0 = 1_700_000_000_000;
-        assert!(matches!(state.admit_now(&plan(0, t0, 2, 1)), Verdict::Admitted { .. }));
-        assert!(matches!(state.admit_now(&plan(1, t0 + 10_000, 2, 1)), Verdict::Admitted { .. }));
+        assert!(matches!(
+            state.admit_now(&plan(0, t0, 2, 1)),
+            Verdict::Admitted { .. }
+        ));
+        assert!(matches!(
+            state.admit_now(&plan(1, t0 + 10_000, 2, 1)),
+            Verdict::Admitted { .. }
+        ));
         match state.admit_now(&plan(2, t0 + 20_000, 2, 1)) {
             Verdict::RateLimited { retry_after_ms, .. } => assert_eq!(retry_after_ms, 40_000),
             other => panic!("expected a rate limit, got {other:?}"),
         }
-        assert!(matches!(state.admit_now(&plan(3, t0 + 60_000, 2, 1)), Verdict::Admitted { .. }));
+        assert!(matches!(
+            state.admit_now(&plan(3, t0 + 60_000, 2, 1)),
+            Verdict::Admitted { .. }
+        ));
     }
 }

@@ -163,9 +163,17 @@ pub trait StateStore: Send + Sync {
     fn admit<'a>(&'a self, plan: &'a AdmitPlan) -> BoxFuture<'a, Result<Verdict, GovernanceError>>;
     /// Replaces a hold's estimates with the actual outcome (or releases it with zeros);
     /// returns indices into `hold.budgets` of alert budgets crossed now.
-    fn settle<'a>(&'a self, hold: &'a Hold, actual: Actual) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>>;
+    fn settle<'a>(
+        &'a self,
+        hold: &'a Hold,
+        actual: Actual,
+    ) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>>;
     /// The counters of one budget period, as of `now_ms` (for expiry of in-memory periods).
-    fn tally<'a>(&'a self, budget_key: &'a str, now_ms: i64) -> BoxFuture<'a, Result<Tally, GovernanceError>>;
+    fn tally<'a>(
+        &'a self,
+        budget_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Tally, GovernanceError>>;
     /// Backend counters (zeros for backends without a remote dependency).
     fn stats(&self) -> StateStats {
         StateStats::default()
@@ -181,6 +189,12 @@ pub fn rate_key(scope: Scope, id: &str, kind: RateKind) -> String {
 ///
 /// The mode is part of the key so a hard and an alert budget of the same period do not
 /// reserve twice from one counter.
-pub fn budget_key(scope: Scope, id: &str, period: Period, mode: BudgetMode, bucket: &str) -> String {
+pub fn budget_key(
+    scope: Scope,
+    id: &str,
+    period: Period,
+    mode: BudgetMode,
+    bucket: &str,
+) -> String {
     format!("bg:{scope}:{id}:{period}:{}:{bucket}", mode.as_str())
 }

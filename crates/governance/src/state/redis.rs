@@ -185,7 +185,11 @@ impl RedisState {
         })
     }
 
-    async fn settle_redis(&self, hold: &Hold, actual: Actual) -> Result<Vec<usize>, redis::RedisError> {
+    async fn settle_redis(
+        &self,
+        hold: &Hold,
+        actual: Actual,
+    ) -> Result<Vec<usize>, redis::RedisError> {
         let mut inv = self.settle_script.prepare_invoke();
         for key in &hold.token_rates {
             inv.key(format!("{}:w", self.redis_key(key)));
@@ -206,7 +210,10 @@ impl RedisState {
         }
         let mut conn = self.conn.clone();
         let crossed: Vec<i64> = inv.invoke_async(&mut conn).await?;
-        Ok(crossed.into_iter().filter_map(|i| usize::try_from(i).ok()).collect())
+        Ok(crossed
+            .into_iter()
+            .filter_map(|i| usize::try_from(i).ok())
+            .collect())
     }
 
     async fn tally_redis(&self, key: &str) -> Result<Tally, redis::RedisError> {
@@ -227,7 +234,9 @@ impl RedisState {
     fn admit_during_outage(&self, plan: &AdmitPlan) -> Result<Verdict, GovernanceError> {
         match self.on_error {
             OnRedisError::FailOpen => {
-                self.counters.fail_open_admissions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .fail_open_admissions
+                    .fetch_add(1, Ordering::Relaxed);
                 Ok(match self.fallback.admit_now(plan) {
                     Verdict::Admitted { crossed_alerts, .. } => Verdict::Admitted {
                         crossed_alerts,
@@ -237,7 +246,9 @@ impl RedisState {
                 })
             }
             OnRedisError::FailClosed => {
-                self.counters.fail_closed_denials.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .fail_closed_denials
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(GovernanceError::Unavailable(
                     "redis unreachable and on_redis_error = fail_closed".into(),
                 ))
@@ -251,7 +262,10 @@ fn parse_admit(reply: &[i64]) -> Option<Verdict> {
     let idx = |i: usize| reply.get(i).and_then(|v| usize::try_from(*v).ok());
     match reply.first()? {
         1 => Some(Verdict::Admitted {
-            crossed_alerts: reply[1..].iter().filter_map(|v| usize::try_from(*v).ok()).collect(),
+            crossed_alerts: reply[1..]
+                .iter()
+                .filter_map(|v| usize::try_from(*v).ok())
+                .collect(),
             local: false,
         }),
         0 => Some(Verdict::RateLimited {
@@ -286,7 +300,11 @@ impl StateStore for RedisState {
         })
     }
 
-    fn settle<'a>(&'a self, hold: &'a Hold, actual: Actual) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>> {
+    fn settle<'a>(
+        &'a self,
+        hold: &'a Hold,
+        actual: Actual,
+    ) -> BoxFuture<'a, Result<Vec<usize>, GovernanceError>> {
         Box::pin(async move {
             if hold.local {
                 return Ok(self.fallback.settle_now(hold, actual));
@@ -304,7 +322,11 @@ impl StateStore for RedisState {
         })
     }
 
-    fn tally<'a>(&'a self, budget_key: &'a str, _now_ms: i64) -> BoxFuture<'a, Result<Tally, GovernanceError>> {
+    fn tally<'a>(
+        &'a self,
+        budget_key: &'a str,
+        _now_ms: i64,
+    ) -> BoxFuture<'a, Result<Tally, GovernanceError>> {
         Box::pin(async move {
             match self.tally_redis(budget_key).await {
                 Ok(t) => Ok(t),

@@ -2,9 +2,7 @@
 //! are lost when the process exits.
 
 use super::sqlite::receipt;
-use super::{
-    spend_in_memory, AppendReceipt, BoxFuture, LedgerStore, SpendBy, SpendRow, TimeRange,
-};
+use super::{spend_in_memory, AppendReceipt, BoxFuture, LedgerStore, SpendBy, SpendRow, TimeRange};
 use crate::chain::{link, ChainHead, GENESIS_HASH};
 use crate::record::{LedgerRecord, StoredRecord};
 use crate::LedgerError;

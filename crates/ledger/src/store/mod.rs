@@ -7,7 +7,9 @@
 //! database and the chain stays a single line.
 
 use crate::chain::ChainHead;
-use crate::record::{parse_name, to_i64, to_u64, AttemptRecord, LedgerRecord, Outcome, StoredRecord};
+use crate::record::{
+    parse_name, to_i64, to_u64, AttemptRecord, LedgerRecord, Outcome, StoredRecord,
+};
 use crate::LedgerError;
 use serde::Serialize;
 use std::future::Future;

@@ -12,10 +12,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 /// Schema versions, applied in order, each once (see the SQLite store for why not sqlx's
 /// migrator).
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_ledger.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_ledger.sql"))];
 
 /// A fixed key for `pg_advisory_xact_lock`, so gateway processes starting together migrate
 /// one at a time ("sy-ledger" in ASCII, truncated).

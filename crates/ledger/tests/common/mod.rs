@@ -23,7 +23,11 @@ pub struct TestDb {
 
 enum Raw {
     Sqlite(SqlitePool),
-    Postgres { pool: PgPool, admin: PgPool, schema: String },
+    Postgres {
+        pool: PgPool,
+        admin: PgPool,
+        schema: String,
+    },
 }
 
 impl TestDb {

@@ -180,11 +180,7 @@ impl Breaker {
             .fold((0u32, 0u32), |(o, f), (bo, bf)| (o + bo, f + bf));
         let requests = ok + failed;
         if cfg.consecutive_failures > 0 && self.consecutive >= cfg.consecutive_failures {
-            self.trip(
-                now,
-                cfg,
-                TripReason::ConsecutiveFailures(self.consecutive),
-            );
+            self.trip(now, cfg, TripReason::ConsecutiveFailures(self.consecutive));
         } else if requests >= cfg.min_requests.max(1)
             && f64::from(failed) >= cfg.error_rate * f64::from(requests)
         {

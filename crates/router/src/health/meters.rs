@@ -139,7 +139,8 @@ impl Spend {
                 let elapsed = now.saturating_duration_since(start).as_nanos();
                 let n = elapsed / period.as_nanos().max(1);
                 let offset = period.as_nanos().saturating_mul(n);
-                self.start = Some(start + Duration::from_nanos(offset.min(u128::from(u64::MAX)) as u64));
+                self.start =
+                    Some(start + Duration::from_nanos(offset.min(u128::from(u64::MAX)) as u64));
                 self.spent = Money::ZERO;
             }
             None => {

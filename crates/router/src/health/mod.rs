@@ -328,7 +328,12 @@ fn counts_against_health(kind: ErrorKind) -> bool {
     )
 }
 
-fn record_failure(s: &mut State, error: &AttemptError, cfg: &BreakerConfig, rate_cooldown: Duration) {
+fn record_failure(
+    s: &mut State,
+    error: &AttemptError,
+    cfg: &BreakerConfig,
+    rate_cooldown: Duration,
+) {
     let now = Instant::now();
     if error.kind == ErrorKind::RateLimited {
         // Capacity, not health: rest as asked, without counting towards the breaker.

@@ -5,12 +5,16 @@ fn fleet() -> (Catalog, DataClass) {
         .at(Cloud::Azure, "swedencentral", Jurisdiction::Eu)
         .tags(&["zdr"])
         .build();
-    let eu = d("eu").at(Cloud::Aws, "eu-west-1", Jurisdiction::Eu).build();
+    let eu = d("eu")
+        .at(Cloud::Aws, "eu-west-1", Jurisdiction::Eu)
+        .build();
     let us = d("us")
         .at(Cloud::OpenAi, "us", Jurisdiction::Us)
         .tags(&["zdr", "no-training"])
         .build();
-    let backup = d("backup").at(Cloud::Gcp, "us-central1", Jurisdiction::Us).build();
+    let backup = d("backup")
+        .at(Cloud::Gcp, "us-central1", Jurisdiction::Us)
+        .build();
     let mut m = Model::new("m", vec![eu_zdr, eu, us]);
     m.fallbacks = vec!["b".into()];
     let confidential = DataClass::new("confidential").unwrap();
@@ -89,17 +93,29 @@ fn preferences_order_restrict_and_disable_fallbacks() {
         plan.map(|p| ids(&p).iter().map(|s| s.to_string()).collect::<Vec<_>>())
     };
     assert_eq!(plan("").unwrap(), ["eu-zdr", "eu", "us", "backup"]);
-    assert_eq!(plan("order=us,eu").unwrap(), ["us", "eu", "eu-zdr", "backup"]);
+    assert_eq!(
+        plan("order=us,eu").unwrap(),
+        ["us", "eu", "eu-zdr", "backup"]
+    );
     // Provider names work too.
-    assert_eq!(plan("order=eu-provider").unwrap(), ["eu", "eu-zdr", "us", "backup"]);
+    assert_eq!(
+        plan("order=eu-provider").unwrap(),
+        ["eu", "eu-zdr", "us", "backup"]
+    );
     assert_eq!(plan("only=us,backup").unwrap(), ["us", "backup"]);
     assert_eq!(plan("ignore=eu").unwrap(), ["eu-zdr", "us", "backup"]);
-    assert_eq!(plan("allow_fallbacks=false").unwrap(), ["eu-zdr", "eu", "us"]);
+    assert_eq!(
+        plan("allow_fallbacks=false").unwrap(),
+        ["eu-zdr", "eu", "us"]
+    );
     assert_eq!(plan("data_policy=zdr").unwrap(), ["eu-zdr", "us"]);
     assert_eq!(plan("data_policy=deny-training").unwrap(), ["eu-zdr", "us"]);
     assert!(matches!(
         plan("only=nope"),
-        Err(RouteError::Preference(PreferenceError::UnknownName { key: "only", .. }))
+        Err(RouteError::Preference(PreferenceError::UnknownName {
+            key: "only",
+            ..
+        }))
     ));
 }
 
@@ -149,7 +165,9 @@ fn unknown_models_and_data_classes_are_errors() {
 fn global_and_model_constraints_apply_to_their_deployments() {
     let a = d("a").at(Cloud::Aws, "us-east-1", Jurisdiction::Us).build();
     let b = d("b").at(Cloud::Azure, "eastus", Jurisdiction::Us).build();
-    let c = d("c").at(Cloud::Gcp, "europe-west4", Jurisdiction::Eu).build();
+    let c = d("c")
+        .at(Cloud::Gcp, "europe-west4", Jurisdiction::Eu)
+        .build();
     let mut m = Model::new("m", vec![a, b, c]);
     m.constraints.regions.deny = vec!["eastus".into()];
     let mut policy = Policy::default();

@@ -17,21 +17,23 @@ fn pick<T: Copy>(all: &[T], mask: u8) -> Vec<T> {
 }
 
 fn constraints() -> impl Gen<Value = Constraints> {
-    (0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8).prop_map(|(ja, jd, ca, cd, ra, rd, t)| Constraints {
-        jurisdictions: Filter {
-            allow: pick(&JURISDICTIONS, ja),
-            deny: pick(&JURISDICTIONS, jd),
+    (0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8, 0u8..8).prop_map(
+        |(ja, jd, ca, cd, ra, rd, t)| Constraints {
+            jurisdictions: Filter {
+                allow: pick(&JURISDICTIONS, ja),
+                deny: pick(&JURISDICTIONS, jd),
+            },
+            clouds: Filter {
+                allow: pick(&CLOUDS, ca),
+                deny: pick(&CLOUDS, cd),
+            },
+            regions: Filter {
+                allow: pick(&REGIONS, ra).into_iter().map(Box::from).collect(),
+                deny: pick(&REGIONS, rd).into_iter().map(Box::from).collect(),
+            },
+            require_tags: pick(&TAGS, t).into_iter().map(String::from).collect(),
         },
-        clouds: Filter {
-            allow: pick(&CLOUDS, ca),
-            deny: pick(&CLOUDS, cd),
-        },
-        regions: Filter {
-            allow: pick(&REGIONS, ra).into_iter().map(Box::from).collect(),
-            deny: pick(&REGIONS, rd).into_iter().map(Box::from).collect(),
-        },
-        require_tags: pick(&TAGS, t).into_iter().map(String::from).collect(),
-    })
+    )
 }
 
 fn deployments() -> impl Gen<Value = Vec<(usize, usize, usize, u8)>> {

@@ -14,7 +14,12 @@ fn policy(consecutive: u32, open_for: Duration) -> Policy {
     }
 }
 
-async fn go<T, F, Fut>(catalog: &Catalog, h: &Health, budget: &Budget, f: F) -> Result<Served<T>, Failed>
+async fn go<T, F, Fut>(
+    catalog: &Catalog,
+    h: &Health,
+    budget: &Budget,
+    f: F,
+) -> Result<Served<T>, Failed>
 where
     F: FnMut(Arc<Deployment>) -> Fut,
     Fut: std::future::Future<Output = Result<T, AttemptError>>,
@@ -47,11 +52,21 @@ async fn a_failing_deployment_trips_its_breaker_and_then_gets_only_probes() {
         let served = go(&catalog, &h, &Budget::default(), attempt).await.unwrap();
         assert_eq!(&*served.deployment.id, "good");
     }
-    assert_eq!(calls.load(Ordering::Relaxed), 3, "only until the breaker opened");
-    let view = h.view(&catalog.model("m").unwrap().deployments[0], tokio::time::Instant::now());
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        3,
+        "only until the breaker opened"
+    );
+    let view = h.view(
+        &catalog.model("m").unwrap().deployments[0],
+        tokio::time::Instant::now(),
+    );
     assert!(matches!(
         view.breaker,
-        BreakerStatus::Open { reason: TripReason::ConsecutiveFailures(3), .. }
+        BreakerStatus::Open {
+            reason: TripReason::ConsecutiveFailures(3),
+            ..
+        }
     ));
     tokio::time::advance(Duration::from_secs(10)).await;
     let served = go(&catalog, &h, &Budget::default(), attempt).await.unwrap();
@@ -61,8 +76,15 @@ async fn a_failing_deployment_trips_its_breaker_and_then_gets_only_probes() {
         let served = go(&catalog, &h, &Budget::default(), attempt).await.unwrap();
         assert_eq!(&*served.deployment.id, "good");
     }
-    assert_eq!(calls.load(Ordering::Relaxed), 4, "the failed probe reopened it");
-    let view = h.view(&catalog.model("m").unwrap().deployments[0], tokio::time::Instant::now());
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        4,
+        "the failed probe reopened it"
+    );
+    let view = h.view(
+        &catalog.model("m").unwrap().deployments[0],
+        tokio::time::Instant::now(),
+    );
     assert_eq!((view.probes, view.trips), (1, 2));
 }
 
@@ -96,11 +118,27 @@ async fn retry_after_cools_a_deployment_down_until_it_expires() {
     assert_eq!(served.value, "b");
     for _ in 0..10 {
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(go(&catalog, &h, &Budget::default(), attempt).await.unwrap().value, "b");
+        assert_eq!(
+            go(&catalog, &h, &Budget::default(), attempt)
+                .await
+                .unwrap()
+                .value,
+            "b"
+        );
     }
-    assert_eq!(on_a.load(Ordering::Relaxed), 1, "nothing sent during the cooldown");
+    assert_eq!(
+        on_a.load(Ordering::Relaxed),
+        1,
+        "nothing sent during the cooldown"
+    );
     tokio::time::advance(Duration::from_secs(10)).await;
-    assert_eq!(go(&catalog, &h, &Budget::default(), attempt).await.unwrap().value, "a");
+    assert_eq!(
+        go(&catalog, &h, &Budget::default(), attempt)
+            .await
+            .unwrap()
+            .value,
+        "a"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -115,11 +153,16 @@ async fn when_every_deployment_cools_down_the_plan_answers_429_with_retry_after(
     .await;
     assert_eq!(result.unwrap_err().error.kind, ErrorKind::RateLimited);
     let prefs = Preferences::default();
-    let e = catalog.route(&h, &req("m", &prefs), &mut rng()).unwrap_err();
+    let e = catalog
+        .route(&h, &req("m", &prefs), &mut rng())
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     // The loop's backoff before it found nothing admissible took a few milliseconds.
     let wait = e.retry_after().unwrap();
-    assert!(wait > Duration::from_millis(6_900) && wait <= Duration::from_secs(7), "{wait:?}");
+    assert!(
+        wait > Duration::from_millis(6_900) && wait <= Duration::from_secs(7),
+        "{wait:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -145,7 +188,11 @@ async fn retries_go_round_the_plan_again_with_backoff_within_the_attempt_budget(
     .await
     .unwrap();
     assert_eq!(served.attempts.len(), 3);
-    assert!(start.elapsed() <= budget.backoff.base * 3, "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() <= budget.backoff.base * 3,
+        "{:?}",
+        start.elapsed()
+    );
     // A client error is not retried anywhere.
     let failed = go(&catalog, &h, &budget, |_| async {
         Err::<(), _>(err(ErrorKind::InvalidRequest, Some(400)))
@@ -157,15 +204,20 @@ async fn retries_go_round_the_plan_again_with_backoff_within_the_attempt_budget(
 
 #[tokio::test(start_paused = true)]
 async fn the_time_budget_ends_a_hanging_attempt() {
-    let catalog = one_model(Model::new("m", vec![d("a").build(), d("b").build()]), Policy::default());
+    let catalog = one_model(
+        Model::new("m", vec![d("a").build(), d("b").build()]),
+        Policy::default(),
+    );
     let h = Health::default();
     let budget = Budget {
         time: Duration::from_secs(2),
         ..Budget::default()
     };
-    let failed = go(&catalog, &h, &budget, |_| std::future::pending::<Result<(), AttemptError>>())
-        .await
-        .unwrap_err();
+    let failed = go(&catalog, &h, &budget, |_| {
+        std::future::pending::<Result<(), AttemptError>>()
+    })
+    .await
+    .unwrap_err();
     assert_eq!(failed.error.kind, ErrorKind::UpstreamTimeout);
     assert_eq!(failed.attempts.len(), 1);
 }
@@ -206,7 +258,11 @@ async fn hedging_starts_a_second_attempt_and_cancels_the_loser() {
         .map(|a| (&*a.deployment, a.hedge, a.cancelled))
         .collect();
     assert_eq!(log, [("fast", true, false), ("slow", false, true)]);
-    assert_eq!(dropped.load(Ordering::Relaxed), 2, "the loser's future was dropped");
+    assert_eq!(
+        dropped.load(Ordering::Relaxed),
+        2,
+        "the loser's future was dropped"
+    );
     // Streams are never hedged.
     let prefs = Preferences::default();
     let mut r = req("m", &prefs);
@@ -223,13 +279,18 @@ async fn a_hedge_that_fails_leaves_the_first_attempt_running() {
     });
     let catalog = one_model(m, Policy::default());
     let h = Health::default();
-    let served = go(&catalog, &h, &Budget::default(), |d: Arc<Deployment>| async move {
-        if &*d.id == "broken" {
-            return Err(err(ErrorKind::UpstreamServer, Some(500)));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(d.id.to_string())
-    })
+    let served = go(
+        &catalog,
+        &h,
+        &Budget::default(),
+        |d: Arc<Deployment>| async move {
+            if &*d.id == "broken" {
+                return Err(err(ErrorKind::UpstreamServer, Some(500)));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(d.id.to_string())
+        },
+    )
     .await
     .unwrap();
     assert_eq!(served.value, "slow");

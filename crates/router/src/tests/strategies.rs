@@ -40,7 +40,12 @@ fn weighted_matches_its_weights_within_two_points_over_10000_decisions() {
         Strategy::Weighted {
             weights: vec![1, 3, 6, 0],
         },
-        vec![d("a").build(), d("b").build(), d("c").build(), d("z").build()],
+        vec![
+            d("a").build(),
+            d("b").build(),
+            d("c").build(),
+            d("z").build(),
+        ],
     );
     let c = counts(&catalog, &Health::default(), 10_000);
     let share = |id: &str| *c.get(id).unwrap_or(&0) as f64 / 10_000.0;
@@ -48,7 +53,11 @@ fn weighted_matches_its_weights_within_two_points_over_10000_decisions() {
     assert!((share("a") - 0.1).abs() < 0.02, "{c:?}");
     assert!((share("b") - 0.3).abs() < 0.02, "{c:?}");
     assert!((share("c") - 0.6).abs() < 0.02, "{c:?}");
-    assert_eq!(share("z"), 0.0, "weight 0 is never first while others are eligible");
+    assert_eq!(
+        share("z"),
+        0.0,
+        "weight 0 is never first while others are eligible"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -62,7 +71,11 @@ async fn cheapest_prefers_the_prepaid_commitment_until_it_is_used_up() {
         .build();
     let catalog = model(
         Strategy::Cheapest,
-        vec![d("dear").price(5.0, 5.0).build(), prepaid, d("cheap").price(1.0, 2.0).build()],
+        vec![
+            d("dear").price(5.0, 5.0).build(),
+            prepaid,
+            d("cheap").price(1.0, 2.0).build(),
+        ],
     );
     let h = Health::default();
     // Each request: 1,000 in + 1,000 out = $0.02 at the prepaid deployment's list price.
@@ -112,8 +125,20 @@ async fn settle_reports_list_cost_and_marginal_cost() {
     }
     // 600 uncached × $10/M + 400 cached × $5/M + 1,000 out × $10/M = $0.018.
     let cost = Money::from_usd(0.018).unwrap();
-    assert_eq!(costs[0], Settlement { cost, marginal: Money::from_usd(0.003).unwrap() });
-    assert_eq!(costs[1], Settlement { cost, marginal: cost });
+    assert_eq!(
+        costs[0],
+        Settlement {
+            cost,
+            marginal: Money::from_usd(0.003).unwrap()
+        }
+    );
+    assert_eq!(
+        costs[1],
+        Settlement {
+            cost,
+            marginal: cost
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,7 +152,11 @@ async fn spillover_fills_the_committed_deployment_to_its_limit_then_overflows_by
         .build();
     let catalog = model(
         Strategy::Spillover,
-        vec![d("dear").price(5.0, 5.0).build(), ptu, d("cheap").price(1.0, 1.0).build()],
+        vec![
+            d("dear").price(5.0, 5.0).build(),
+            ptu,
+            d("cheap").price(1.0, 1.0).build(),
+        ],
     );
     let h = Health::default();
     let mut served = Vec::new();
@@ -140,8 +169,14 @@ async fn spillover_fills_the_committed_deployment_to_its_limit_then_overflows_by
     );
     // The bucket refills at 5 per minute: one more request after 12 s.
     tokio::time::advance(Duration::from_secs(12)).await;
-    assert_eq!(serve(&catalog, &h, TokenUsage::default()).await.unwrap(), "ptu");
-    assert_eq!(serve(&catalog, &h, TokenUsage::default()).await.unwrap(), "cheap");
+    assert_eq!(
+        serve(&catalog, &h, TokenUsage::default()).await.unwrap(),
+        "ptu"
+    );
+    assert_eq!(
+        serve(&catalog, &h, TokenUsage::default()).await.unwrap(),
+        "cheap"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +221,9 @@ async fn least_busy_avoids_deployments_with_requests_in_flight() {
 async fn every_strategy_respects_rpm_tpm_and_concurrency_limits() {
     let strategies = [
         Strategy::Priority,
-        Strategy::Weighted { weights: vec![9, 1] },
+        Strategy::Weighted {
+            weights: vec![9, 1],
+        },
         Strategy::Cheapest,
         Strategy::Fastest,
         Strategy::LeastBusy,
@@ -195,7 +232,10 @@ async fn every_strategy_respects_rpm_tpm_and_concurrency_limits() {
     for strategy in strategies {
         let name = strategy.as_str();
         let limited = d("limited").limits(Some(3), None, None).build();
-        let catalog = model(strategy, vec![limited, d("other").price(50.0, 50.0).build()]);
+        let catalog = model(
+            strategy,
+            vec![limited, d("other").price(50.0, 50.0).build()],
+        );
         let h = Health::default();
         let mut on_limited = 0;
         for _ in 0..20 {

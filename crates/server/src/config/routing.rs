@@ -107,18 +107,25 @@ pub(super) struct RawRouting<'a> {
 impl Compiler {
     pub(super) fn constraints(&mut self, loc: &str, raw: &RawConstraints) -> Constraints {
         let overlap = |allow: &[String], deny: &[String]| allow.iter().any(|a| deny.contains(a));
-        let names = |v: &[Jurisdiction]| v.iter().map(|j| j.as_str().to_string()).collect::<Vec<_>>();
+        let names =
+            |v: &[Jurisdiction]| v.iter().map(|j| j.as_str().to_string()).collect::<Vec<_>>();
         let clouds = |v: &[Cloud]| v.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
         for (field, clash) in [
-            ("jurisdictions", overlap(&names(&raw.jurisdictions), &names(&raw.deny_jurisdictions))),
+            (
+                "jurisdictions",
+                overlap(&names(&raw.jurisdictions), &names(&raw.deny_jurisdictions)),
+            ),
             ("regions", overlap(&raw.regions, &raw.deny_regions)),
-            ("clouds", overlap(&clouds(&raw.clouds), &clouds(&raw.deny_clouds))),
+            (
+                "clouds",
+                overlap(&clouds(&raw.clouds), &clouds(&raw.deny_clouds)),
+            ),
         ] {
             if clash {
                 self.warn(
                     format!("{loc}.deny_{field}"),
                     format!("a value is both in {field} and deny_{field}; deny wins"),
-                    format!("remove it from one of the two lists"),
+                    "remove it from one of the two lists",
                 );
             }
         }
@@ -263,7 +270,12 @@ impl Compiler {
         })
     }
 
-    pub(super) fn data_class(&mut self, loc: &str, name: &str, defined: &[String]) -> Option<DataClass> {
+    pub(super) fn data_class(
+        &mut self,
+        loc: &str,
+        name: &str,
+        defined: &[String],
+    ) -> Option<DataClass> {
         match DataClass::new(name) {
             Err(e) => {
                 self.error(loc, e.to_string(), "for example \"confidential\"");
@@ -290,18 +302,30 @@ impl Compiler {
             match DataClass::new(name) {
                 Ok(class) => {
                     if compiled.is_empty() {
-                        self.warn(&loc, "this data class constrains nothing", "add jurisdictions, regions, clouds or require_tags");
+                        self.warn(
+                            &loc,
+                            "this data class constrains nothing",
+                            "add jurisdictions, regions, clouds or require_tags",
+                        );
                     }
                     data_classes.insert(class, compiled);
                 }
-                Err(e) => self.error(loc, e.to_string(), "use lowercase letters, digits, '-' or '_'"),
+                Err(e) => self.error(
+                    loc,
+                    e.to_string(),
+                    "use lowercase letters, digits, '-' or '_'",
+                ),
             }
         }
         let mut retry = RetryPolicy::default();
-        let mut statuses = |this: &mut Compiler, loc: String, list: &[u16]| {
+        let statuses = |this: &mut Compiler, loc: String, list: &[u16]| {
             for (i, s) in list.iter().enumerate() {
                 if !(100..=599).contains(s) {
-                    this.error(format!("{loc}[{i}]"), format!("{s} is not an HTTP status"), "use statuses from 100 to 599, for example 429 or 529");
+                    this.error(
+                        format!("{loc}[{i}]"),
+                        format!("{s} is not an HTTP status"),
+                        "use statuses from 100 to 599, for example 429 or 529",
+                    );
                 }
             }
             StatusSet::new(list.iter().copied())
@@ -320,18 +344,31 @@ impl Compiler {
         let defaults = BreakerConfig::default();
         let b = raw.breaker;
         let breaker = BreakerConfig {
-            consecutive_failures: b.consecutive_failures.unwrap_or(defaults.consecutive_failures),
+            consecutive_failures: b
+                .consecutive_failures
+                .unwrap_or(defaults.consecutive_failures),
             error_rate: b.error_rate.unwrap_or(defaults.error_rate),
             min_requests: b.min_requests.unwrap_or(defaults.min_requests),
             window: ms(b.window_ms, defaults.window),
             open_for: ms(b.open_ms, defaults.open_for),
         };
         if !(breaker.error_rate > 0.0 && breaker.error_rate <= 1.0) {
-            self.error("breaker.error_rate", format!("{} is not a ratio above 0 and at most 1", breaker.error_rate), "for example 0.5: open when half the requests in the window fail");
+            self.error(
+                "breaker.error_rate",
+                format!(
+                    "{} is not a ratio above 0 and at most 1",
+                    breaker.error_rate
+                ),
+                "for example 0.5: open when half the requests in the window fail",
+            );
         }
         for (field, v) in [("window_ms", breaker.window), ("open_ms", breaker.open_for)] {
             if v.is_zero() {
-                self.error(format!("breaker.{field}"), "0 ms makes the breaker meaningless", "use a positive number of milliseconds, or remove the line for the default");
+                self.error(
+                    format!("breaker.{field}"),
+                    "0 ms makes the breaker meaningless",
+                    "use a positive number of milliseconds, or remove the line for the default",
+                );
             }
         }
         let backoff_default = Backoff::default();
@@ -345,10 +382,18 @@ impl Compiler {
             },
         };
         if budget.time.is_zero() {
-            self.error("retry.time_budget_ms", "a time budget of 0 fails every request", "use a positive number of milliseconds; the default is server.timeouts.total_ms");
+            self.error(
+                "retry.time_budget_ms",
+                "a time budget of 0 fails every request",
+                "use a positive number of milliseconds; the default is server.timeouts.total_ms",
+            );
         }
         if budget.backoff.max < budget.backoff.base {
-            self.error("retry.backoff_max_ms", "the largest backoff is below the first one", "make backoff_max_ms at least backoff_base_ms");
+            self.error(
+                "retry.backoff_max_ms",
+                "the largest backoff is below the first one",
+                "make backoff_max_ms at least backoff_base_ms",
+            );
         }
         Policy {
             constraints,

@@ -1,4 +1,5 @@
 use super::*;
+use switchyard_router::DataClass;
 
 const GOOD: &str = r#"
 [server]
@@ -140,11 +141,11 @@ fn syntax_and_type_errors_point_at_line_and_column() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].location, "line 2, column 16");
     let problems = compile(
-        "[models.x]\ndeployments = []\nstrategy = \"fastest\"\n",
+        "[models.x]\ndeployments = []\nstrategy = \"random\"\n",
         &env,
     )
     .unwrap_err();
-    assert!(problems[0].message.contains("fastest"), "{:?}", problems[0]);
+    assert!(problems[0].message.contains("random"), "{:?}", problems[0]);
     let problems = compile("[providers.p]\nkind = \"openai\"\nbase_url=\"http://x\"\ncloud=\"aws\"\nregion=\"r\"\njurisdiction=\"us\"\nsurprise = 1\n", &env).unwrap_err();
     assert!(
         problems[0].message.contains("surprise"),
@@ -166,7 +167,229 @@ fn missing_prices_are_warnings_not_silent_zeroes() {
 #[test]
 fn the_shipped_example_config_compiles() {
     let text = include_str!("../../../../config/example.toml");
-    let snap = compile(text, &|_| Some("secret".into())).unwrap();
+    let snap = compile(text, &|name| Some(format!("secret-{name}"))).unwrap();
     assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
     assert_eq!(snap.catalog.models().count(), 4);
+}
+
+const ROUTING: &str = r#"
+[constraints]
+deny_clouds = ["oci"]
+
+[data_classes.confidential]
+jurisdictions = ["eu"]
+require_tags = ["zdr"]
+
+[retry]
+time_budget_ms = 20000
+backoff_base_ms = 20
+backoff_max_ms = 500
+rate_limit_cooldown_ms = 2000
+statuses = { anthropic = [429, 500, 529], openai = [429, 500, 503] }
+
+[breaker]
+consecutive_failures = 3
+error_rate = 0.4
+min_requests = 10
+window_ms = 10000
+open_ms = 5000
+
+[[keys]]
+name = "eu-team"
+secret = "sk-eu"
+data_class = "confidential"
+
+[providers.azure-eu]
+kind = "azure_openai"
+base_url = "https://example.openai.azure.com"
+api_key = "az"
+api_version = "2024-10-21"
+cloud = "azure"
+region = "swedencentral"
+jurisdiction = "eu"
+retry_statuses = [400, 429, 500]
+
+[providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key = "sk"
+cloud = "openai"
+region = "us"
+jurisdiction = "us"
+
+[deployments.ptu]
+provider = "azure-eu"
+upstream_model = "gpt-4o-ptu"
+price = { input = 2.5, output = 10.0 }
+commitment = { kind = "provisioned", rpm = 100, tpm = 200000 }
+tags = ["zdr"]
+
+[deployments.prepaid]
+provider = "openai"
+upstream_model = "gpt-4o"
+price = { input = 2.5, output = 10.0 }
+commitment = { kind = "prepaid", amount_usd = 500, period = "month" }
+
+[deployments.paygo]
+provider = "openai"
+upstream_model = "gpt-4o"
+price = { input = 2.5, output = 10.0 }
+
+[models.spill]
+deployments = ["ptu", "prepaid", "paygo"]
+strategy = "spillover"
+hedging = { delay_ms = 800, percentile = 95 }
+constraints = { deny_regions = ["us-west"] }
+
+[models.split]
+deployments = ["prepaid", "paygo"]
+strategy = "weighted"
+weights = { prepaid = 3, paygo = 1 }
+"#;
+
+#[test]
+fn routing_settings_compile_into_the_router_policy() {
+    use switchyard_router::{Commitment, Period, Strategy};
+    use switchyard_types::{Cloud, Money, ProviderKind};
+    let snap = compile(ROUTING, &env).unwrap();
+    let policy = snap.catalog.policy();
+    assert_eq!(policy.constraints.clouds.deny, vec![Cloud::Oci]);
+    let class = DataClass::new("confidential").unwrap();
+    assert_eq!(
+        policy.data_classes[&class].require_tags,
+        vec!["zdr".to_string()]
+    );
+    assert_eq!(policy.breaker.consecutive_failures, 3);
+    assert_eq!(policy.breaker.open_for, Duration::from_secs(5));
+    assert_eq!(policy.budget.time, Duration::from_secs(20));
+    assert_eq!(policy.budget.max_attempts, 3);
+    assert_eq!(policy.rate_limit_cooldown, Duration::from_secs(2));
+    let anthropic = policy.retry.table(&ProviderSpec {
+        id: "x".into(),
+        kind: ProviderKind::Anthropic,
+        base_url: String::new(),
+        auth: Auth::None,
+        api_version: None,
+        cloud: Cloud::Anthropic,
+        region: "us".into(),
+        jurisdiction: switchyard_types::Jurisdiction::Us,
+        http2_prior_knowledge: false,
+        extra: Default::default(),
+    });
+    assert_eq!(anthropic.statuses(), [429, 500, 529]);
+    let spill = snap.catalog.model("spill").unwrap();
+    assert_eq!(spill.strategy, Strategy::Spillover);
+    assert!(spill.hedging.is_some());
+    assert_eq!(spill.constraints.regions.deny, vec![Box::from("us-west")]);
+    assert_eq!(
+        spill.deployments[0].commitment,
+        Some(Commitment::Provisioned {
+            rpm: Some(100),
+            tpm: Some(200_000)
+        })
+    );
+    assert_eq!(
+        spill.deployments[1].commitment,
+        Some(Commitment::Prepaid {
+            amount: Money::from_usd(500.0).unwrap(),
+            period: Period::Month
+        })
+    );
+    let split = snap.catalog.model("split").unwrap();
+    assert_eq!(
+        split.strategy,
+        Strategy::Weighted {
+            weights: vec![3, 1]
+        }
+    );
+    let key = snap.key("sk-eu").unwrap();
+    assert_eq!(key.data_class, Some(class));
+    assert!(snap.key_by_name("eu-team").is_some());
+}
+
+#[test]
+fn routing_problems_are_reported_with_location_and_hint() {
+    let bad = ROUTING
+        .replace("data_class = \"confidential\"", "data_class = \"secret\"")
+        .replace(
+            "weights = { prepaid = 3, paygo = 1 }",
+            "weights = { prepaid = 3, nope = 1 }",
+        )
+        .replace("amount_usd = 500", "amount_usd = -5")
+        .replace(", rpm = 100, tpm = 200000", "")
+        .replace("error_rate = 0.4", "error_rate = 1.5")
+        .replace("percentile = 95", "percentile = 100")
+        .replace(
+            "retry_statuses = [400, 429, 500]",
+            "retry_statuses = [400, 4290]",
+        )
+        .replace(
+            "strategy = \"spillover\"",
+            "strategy = \"spillover\"\nweights = { ptu = 1 }",
+        );
+    let problems = compile(&bad, &env).unwrap_err();
+    let at = |loc: &str| {
+        problems
+            .iter()
+            .find(|p| p.location == loc)
+            .unwrap_or_else(|| panic!("no problem at {loc}: {problems:#?}"))
+    };
+    assert_eq!(
+        at("keys[0].data_class").message,
+        "unknown data class 'secret'"
+    );
+    assert_eq!(
+        at("keys[0].data_class").hint,
+        "defined data classes: confidential"
+    );
+    assert_eq!(
+        at("models.split.weights.nope").message,
+        "'nope' is not one of this model's deployments"
+    );
+    assert_eq!(at("models.split.weights").message, "no weight for paygo");
+    assert_eq!(
+        at("models.spill.weights").message,
+        "weights only apply to strategy = \"weighted\""
+    );
+    assert!(at("deployments.prepaid.commitment.amount_usd")
+        .message
+        .contains("not a positive amount"));
+    assert_eq!(
+        at("deployments.ptu.commitment").message,
+        "provisioned capacity without rpm or tpm"
+    );
+    assert!(at("breaker.error_rate").hint.contains("0.5"));
+    assert!(at("models.spill.hedging.percentile")
+        .message
+        .contains("100"));
+    assert_eq!(
+        at("providers.azure-eu.retry_statuses[1]").message,
+        "4290 is not an HTTP status"
+    );
+    // Unknown strategy names, commitment kinds and constraint keys are rejected by the parser.
+    for (from, to, word) in [
+        (
+            "strategy = \"spillover\"",
+            "strategy = \"random\"",
+            "random",
+        ),
+        ("kind = \"prepaid\"", "kind = \"reserved\"", "reserved"),
+        (
+            "deny_clouds = [\"oci\"]",
+            "deny_cloud = [\"oci\"]",
+            "deny_cloud",
+        ),
+        (
+            "jurisdictions = [\"eu\"]",
+            "jurisdictions = [\"mars\"]",
+            "mars",
+        ),
+    ] {
+        let problems = compile(&ROUTING.replace(from, to), &env).unwrap_err();
+        assert!(
+            problems[0].message.contains(word),
+            "{word}: {:?}",
+            problems[0]
+        );
+    }
 }

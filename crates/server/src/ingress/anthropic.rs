@@ -49,7 +49,14 @@ pub(crate) async fn messages(
             stream: request.stream,
             started,
         };
-        pipeline::chat(&state, &snapshot, model, IngressRequest::Anthropic(request), ctx).await
+        pipeline::chat(
+            &state,
+            &snapshot,
+            model,
+            IngressRequest::Anthropic(request),
+            ctx,
+        )
+        .await
     }
     .await;
     finish(result, id, Dialect::Anthropic)

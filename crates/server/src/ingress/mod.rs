@@ -2,7 +2,6 @@
 
 use crate::config::KeyEntry;
 use crate::{ApiError, AppState, Snapshot};
-use switchyard_router::Model;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
+use switchyard_router::Model;
 use switchyard_types::ErrorKind;
 
 pub(crate) mod anthropic;
@@ -49,7 +49,10 @@ pub(crate) fn authenticate(
     snapshot: &Snapshot,
     headers: &HeaderMap,
 ) -> Result<Arc<KeyEntry>, ApiError> {
-    let invalid = || ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.").with_code("invalid_api_key");
+    let invalid = || {
+        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.")
+            .with_code("invalid_api_key")
+    };
     // The Anthropic SDK's classic header; both front doors accept both forms.
     if let Some(key) = headers.get("x-api-key") {
         let secret = key.to_str().unwrap_or_default().trim();
@@ -145,13 +148,19 @@ pub(crate) async fn method_not_allowed(method: http::Method, uri: http::Uri) -> 
 }
 
 /// Renders an error in the client's protocol and stamps the request id.
-pub(crate) fn finish(result: Result<Response, ApiError>, id: HeaderValue, dialect: Dialect) -> Response {
+pub(crate) fn finish(
+    result: Result<Response, ApiError>,
+    id: HeaderValue,
+    dialect: Dialect,
+) -> Response {
     let mut response = result.unwrap_or_else(|e| {
         tracing::info!(request_id = ?id, kind = %e.kind, error = %e.message, "request rejected");
         e.render(dialect)
     });
     if dialect == Dialect::Anthropic {
-        response.headers_mut().insert(HeaderName::from_static("request-id"), id.clone());
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("request-id"), id.clone());
     }
     response.headers_mut().insert(REQUEST_ID.clone(), id);
     response

@@ -40,7 +40,14 @@ pub(crate) async fn chat(
             stream: parsed.request.stream,
             started,
         };
-        pipeline::chat(&state, &snapshot, model, IngressRequest::OpenAi(parsed), ctx).await
+        pipeline::chat(
+            &state,
+            &snapshot,
+            model,
+            IngressRequest::OpenAi(parsed),
+            ctx,
+        )
+        .await
     }
     .await;
     finish(result, id, Dialect::OpenAi)
