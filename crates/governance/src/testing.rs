@@ -8,7 +8,13 @@ use sqlx::Executor;
 pub(crate) async fn pg_schema_pool(test: &str) -> Option<(PgPool, String)> {
     let url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+    // A short acquire timeout: an unreachable server should skip in seconds, not a minute.
+    let admin = match PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect(&url)
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
             if std::env::var_os("CI").is_some() {

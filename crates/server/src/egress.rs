@@ -2,14 +2,15 @@
 //! client and upstream speak the same shape, translation through the canonical types otherwise.
 
 use crate::ingress::Dialect;
+use crate::pipeline::MAX_RESPONSE_BYTES;
 use crate::relay::{
     unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder,
 };
 use bytes::Bytes;
-use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest};
+use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
 use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini};
 use switchyard_protocol::{ChatRequest, ChatResponse, DecodeError, Unsupported};
-use switchyard_providers::AttemptError;
+use switchyard_providers::{AttemptError, Operation, Timeouts, Upstream};
 use switchyard_router::Deployment;
 use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 
@@ -148,4 +149,110 @@ fn inexpressible(d: &Deployment, e: &Unsupported) -> AttemptError {
 /// A response id for protocols that send none.
 fn generated_id() -> String {
     format!("chatcmpl-sy{:024x}", rand::random::<u128>() >> 32)
+}
+
+/// One embeddings attempt on `d`: the OpenAI-shaped body passes through; other protocols are
+/// translated (Bedrock InvokeModel takes one call per Titan input or Cohere batch).
+pub(crate) async fn embeddings_attempt(
+    upstream: &Upstream,
+    parsed: &ParsedEmbeddingsRequest,
+    d: &Deployment,
+    timeouts: Timeouts,
+) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
+    let req = &parsed.request;
+    let send = |body: Vec<u8>| {
+        upstream.send(
+            &d.provider,
+            Operation::Embeddings,
+            &d.upstream_model,
+            Bytes::from(body),
+            timeouts,
+        )
+    };
+    let mut response = match d.kind() {
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
+            let sent = send(parsed.passthrough_body(&d.upstream_model)).await?;
+            let body = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
+            let usage = openai_chat::embeddings_usage(&body);
+            return Ok((body, usage));
+        }
+        ProviderKind::Bedrock => {
+            let bodies = bedrock_converse::encode_embeddings_request(&d.upstream_model, req)
+                .map_err(|e| inexpressible(d, &e))?;
+            let mut answers = Vec::with_capacity(bodies.len());
+            let mut header_tokens = 0;
+            for body in bodies {
+                let sent = send(body).await?;
+                // Cohere on Bedrock reports its input tokens only in this header.
+                header_tokens += sent
+                    .response
+                    .headers()
+                    .get("x-amzn-bedrock-input-token-count")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                answers.push(sent.body(&d.provider, MAX_RESPONSE_BYTES).await?);
+            }
+            let slices: Vec<&[u8]> = answers.iter().map(|b| b.as_ref()).collect();
+            let mut response =
+                bedrock_converse::decode_embeddings_response(&d.upstream_model, &slices)
+                    .map_err(|e| unreadable(d, &e))?;
+            if response.input_tokens == 0 {
+                response.input_tokens = header_tokens;
+            }
+            response
+        }
+        ProviderKind::Gemini => {
+            let body = gemini::encode_embeddings_request(&d.upstream_model, req)
+                .map_err(|e| inexpressible(d, &e))?;
+            let answer = send(body)
+                .await?
+                .body(&d.provider, MAX_RESPONSE_BYTES)
+                .await?;
+            gemini::decode_embeddings_response(&answer).map_err(|e| unreadable(d, &e))?
+        }
+        ProviderKind::Vertex => {
+            let body =
+                gemini::encode_vertex_embeddings_request(req).map_err(|e| inexpressible(d, &e))?;
+            let answer = send(body)
+                .await?
+                .body(&d.provider, MAX_RESPONSE_BYTES)
+                .await?;
+            gemini::decode_vertex_embeddings_response(&answer).map_err(|e| unreadable(d, &e))?
+        }
+        ProviderKind::Anthropic => {
+            return Err(AttemptError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "deployment '{}': the anthropic protocol has no embeddings endpoint",
+                    d.id
+                ),
+            ))
+        }
+    };
+    if response.model.is_empty() {
+        response.model = d.upstream_model.clone();
+    }
+    let usage = TokenUsage {
+        input: response.input_tokens,
+        ..TokenUsage::default()
+    };
+    // Unknown counts (the Gemini API reports none) stay unknown rather than zero.
+    let usage = (response.input_tokens > 0).then_some(usage);
+    Ok((
+        Bytes::from(openai_chat::encode_embeddings_response(
+            &response, req.base64,
+        )),
+        usage,
+    ))
+}
+
+fn unreadable(d: &Deployment, e: &DecodeError) -> AttemptError {
+    AttemptError::new(
+        ErrorKind::UpstreamProtocol,
+        format!(
+            "provider '{}' sent a response that could not be read: {}",
+            d.provider.id, e.message
+        ),
+    )
 }

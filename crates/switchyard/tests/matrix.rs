@@ -25,7 +25,10 @@ enum FrontDoor {
 }
 
 /// One simulated upstream and the gateway config that routes model `m` to it.
-async fn setup(protocol: SimProtocol) -> (RunningSim, Gateway, tempfile::TempDir) {
+async fn setup(
+    protocol: SimProtocol,
+    model_override: Option<&str>,
+) -> (RunningSim, Gateway, tempfile::TempDir) {
     let name = protocol.as_str();
     let sim = sim(name, protocol).await;
     let dir = tempfile::tempdir().unwrap();
@@ -75,6 +78,7 @@ async fn setup(protocol: SimProtocol) -> (RunningSim, Gateway, tempfile::TempDir
             )
         }
     };
+    let upstream_model = model_override.unwrap_or(upstream_model);
     let config = format!(
         "{}[providers.up]\n{provider}cloud = \"gcp\"\nregion = \"us-east-1\"\njurisdiction = \"us\"\n\n{}[models.m]\ndeployments = [\"d\"]\n",
         server_toml(""),
@@ -270,7 +274,7 @@ async fn anthropic_call(gw: &Gateway, mut body: Value, stream: bool) -> Seen {
 }
 
 async fn run_matrix(door: FrontDoor, protocol: SimProtocol) {
-    let (sim, gw, _dir) = setup(protocol).await;
+    let (sim, gw, _dir) = setup(protocol, None).await;
     let name = protocol.as_str();
     let (stop, tool_stop) = match door {
         FrontDoor::OpenAi => ("stop", "tool_calls"),
@@ -382,4 +386,89 @@ matrix! {
     anthropic_to_bedrock: Anthropic, Bedrock;
     anthropic_to_gemini: Anthropic, Gemini;
     anthropic_to_vertex: Anthropic, Vertex;
+}
+
+/// `/v1/embeddings` reaches every protocol that has embeddings, in float and base64.
+#[tokio::test]
+async fn embeddings_through_every_protocol() {
+    use base64::Engine as _;
+    let cases = [
+        (SimProtocol::OpenAi, "text-embedding-3-small"),
+        (SimProtocol::AzureOpenAi, "embed-prod"),
+        (SimProtocol::OpenAiCompatible, "bge-m3"),
+        (SimProtocol::Bedrock, "amazon.titan-embed-text-v2:0"),
+        (SimProtocol::Bedrock, "cohere.embed-v4:0"),
+        (SimProtocol::Gemini, "gemini-embedding-001"),
+        (SimProtocol::Vertex, "text-embedding-005"),
+    ];
+    let inputs = ["alpha beta", "gamma"];
+    for (protocol, upstream_model) in cases {
+        let (_sim, gw, _dir) = setup(protocol, Some(upstream_model)).await;
+        for base64 in [false, true] {
+            let mut body = json!({"model": "m", "input": inputs, "dimensions": 4});
+            if base64 {
+                body["encoding_format"] = json!("base64");
+            }
+            let r = gw.post("/v1/embeddings", &body).await;
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert_eq!(status, 200, "{protocol:?} {upstream_model}: {text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let data = v["data"].as_array().unwrap();
+            assert_eq!(data.len(), 2, "{text}");
+            for (item, input) in data.iter().zip(inputs) {
+                let got: Vec<f32> = if base64 {
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(item["embedding"].as_str().unwrap())
+                        .unwrap();
+                    raw.chunks(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                } else {
+                    item["embedding"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect()
+                };
+                let want = switchyard_sim::rules::embedding(input, 4);
+                assert_eq!(got.len(), 4, "{protocol:?}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - *w as f32).abs() < 1e-5,
+                        "{protocol:?} {upstream_model}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+            // Every protocol but the Gemini API reports input tokens: 2 + 1 words.
+            if protocol != SimProtocol::Gemini {
+                assert_eq!(
+                    v["usage"]["prompt_tokens"], 3,
+                    "{protocol:?} {upstream_model}: {text}"
+                );
+            }
+        }
+    }
+}
+
+/// A feature the upstream protocol cannot express is a 400 naming the feature and the deployment.
+#[tokio::test]
+async fn inexpressible_requests_are_rejected_with_the_feature_and_deployment() {
+    let (sim, gw, _dir) = setup(SimProtocol::Anthropic, None).await;
+    let mut body = chat("m", "give me json");
+    body["response_format"] = json!({"type": "json_object"});
+    let r = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("deployment 'd'") && message.contains("json_object"),
+        "{message}"
+    );
+    assert_eq!(
+        stats(&sim).await["requests"],
+        0,
+        "nothing was sent upstream"
+    );
 }

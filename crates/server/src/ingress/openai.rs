@@ -1,21 +1,19 @@
 //! The OpenAI-compatible front door: chat completions, embeddings and models.
 
 use super::{authenticate, finish, read_body, request_id, resolve_model, Dialect};
-use crate::egress::IngressRequest;
+use crate::egress::{self, IngressRequest};
 use crate::observe::{Context, Outcome, RequestEnd, Served};
-use crate::pipeline::{self, MAX_RESPONSE_BYTES};
+use crate::pipeline;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::json;
 use std::sync::Arc;
 use switchyard_protocol::codec::openai_chat;
-use switchyard_providers::{AttemptError, Operation, Timeouts};
-use switchyard_types::ErrorKind;
+use switchyard_providers::Timeouts;
 use tokio::time::Instant;
 
 /// `POST /v1/chat/completions`.
@@ -61,71 +59,52 @@ pub(crate) async fn embeddings(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
-    let result = async {
-        let snapshot = state.snapshot();
-        let key = authenticate(&snapshot, &headers)?;
-        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
-        let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
-        let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-        let plan = snapshot.catalog.plan(model, &state.health);
-        let timeouts = Timeouts {
-            first_byte: snapshot.settings.timeouts.total,
-            total: snapshot.settings.timeouts.total,
-        };
-        let (body, deployment, attempts) =
-            switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
-                let parsed = parsed.clone();
-                let state = state.clone();
-                async move {
-                    if !d.kind().is_openai_shaped() {
-                        return Err(AttemptError::new(
-                            ErrorKind::Internal,
-                            format!(
-                                "embeddings through '{}' are not supported by this build",
-                                d.kind()
-                            ),
-                        ));
+    let result =
+        async {
+            let snapshot = state.snapshot();
+            let key = authenticate(&snapshot, &headers)?;
+            let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
+            let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
+            let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
+            let plan = snapshot.catalog.plan(model, &state.health);
+            let timeouts = Timeouts {
+                first_byte: snapshot.settings.timeouts.total,
+                total: snapshot.settings.timeouts.total,
+            };
+            let ((body, usage), deployment, attempts) =
+                switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
+                    let parsed = parsed.clone();
+                    let state = state.clone();
+                    async move {
+                        egress::embeddings_attempt(&state.upstream, &parsed, &d, timeouts).await
                     }
-                    let body = Bytes::from(parsed.passthrough_body(&d.upstream_model));
-                    let sent = state
-                        .upstream
-                        .send(
-                            &d.provider,
-                            Operation::Embeddings,
-                            &d.upstream_model,
-                            body,
-                            timeouts,
-                        )
-                        .await?;
-                    sent.body(&d.provider, MAX_RESPONSE_BYTES).await
-                }
-            })
-            .await
-            .map_err(|f| ApiError::from(f.error))?;
-        let served = Served {
-            deployment,
-            attempts,
-        };
-        let ctx = Context {
-            request_id: id.clone(),
-            dialect: Dialect::OpenAi,
-            key: key.name.clone(),
-            model: model.name.clone(),
-            stream: false,
-            started,
-        };
-        RequestEnd {
-            ctx: &ctx,
-            served: Some(&served),
-            failed_attempts: &Vec::new(),
-            usage: openai_chat::embeddings_usage(&body),
-            ttft: None,
-            outcome: Outcome::Ok,
+                })
+                .await
+                .map_err(|f| ApiError::from(f.error))?;
+            let served = Served {
+                deployment,
+                attempts,
+            };
+            let ctx = Context {
+                request_id: id.clone(),
+                dialect: Dialect::OpenAi,
+                key: key.name.clone(),
+                model: model.name.clone(),
+                stream: false,
+                started,
+            };
+            RequestEnd {
+                ctx: &ctx,
+                served: Some(&served),
+                failed_attempts: &Vec::new(),
+                usage,
+                ttft: None,
+                outcome: Outcome::Ok,
+            }
+            .emit();
+            Ok::<_, ApiError>(pipeline::json_response(body, &served))
         }
-        .emit();
-        Ok::<_, ApiError>(pipeline::json_response(body, &served))
-    }
-    .await;
+        .await;
     finish(result, id, Dialect::OpenAi)
 }
 

@@ -1,4 +1,5 @@
-//! Gemini API embeddings: `:embedContent` for one input, `:batchEmbedContents` for several.
+//! Embeddings: the Gemini API's `:batchEmbedContents` (one call for any number of inputs, so
+//! the provider's URL does not depend on the input count) and Vertex's `:predict`.
 
 use super::PROTOCOL;
 use crate::canonical::{EmbeddingsRequest, EmbeddingsResponse};
@@ -6,40 +7,11 @@ use crate::json;
 use crate::{DecodeError, Unsupported};
 use serde::{Deserialize, Serialize};
 
-/// Which method the body is for; it picks the URL suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmbedMethod {
-    /// `models/{model}:embedContent`, one input.
-    EmbedContent,
-    /// `models/{model}:batchEmbedContents`, several inputs.
-    BatchEmbedContents,
-}
-
-impl EmbedMethod {
-    /// The URL suffix after the model name: `:embedContent` or `:batchEmbedContents`.
-    pub fn url_suffix(self) -> &'static str {
-        match self {
-            EmbedMethod::EmbedContent => ":embedContent",
-            EmbedMethod::BatchEmbedContents => ":batchEmbedContents",
-        }
-    }
-}
-
-/// One upstream embeddings call: the method and its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmbeddingsCall {
-    /// Which endpoint.
-    pub method: EmbedMethod,
-    /// The JSON body.
-    pub body: Vec<u8>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct EmbedOut<'a> {
-    /// Required inside a batch (`models/{model}`), optional for a single call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<&'a str>,
+    /// `models/{model}`: required inside a batch.
+    model: &'a str,
     content: ContentOut<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_dimensionality: Option<u32>,
@@ -60,41 +32,118 @@ struct BatchOut<'a> {
     requests: Vec<EmbedOut<'a>>,
 }
 
-/// Canonical → one call for `upstream_model` (the bare name, such as
+/// Canonical → a `batchEmbedContents` body for `upstream_model` (the bare name, such as
 /// `gemini-embedding-001`). `dimensions` becomes `outputDimensionality`; pre-tokenized input
 /// is [`Unsupported`].
 pub fn encode_embeddings_request(
     upstream_model: &str,
     req: &EmbeddingsRequest,
-) -> Result<EmbeddingsCall, Unsupported> {
+) -> Result<Vec<u8>, Unsupported> {
     if req.token_input.is_some() {
         return Err(Unsupported::new(PROTOCOL, "pre-tokenized embeddings input"));
     }
     let model = format!("models/{}", upstream_model.trim_start_matches("models/"));
-    let one = |text| EmbedOut {
-        model: None,
-        content: ContentOut {
-            parts: [TextOut { text }],
-        },
-        output_dimensionality: req.dimensions,
-    };
+    let requests = req
+        .input
+        .iter()
+        .map(|text| EmbedOut {
+            model: &model,
+            content: ContentOut {
+                parts: [TextOut { text }],
+            },
+            output_dimensionality: req.dimensions,
+        })
+        .collect();
     let mut body = Vec::with_capacity(64);
-    let method = if let [text] = req.input.as_slice() {
-        json::write_json(&mut body, &one(text));
-        EmbedMethod::EmbedContent
-    } else {
-        let requests = req
+    json::write_json(&mut body, &BatchOut { requests });
+    Ok(body)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictOut<'a> {
+    instances: Vec<InstanceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<ParametersOut>,
+}
+
+#[derive(Serialize)]
+struct InstanceOut<'a> {
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ParametersOut {
+    output_dimensionality: u32,
+}
+
+/// Canonical → a Vertex `:predict` body for a text-embedding model:
+/// `{instances: [{content}], parameters: {outputDimensionality}}`.
+pub fn encode_vertex_embeddings_request(req: &EmbeddingsRequest) -> Result<Vec<u8>, Unsupported> {
+    if req.token_input.is_some() {
+        return Err(Unsupported::new("vertex", "pre-tokenized embeddings input"));
+    }
+    let out = PredictOut {
+        instances: req
             .input
             .iter()
-            .map(|t| EmbedOut {
-                model: Some(&model),
-                ..one(t)
-            })
-            .collect();
-        json::write_json(&mut body, &BatchOut { requests });
-        EmbedMethod::BatchEmbedContents
+            .map(|content| InstanceOut { content })
+            .collect(),
+        parameters: req.dimensions.map(|d| ParametersOut {
+            output_dimensionality: d,
+        }),
     };
-    Ok(EmbeddingsCall { method, body })
+    let mut body = Vec::with_capacity(64);
+    json::write_json(&mut body, &out);
+    Ok(body)
+}
+
+#[derive(Deserialize)]
+struct PredictIn {
+    predictions: Vec<PredictionIn>,
+}
+
+#[derive(Deserialize)]
+struct PredictionIn {
+    embeddings: PredictionEmbeddingsIn,
+}
+
+#[derive(Deserialize)]
+struct PredictionEmbeddingsIn {
+    #[serde(default)]
+    values: Vec<f32>,
+    #[serde(default)]
+    statistics: Option<StatisticsIn>,
+}
+
+#[derive(Deserialize)]
+struct StatisticsIn {
+    #[serde(default)]
+    token_count: f64,
+}
+
+/// A Vertex `:predict` answer (`{predictions: [{embeddings: {values, statistics}}]}`) →
+/// canonical; input tokens are the sum of each prediction's `statistics.token_count`.
+pub fn decode_vertex_embeddings_response(body: &[u8]) -> Result<EmbeddingsResponse, DecodeError> {
+    let r: PredictIn = serde_json::from_slice(body).map_err(|e| {
+        DecodeError::new(format!("invalid upstream Vertex embeddings response: {e}"))
+    })?;
+    let input_tokens = r
+        .predictions
+        .iter()
+        .filter_map(|p| p.embeddings.statistics.as_ref())
+        .map(|s| s.token_count.max(0.0) as u64)
+        .sum();
+    Ok(EmbeddingsResponse {
+        model: String::new(),
+        vectors: r
+            .predictions
+            .into_iter()
+            .map(|p| p.embeddings.values)
+            .collect(),
+        input_tokens,
+    })
 }
 
 #[derive(Deserialize)]

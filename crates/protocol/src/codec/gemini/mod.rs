@@ -5,7 +5,7 @@
 //! - `response`: upstream body → canonical.
 //! - `stream`: `?alt=sse` chunks → canonical events.
 //! - `error`: `google.rpc.Status` errors → kinds, with `RetryInfo` delays.
-//! - `embeddings`: `embedContent` / `batchEmbedContents`.
+//! - `embeddings`: Gemini `batchEmbedContents`, Vertex `predict`.
 
 mod embeddings;
 mod error;
@@ -20,7 +20,8 @@ mod tests;
 const PROTOCOL: &str = "gemini";
 
 pub use embeddings::{
-    decode_embeddings_response, encode_embeddings_request, EmbedMethod, EmbeddingsCall,
+    decode_embeddings_response, decode_vertex_embeddings_response, encode_embeddings_request,
+    encode_vertex_embeddings_request,
 };
 pub use error::decode_error;
 pub use request::encode_request;

@@ -389,7 +389,7 @@ fn stream_decoder_reports_error_chunks() {
 // === Embeddings ===
 
 #[test]
-fn embeddings_use_embed_content_for_one_input_and_batch_for_many() {
+fn embeddings_always_batch_and_vertex_uses_predict() {
     let req = EmbeddingsRequest {
         model: "e".into(),
         input: vec!["a".into()],
@@ -397,12 +397,11 @@ fn embeddings_use_embed_content_for_one_input_and_batch_for_many() {
         dimensions: Some(768),
         base64: false,
     };
-    let call = encode_embeddings_request("gemini-embedding-001", &req).unwrap();
-    assert_eq!(call.method.url_suffix(), ":embedContent");
-    let v: Value = serde_json::from_slice(&call.body).unwrap();
+    let body = encode_embeddings_request("gemini-embedding-001", &req).unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         v,
-        json!({"content": {"parts": [{"text": "a"}]}, "outputDimensionality": 768})
+        json!({"requests": [{"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 768}]})
     );
 
     let many = EmbeddingsRequest {
@@ -410,13 +409,26 @@ fn embeddings_use_embed_content_for_one_input_and_batch_for_many() {
         dimensions: None,
         ..req.clone()
     };
-    let call = encode_embeddings_request("models/gemini-embedding-001", &many).unwrap();
-    assert_eq!(call.method, EmbedMethod::BatchEmbedContents);
-    let v: Value = serde_json::from_slice(&call.body).unwrap();
+    let body = encode_embeddings_request("models/gemini-embedding-001", &many).unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         v["requests"][1],
         json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "b"}]}})
     );
+
+    let predict = encode_vertex_embeddings_request(&req).unwrap();
+    let v: Value = serde_json::from_slice(&predict).unwrap();
+    assert_eq!(
+        v,
+        json!({"instances": [{"content": "a"}], "parameters": {"outputDimensionality": 768}})
+    );
+    let answer = decode_vertex_embeddings_response(
+        br#"{"predictions":[{"embeddings":{"values":[0.25],"statistics":{"token_count":3,"truncated":false}}},{"embeddings":{"values":[1]}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(answer.vectors, vec![vec![0.25], vec![1.0]]);
+    assert_eq!(answer.input_tokens, 3);
+    assert!(decode_vertex_embeddings_response(b"{}").is_err());
 
     let one = decode_embeddings_response(br#"{"embedding":{"values":[0.5,1.5]}}"#).unwrap();
     assert_eq!(one.vectors, vec![vec![0.5, 1.5]]);
