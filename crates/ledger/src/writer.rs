@@ -252,7 +252,8 @@ impl Task {
         let mut tick = tokio::time::interval(self.config.flush_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
-        loop {
+                           // A shutdown seen inside `flush` (during a retry) sets the deadline: leave then too.
+        while self.deadline.is_none() {
             tokio::select! {
                 biased;
                 changed = self.stop.changed(), if self.deadline.is_none() => {

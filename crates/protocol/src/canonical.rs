@@ -41,6 +41,31 @@ pub struct ChatRequest {
     pub user: Option<String>,
 }
 
+impl ChatRequest {
+    /// A rough input-token count before any upstream has counted: four bytes of text per
+    /// token plus four per message (role and framing). Used for budget reservations and for
+    /// metering a stream that broke before the upstream reported usage.
+    pub fn estimate_input_tokens(&self) -> u64 {
+        let mut bytes = 0usize;
+        for m in &self.messages {
+            for part in &m.content {
+                if let ContentPart::Text(t) = part {
+                    bytes += t.len();
+                }
+            }
+            for call in &m.tool_calls {
+                bytes += call.name.len() + call.arguments.len();
+            }
+        }
+        for tool in &self.tools {
+            bytes += tool.name.len()
+                + tool.description.as_ref().map_or(0, String::len)
+                + tool.parameters.to_string().len();
+        }
+        (bytes as u64).div_ceil(4) + 4 * self.messages.len() as u64
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

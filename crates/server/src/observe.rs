@@ -24,6 +24,8 @@ pub(crate) struct Context {
     pub stream: bool,
     /// When the request arrived.
     pub started: Instant,
+    /// The request's estimated input tokens, before any upstream counted them.
+    pub input_estimate: u64,
 }
 
 /// Which deployment served a request, after which attempts.
@@ -67,6 +69,8 @@ pub(crate) struct RequestEnd<'a> {
     pub failed_attempts: &'a AttemptLog,
     /// Token counts reported by the upstream.
     pub usage: Option<TokenUsage>,
+    /// Whether `usage` is partly estimated (a stream that broke before its usage arrived).
+    pub usage_estimated: bool,
     /// Time to the first byte of a stream reaching the client.
     pub ttft: Option<Duration>,
     /// How it ended.
@@ -110,6 +114,7 @@ impl RequestEnd<'_> {
             input_tokens = usage.input,
             output_tokens = usage.output,
             cached_tokens = usage.cached_input,
+            usage_estimated = self.usage_estimated,
             cost_usd = self.cost().as_usd(),
             latency_ms = self.ctx.started.elapsed().as_millis() as u64,
             ttft_ms = self.ttft.map(|t| t.as_millis() as u64),

@@ -92,6 +92,7 @@ pub(crate) async fn chat(
                 served: Some(&served),
                 failed_attempts: &Vec::new(),
                 usage,
+                usage_estimated: false,
                 ttft: None,
                 outcome: Outcome::Ok,
             }
@@ -105,6 +106,7 @@ pub(crate) async fn chat(
             served: None,
             failed_attempts: &failed.attempts,
             usage: None,
+            usage_estimated: false,
             ttft: None,
             outcome: Outcome::Failed(failed.error.kind),
         }

@@ -36,6 +36,9 @@ pub(crate) trait Translator: Send {
     fn done(&self) -> bool;
     /// Usage reported so far.
     fn usage(&self) -> Option<TokenUsage>;
+    /// Content deltas forwarded so far: the output-token estimate when a stream breaks before
+    /// the upstream reports usage (providers stream about one token per delta).
+    fn deltas(&self) -> u64;
 }
 
 /// Why a stream could not be translated.
@@ -73,6 +76,7 @@ pub(crate) struct OpenAiPassthrough {
     decoder: SseDecoder,
     include_usage: bool,
     usage: Option<TokenUsage>,
+    deltas: u64,
     done: bool,
 }
 
@@ -83,6 +87,7 @@ impl OpenAiPassthrough {
             decoder: SseDecoder::new(),
             include_usage,
             usage: None,
+            deltas: 0,
             done: false,
         }
     }
@@ -103,6 +108,9 @@ impl OpenAiPassthrough {
         }
         if info.azure_preamble {
             return Ok(());
+        }
+        if !info.choices_empty && info.finish_reason.is_none() {
+            self.deltas += 1;
         }
         if let Some(usage) = info.usage {
             self.usage = Some(usage);
@@ -151,6 +159,11 @@ impl Translator for OpenAiPassthrough {
     fn usage(&self) -> Option<TokenUsage> {
         self.usage
     }
+
+    fn deltas(&self) -> u64 {
+        // The first chunk only announces the assistant's role.
+        self.deltas.saturating_sub(1)
+    }
 }
 
 /// Any upstream protocol → any client protocol, through the canonical stream events.
@@ -159,6 +172,7 @@ pub(crate) struct Translate {
     upstream: UpstreamDecoder,
     client: ClientEncoder,
     usage: Option<TokenUsage>,
+    deltas: u64,
     done: bool,
 }
 
@@ -351,6 +365,7 @@ impl Translate {
             upstream,
             client,
             usage: None,
+            deltas: 0,
             done: false,
         }
     }
@@ -364,8 +379,10 @@ impl Translate {
             return Ok(());
         }
         for ev in decoded.map_err(|e| self.upstream.error(e))? {
-            if let StreamEvent::Usage(u) = &ev {
-                self.usage = Some(*u);
+            match &ev {
+                StreamEvent::Usage(u) => self.usage = Some(*u),
+                StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => self.deltas += 1,
+                _ => {}
             }
             self.client.encode(&ev, out);
         }
@@ -437,6 +454,10 @@ impl Translator for Translate {
 
     fn usage(&self) -> Option<TokenUsage> {
         self.usage
+    }
+
+    fn deltas(&self) -> u64 {
+        self.deltas
     }
 }
 
@@ -550,13 +571,34 @@ struct Forwarding {
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
+        let outcome = self.outcome.unwrap_or(Outcome::ClientDisconnected);
+        let reported = self.relay.translator.usage();
+        let (usage, estimated) = if outcome == Outcome::Ok {
+            (reported, false)
+        } else {
+            // A broken stream was still consumed upstream: meter what we know, estimating
+            // what the upstream never got to report.
+            let mut u = reported.unwrap_or_default();
+            let mut estimated = false;
+            if u.input == 0 {
+                u.input = self.ctx.input_estimate;
+                estimated = true;
+            }
+            let deltas = self.relay.translator.deltas();
+            if u.output < deltas {
+                u.output = deltas;
+                estimated = true;
+            }
+            (Some(u), estimated)
+        };
         RequestEnd {
             ctx: &self.ctx,
             served: Some(&self.served),
             failed_attempts: &AttemptLog::new(),
-            usage: self.relay.translator.usage(),
+            usage,
+            usage_estimated: estimated,
             ttft: self.ttft,
-            outcome: self.outcome.unwrap_or(Outcome::ClientDisconnected),
+            outcome,
         }
         .emit();
     }

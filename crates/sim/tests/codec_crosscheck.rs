@@ -29,7 +29,10 @@ fn turn(tools: usize) -> impl Strategy<Value = Turn> {
 
 fn tool_def() -> impl Strategy<Value = Vec<(String, &'static str)>> {
     prop::collection::vec(
-        ("[a-z]{1,6}", prop::sample::select(vec!["string", "integer", "number", "boolean"])),
+        (
+            "[a-z]{1,6}",
+            prop::sample::select(vec!["string", "integer", "number", "boolean"]),
+        ),
         0..4,
     )
     .prop_map(|mut props| {

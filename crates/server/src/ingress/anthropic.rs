@@ -48,6 +48,7 @@ pub(crate) async fn messages(
             model: model.name.clone(),
             stream: request.stream,
             started,
+            input_estimate: request.estimate_input_tokens(),
         };
         pipeline::chat(
             &state,

@@ -37,6 +37,7 @@ pub(crate) async fn chat(
             model: model.name.clone(),
             stream: parsed.request.stream,
             started,
+            input_estimate: parsed.request.estimate_input_tokens(),
         };
         pipeline::chat(
             &state,
@@ -59,19 +60,18 @@ pub(crate) async fn embeddings(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
-    let result =
-        async {
-            let snapshot = state.snapshot();
-            let key = authenticate(&snapshot, &headers)?;
-            let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
-            let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
-            let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-            let plan = snapshot.catalog.plan(model, &state.health);
-            let timeouts = Timeouts {
-                first_byte: snapshot.settings.timeouts.total,
-                total: snapshot.settings.timeouts.total,
-            };
-            let ((body, usage), deployment, attempts) =
+    let result = async {
+        let snapshot = state.snapshot();
+        let key = authenticate(&snapshot, &headers)?;
+        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
+        let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
+        let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
+        let plan = snapshot.catalog.plan(model, &state.health);
+        let timeouts = Timeouts {
+            first_byte: snapshot.settings.timeouts.total,
+            total: snapshot.settings.timeouts.total,
+        };
+        let ((body, usage), deployment, attempts) =
                 switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
                     let parsed = parsed.clone();
                     let state = state.clone();
@@ -81,30 +81,32 @@ pub(crate) async fn embeddings(
                 })
                 .await
                 .map_err(|f| ApiError::from(f.error))?;
-            let served = Served {
-                deployment,
-                attempts,
-            };
-            let ctx = Context {
-                request_id: id.clone(),
-                dialect: Dialect::OpenAi,
-                key: key.name.clone(),
-                model: model.name.clone(),
-                stream: false,
-                started,
-            };
-            RequestEnd {
-                ctx: &ctx,
-                served: Some(&served),
-                failed_attempts: &Vec::new(),
-                usage,
-                ttft: None,
-                outcome: Outcome::Ok,
-            }
-            .emit();
-            Ok::<_, ApiError>(pipeline::json_response(body, &served))
+        let served = Served {
+            deployment,
+            attempts,
+        };
+        let ctx = Context {
+            request_id: id.clone(),
+            dialect: Dialect::OpenAi,
+            key: key.name.clone(),
+            model: model.name.clone(),
+            stream: false,
+            started,
+            input_estimate: 0,
+        };
+        RequestEnd {
+            ctx: &ctx,
+            served: Some(&served),
+            failed_attempts: &Vec::new(),
+            usage,
+            usage_estimated: false,
+            ttft: None,
+            outcome: Outcome::Ok,
         }
-        .await;
+        .emit();
+        Ok::<_, ApiError>(pipeline::json_response(body, &served))
+    }
+    .await;
     finish(result, id, Dialect::OpenAi)
 }
 
