@@ -146,3 +146,13 @@ def test_a_stream_broken_mid_way_raises_in_the_sdk(client, sim_fleet):
         ) as stream:
             for _ in stream.text_stream:
                 pass
+
+
+def test_count_tokens_where_the_target_can_count(client):
+    r = client.messages.count_tokens(
+        model="via-gemini", system="be brief", messages=[{"role": "user", "content": "hello sim world"}]
+    )
+    assert r.input_tokens == 7
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.count_tokens(model="via-bedrock", messages=[{"role": "user", "content": "x"}])
+    assert "count_tokens is not supported" in e.value.message

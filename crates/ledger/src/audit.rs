@@ -131,7 +131,8 @@ pub async fn export(
     let head = store.head().await?;
     let mut digest = Digester::new(hmac_key);
     let mut count = 0u64;
-    let (mut first, mut last): (Option<(i64, String)>, Option<(i64, String)>) = (None, None);
+    let mut first: Option<(i64, String)> = None;
+    let mut last: Option<(i64, String)> = None;
     let mut after = 0;
     loop {
         let page = store.records_in_time(range, after, PAGE).await?;

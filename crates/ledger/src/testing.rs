@@ -17,6 +17,11 @@ impl Lcg {
         self.0 >> 33
     }
 
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         // `items` is never empty at the call sites below.
         &items[(self.next() as usize) % items.len()]
@@ -106,11 +111,11 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
             let usage = TokenUsage {
                 input,
                 output,
-                cached_input: if rng.next() % 3 == 0 { input / 2 } else { 0 },
-                cache_write: if rng.next() % 7 == 0 { input / 4 } else { 0 },
+                cached_input: if rng.below(3) == 0 { input / 2 } else { 0 },
+                cache_write: if rng.below(7) == 0 { input / 4 } else { 0 },
                 reasoning: output / 3,
             };
-            let failed_first = rng.next() % 5 == 0;
+            let failed_first = rng.below(5) == 0;
             let mut attempts = Vec::new();
             if failed_first {
                 attempts.push(AttemptRecord {
@@ -136,7 +141,7 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
             r.cloud = Some(place.cloud);
             r.region = Some(place.region.into());
             r.jurisdiction = Some(place.jurisdiction);
-            r.data_class = (rng.next() % 4 == 0).then(|| "confidential".to_owned());
+            r.data_class = (rng.below(4) == 0).then(|| "confidential".to_owned());
             r.attempts = attempts;
             r.usage = usage;
             r.price_known = place.priced;
@@ -146,14 +151,14 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
                 Money::ZERO
             };
             r.latency_ms = 120 + rng.next() % 2_000;
-            r.stream = rng.next() % 2 == 0;
+            r.stream = rng.below(2) == 0;
             r.ttft_ms = r.stream.then(|| 50 + rng.next() % 400);
             r.outcome = match rng.next() % 10 {
                 0 => Outcome::Error(ErrorKind::UpstreamTimeout),
                 1 => Outcome::ClientDisconnected,
                 _ => Outcome::Ok,
             };
-            if rng.next() % 8 == 0 {
+            if rng.below(8) == 0 {
                 r.prompt_body = Some(format!("{{\"prompt\":\"hello \\\"{i}\\\" ünïcode\"}}"));
                 r.response_body = Some("{\"answer\":\"hi\"}".into());
             }

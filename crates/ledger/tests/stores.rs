@@ -1,6 +1,9 @@
 //! The SQLite and PostgreSQL stores against real databases: round trips, the audit chain under
 //! tampering, concurrent appenders, identical spend reports, and the writer on a real store.
 
+// A panic in a test is a failed test, which is the point.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::TestDb;

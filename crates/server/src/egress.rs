@@ -256,3 +256,52 @@ fn unreadable(d: &Deployment, e: &DecodeError) -> AttemptError {
         ),
     )
 }
+
+/// The body of a token count on `d` (Anthropic's `count_tokens`, Gemini's `countTokens`).
+pub(crate) fn count_tokens_body(req: &ChatRequest, d: &Deployment) -> Result<Bytes, AttemptError> {
+    let encoded = match d.kind() {
+        ProviderKind::Anthropic => {
+            anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS)
+        }
+        _ => gemini::encode_request(req),
+    }
+    .map_err(|e| inexpressible(d, &e))?;
+    let mut body: serde_json::Value = serde_json::from_slice(&encoded)
+        .map_err(|e| unreadable(d, &DecodeError::new(e.to_string())))?;
+    let body = match (d.kind(), body.as_object_mut()) {
+        // count_tokens takes the messages request without its generation settings.
+        (ProviderKind::Anthropic, Some(o)) => {
+            for k in [
+                "max_tokens",
+                "stream",
+                "temperature",
+                "top_p",
+                "stop_sequences",
+                "metadata",
+            ] {
+                o.remove(k);
+            }
+            body
+        }
+        // countTokens wraps a whole generateContent request with its model.
+        (_, Some(o)) => {
+            o.insert(
+                "model".into(),
+                format!("models/{}", d.upstream_model).into(),
+            );
+            serde_json::json!({ "generateContentRequest": body })
+        }
+        (_, None) => body,
+    };
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// Reads a token count answer: `{input_tokens}` or `{totalTokens}`.
+pub(crate) fn count_tokens_answer(d: &Deployment, body: &[u8]) -> Result<u64, AttemptError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| unreadable(d, &DecodeError::new(e.to_string())))?;
+    v.get("input_tokens")
+        .or_else(|| v.get("totalTokens"))
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| unreadable(d, &DecodeError::new("no token count in the answer")))
+}

@@ -123,6 +123,10 @@ impl Gateway {
             .route("/v1/chat/completions", post(ingress::openai::chat))
             .route("/v1/embeddings", post(ingress::openai::embeddings))
             .route("/v1/messages", post(ingress::anthropic::messages))
+            .route(
+                "/v1/messages/count_tokens",
+                post(ingress::anthropic::count_tokens),
+            )
             .route("/v1/models", get(ingress::openai::list_models))
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))

@@ -1,6 +1,7 @@
 //! Test databases: a fresh SQLite file, or a fresh schema in the test PostgreSQL.
 
-#![allow(dead_code)] // each test file uses a different part of this module
+// Test helpers: a panic is a failed test; not every test file uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePool;

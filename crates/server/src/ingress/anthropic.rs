@@ -2,7 +2,7 @@
 //! routed to any provider.
 
 use super::{authenticate, finish, read_body, request_id, resolve_model, Dialect};
-use crate::egress::IngressRequest;
+use crate::egress::{self, IngressRequest};
 use crate::observe::Context;
 use crate::{pipeline, ApiError, AppState};
 use axum::body::Body;
@@ -11,7 +11,8 @@ use axum::response::Response;
 use http::HeaderMap;
 use std::sync::Arc;
 use switchyard_protocol::codec::anthropic_messages;
-use switchyard_types::ErrorKind;
+use switchyard_providers::{Operation, Timeouts};
+use switchyard_types::{ErrorKind, ProviderKind};
 use tokio::time::Instant;
 
 /// Anthropic requires the header; so do we, to stay protocol-correct for its SDKs.
@@ -58,6 +59,62 @@ pub(crate) async fn messages(
             ctx,
         )
         .await
+    }
+    .await;
+    finish(result, id, Dialect::Anthropic)
+}
+
+/// `POST /v1/messages/count_tokens`: answered by the first of the model's deployments whose
+/// protocol can count (Anthropic, Gemini, Vertex); a 400 when none can.
+pub(crate) async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let id = request_id();
+    let result = async {
+        let snapshot = state.snapshot();
+        let key = authenticate(&snapshot, &headers)?;
+        require_version(&headers)?;
+        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
+        let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);
+        let model = resolve_model(&snapshot, &key, &request.model)?;
+        let plan: Vec<_> = snapshot
+            .catalog
+            .plan(model, &state.health)
+            .into_iter()
+            .filter(|d| matches!(d.kind(), ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex))
+            .collect();
+        if plan.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens (anthropic, gemini, vertex)",
+                    model.name
+                ),
+            ));
+        }
+        let total = snapshot.settings.timeouts.total;
+        let timeouts = Timeouts { first_byte: total, total };
+        let (tokens, _, _) = switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
+            let (state, request) = (state.clone(), request.clone());
+            async move {
+                let body = egress::count_tokens_body(&request, &d)?;
+                let sent = state
+                    .upstream
+                    .send(&d.provider, Operation::CountTokens, &d.upstream_model, body, timeouts)
+                    .await?;
+                let answer = sent.body(&d.provider, 1024 * 1024).await?;
+                egress::count_tokens_answer(&d, &answer)
+            }
+        })
+        .await
+        .map_err(|f| ApiError::from(f.error))?;
+        let mut response = Response::new(Body::from(anthropic_messages::encode_count_tokens_response(tokens)));
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        Ok(response)
     }
     .await;
     finish(result, id, Dialect::Anthropic)
