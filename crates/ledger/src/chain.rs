@@ -243,11 +243,11 @@ impl ChainVerifier {
             return Some(Problem {
                 seq: expected,
                 kind: ProblemKind::Deleted,
-                detail: format!(
-                    "records {expected}..{} are missing (the next present record is {})",
-                    r.seq - 1,
-                    r.seq
-                ),
+                detail: if r.seq - 1 == expected {
+                    format!("record {expected} is missing")
+                } else {
+                    format!("records {expected}..={} are missing", r.seq - 1)
+                },
             });
         }
         if r.seq < expected {

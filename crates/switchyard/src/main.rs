@@ -45,6 +45,11 @@ enum Command {
     Sim(switchyard_sim::cli::SimArgs),
     /// Manage virtual keys and teams: create, list, rotate, revoke, team-create, teams, budgets.
     Keys(switchyard_governance::cli::KeysArgs),
+    /// Audit trail: `audit verify` checks the ledger's hash chain, `audit export` writes a
+    /// signed-off range as JSON lines.
+    Audit(switchyard_ledger::cli::AuditArgs),
+    /// Reports from the ledger: `report spend --by cloud|provider|region|model|team|key ...`.
+    Report(switchyard_ledger::cli::ReportArgs),
     /// Routing tools: `route explain` shows how a request would be routed and why.
     Route {
         #[command(subcommand)]
@@ -103,6 +108,12 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string()),
             Command::Keys(args) => switchyard_governance::cli::run(args, &mut std::io::stdout())
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Audit(args) => switchyard_ledger::cli::run_audit(args)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Report(args) => switchyard_ledger::cli::run_report(args)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Check { .. } | Command::Route { .. } => Ok(()),

@@ -65,7 +65,11 @@ impl TestDb {
                 if std::env::var_os("CI").is_some() {
                     panic!("PostgreSQL at {url} is unreachable under CI: {e}");
                 }
-                eprintln!(
+                // Written to the stderr handle, not with eprintln!, which the test harness
+                // captures and hides for passing tests: a skip must be seen.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIPPED {test}: PostgreSQL at {url} is unreachable ({e}); set {POSTGRES_URL_ENV} or start it"
                 );
                 return None;
