@@ -179,6 +179,25 @@ pub fn gemini_stream(data: &[u8]) {
     }
 }
 
+/// Every embeddings answer decoder: OpenAI (float and base64), Bedrock (Titan, Cohere),
+/// Gemini and Vertex.
+pub fn embeddings_responses(data: &[u8]) {
+    let _ = openai_chat::decode_embeddings_response(data);
+    let _ = bedrock_converse::decode_embeddings_response("amazon.titan-embed-text-v2:0", &[data]);
+    let _ = bedrock_converse::decode_embeddings_response("cohere.embed-v4:0", &[data, data]);
+    let _ = gemini::decode_embeddings_response(data);
+    let _ = gemini::decode_vertex_embeddings_response(data);
+}
+
+/// Every upstream error-body decoder (they never fail: they classify whatever comes).
+pub fn error_bodies(data: &[u8]) {
+    let status = data.first().map_or(500, |b| 400 + u16::from(*b % 200));
+    let _ = openai_chat::decode_error(status, data);
+    let _ = anthropic_messages::decode_error(status, data);
+    let _ = bedrock_converse::decode_error(status, std::str::from_utf8(data).ok(), data);
+    let _ = gemini::decode_error(status, data);
+}
+
 #[cfg(test)]
 mod tests {
     //! The new decoders' fuzz bodies over generated near-valid inputs, on stable (the OpenAI
@@ -281,6 +300,22 @@ mod tests {
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":4}}\n\n",
         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n\n",
     ];
+    const EMBEDDINGS: &[&str] = &[
+        r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#,
+        r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":"AACAPwAAAEA="}],"model":"m"}"#,
+        r#"{"embedding":[0.5,0.25],"inputTextTokenCount":3}"#,
+        r#"{"embeddings":{"float":[[0.5]]},"id":"x","response_type":"embeddings_by_type"}"#,
+        r#"{"embeddings":[{"values":[1,2]}],"usageMetadata":{"promptTokenCount":4}}"#,
+        r#"{"predictions":[{"embeddings":{"values":[0.25],"statistics":{"token_count":3}}}]}"#,
+    ];
+
+    const ERRORS: &[&str] = &[
+        r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+        r#"{"message":"Rate exceeded"}"#,
+        r#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}"#,
+    ];
+
     const GEMINI: &[&str] = &[
         r#"{"candidates":[{"content":{"parts":[{"text":"a"},{"functionCall":{"name":"f","args":{}}}]},"finishReason":"SAFETY"}],"usageMetadata":{"promptTokenCount":1,"thoughtsTokenCount":2}}"#,
         r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}"#,
@@ -333,6 +368,16 @@ mod tests {
         #[test]
         fn gemini_stream_never_panics(data in corrupted(strings(GEMINI_STREAMS))) {
             gemini_stream(&data);
+        }
+
+        #[test]
+        fn embeddings_responses_never_panic(data in corrupted(strings(EMBEDDINGS))) {
+            embeddings_responses(&data);
+        }
+
+        #[test]
+        fn error_bodies_never_panic(data in corrupted(strings(ERRORS))) {
+            error_bodies(&data);
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn explain<R: Rng + ?Sized>(
                     .sort
                     .map_or(e.model.strategy.as_str(), |s| s.as_str()),
                 reasons: e.reasons.clone(),
-                view: e.view.clone(),
+                view: e.view,
                 price: e.price,
                 rank: placed.map(|p| p.0),
                 score: placed.map(|p| p.1),

@@ -232,6 +232,7 @@ pub(crate) fn evaluate<'a>(
     let prefs = req.preferences;
     validate_names(catalog, prefs)?;
     let tokens = req.estimate.tokens();
+    let health = health.reader();
     let mut out: Vec<Evaluated<'a>> = Vec::with_capacity(model.deployments.len());
     for (group, m) in catalog.chain(model).into_iter().enumerate() {
         let model_source = ConstraintSource::Model(m.name.clone());
@@ -358,7 +359,7 @@ pub(crate) fn rank_groups<'a, R: Rng + ?Sized>(
                 deployment: e.deployment,
                 model: &model.name,
                 position: e.position,
-                view: e.view.clone(),
+                view: e.view,
                 price: e.price,
                 committed: e.committed,
                 score: 0.0,

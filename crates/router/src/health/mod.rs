@@ -71,7 +71,7 @@ impl Slot {
 }
 
 /// What planning and `route explain` see of one deployment at one instant.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeploymentView {
     /// The breaker's state.
     pub breaker: BreakerStatus,
@@ -162,51 +162,13 @@ impl Health {
 
     /// A read-only view of `d` at `now` (a deployment never used reads as fresh).
     pub fn view(&self, d: &Deployment, now: Instant) -> DeploymentView {
-        let limits = d.effective_limits();
-        let Some(slot) = self.existing(&d.id) else {
-            return DeploymentView {
-                breaker: BreakerStatus::Closed,
-                cooling_until: None,
-                in_flight: 0,
-                rpm_headroom: limits.rpm,
-                tpm_headroom: limits.tpm,
-                concurrency_headroom: limits.concurrency,
-                latency: None,
-                ttft: None,
-                prepaid_remaining: match d.commitment {
-                    Some(Commitment::Prepaid { amount, .. }) => Some(amount),
-                    _ => None,
-                },
-                admitted: 0,
-                probes: 0,
-                trips: 0,
-            };
-        };
-        let in_flight = slot.in_flight.load(Ordering::Relaxed);
-        let s = slot.lock();
-        DeploymentView {
-            breaker: s.breaker.status(now),
-            cooling_until: s.cooling_until.filter(|u| *u > now),
-            in_flight,
-            rpm_headroom: limits
-                .rpm
-                .map(|cap| s.rpm.available(f64::from(cap), now).max(0.0) as u32),
-            tpm_headroom: limits
-                .tpm
-                .map(|cap| s.tpm.available(cap as f64, now).max(0.0) as u64),
-            concurrency_headroom: limits.concurrency.map(|c| c.saturating_sub(in_flight)),
-            latency: s.latency.estimate(now),
-            ttft: s.ttft.estimate(now),
-            prepaid_remaining: match d.commitment {
-                Some(Commitment::Prepaid { amount, period }) => {
-                    Some(s.prepaid.remaining(amount, period.duration(), now))
-                }
-                _ => None,
-            },
-            admitted: s.admitted,
-            probes: s.probes,
-            trips: s.breaker.trips,
-        }
+        let slot = self.existing(&d.id);
+        view_of(slot.as_deref(), d, now)
+    }
+
+    /// Views of many deployments under one read lock (planning's hot path).
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader(self.slots.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Takes capacity for one attempt of `tokens` estimated tokens on `d`: checks cooldown,
@@ -303,6 +265,64 @@ impl Health {
     /// The latency percentile (0-100) of recent successful attempts, once known.
     pub fn latency_percentile(&self, deployment: &str, p: f64) -> Option<Duration> {
         self.existing(deployment)?.lock().recent.percentile(p)
+    }
+}
+
+/// A read lock over every deployment's health, for planning many at once.
+pub(crate) struct Reader<'a>(std::sync::RwLockReadGuard<'a, HashMap<Arc<str>, Arc<Slot>>>);
+
+impl Reader<'_> {
+    /// A read-only view of `d` at `now`.
+    pub(crate) fn view(&self, d: &Deployment, now: Instant) -> DeploymentView {
+        view_of(self.0.get(&*d.id).map(|s| &**s), d, now)
+    }
+}
+
+fn view_of(slot: Option<&Slot>, d: &Deployment, now: Instant) -> DeploymentView {
+    let limits = d.effective_limits();
+    let Some(slot) = slot else {
+        return DeploymentView {
+            breaker: BreakerStatus::Closed,
+            cooling_until: None,
+            in_flight: 0,
+            rpm_headroom: limits.rpm,
+            tpm_headroom: limits.tpm,
+            concurrency_headroom: limits.concurrency,
+            latency: None,
+            ttft: None,
+            prepaid_remaining: match d.commitment {
+                Some(Commitment::Prepaid { amount, .. }) => Some(amount),
+                _ => None,
+            },
+            admitted: 0,
+            probes: 0,
+            trips: 0,
+        };
+    };
+    let in_flight = slot.in_flight.load(Ordering::Relaxed);
+    let s = slot.lock();
+    DeploymentView {
+        breaker: s.breaker.status(now),
+        cooling_until: s.cooling_until.filter(|u| *u > now),
+        in_flight,
+        rpm_headroom: limits
+            .rpm
+            .map(|cap| s.rpm.available(f64::from(cap), now).max(0.0) as u32),
+        tpm_headroom: limits
+            .tpm
+            .map(|cap| s.tpm.available(cap as f64, now).max(0.0) as u64),
+        concurrency_headroom: limits.concurrency.map(|c| c.saturating_sub(in_flight)),
+        latency: s.latency.estimate(now),
+        ttft: s.ttft.estimate(now),
+        prepaid_remaining: match d.commitment {
+            Some(Commitment::Prepaid { amount, period }) => {
+                Some(s.prepaid.remaining(amount, period.duration(), now))
+            }
+            _ => None,
+        },
+        admitted: s.admitted,
+        probes: s.probes,
+        trips: s.breaker.trips,
     }
 }
 

@@ -1,0 +1,8 @@
+//! Fuzz target: `switchyard_protocol::fuzzing::embeddings_responses` must never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    switchyard_protocol::fuzzing::embeddings_responses(data);
+});
