@@ -5,7 +5,6 @@ use crate::constraints::{Constraints, DataClass};
 use crate::health::BreakerConfig;
 use crate::retry::{Budget, RetryPolicy};
 use crate::strategy::Strategy;
-use crate::Health;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,22 +262,5 @@ impl Catalog {
             }
         }
         chain
-    }
-
-    /// Legacy plan (priority order, deployments that are cooling down or whose breaker is
-    /// open last), kept until the server calls [`Catalog::route`] and [`crate::execute`].
-    pub fn plan(&self, model: &Model, health: &Health) -> Vec<Arc<Deployment>> {
-        let mut plan: Vec<Arc<Deployment>> = Vec::with_capacity(model.deployments.len());
-        for m in self.chain(model) {
-            let start = plan.len();
-            for d in &m.deployments {
-                if !plan.iter().any(|p| Arc::ptr_eq(p, d)) {
-                    plan.push(d.clone());
-                }
-            }
-            // Stable: keeps priority order within the healthy and the cooling groups.
-            plan[start..].sort_by_key(|d| health.is_cooling(&d.id));
-        }
-        plan
     }
 }

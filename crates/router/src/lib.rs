@@ -26,7 +26,7 @@ mod preferences;
 mod retry;
 mod strategy;
 
-pub use attempt::{execute, run, Attempt, AttemptLog, Failed, Served};
+pub use attempt::{execute, Attempt, AttemptLog, Failed, Served};
 pub use catalog::{
     Catalog, Commitment, Deployment, Hedging, Limits, Model, Period, Policy, Prices,
 };

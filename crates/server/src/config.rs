@@ -591,6 +591,8 @@ impl Compiler {
                 None => Auth::google_application_default(),
             },
             ProviderKind::OpenAiCompatible => Auth::None,
+            // The missing variable was reported above.
+            _ if p.api_key_env.is_some() => Auth::None,
             kind => {
                 self.error(
                     format!("{loc}.api_key_env"),

@@ -4,7 +4,7 @@
 //! The request path, in order (see ARCHITECTURE.md):
 //! 1. `ingress::openai` authenticates the key and reads the body under the size cap;
 //! 2. the protocol codec decodes and validates it (a 400 in the client's format otherwise);
-//! 3. `pipeline` plans the deployments to try; `switchyard_router::run` fails over between
+//! 3. `pipeline` routes (`Catalog::route`) and `switchyard_router::execute` fails over between
 //!    them while nothing has reached the client;
 //! 4. `egress` builds each attempt's body and reads its answer (pass-through or translation);
 //!    `relay` streams it back event by event, capturing usage;

@@ -81,13 +81,7 @@ impl RequestEnd<'_> {
     /// The cost of the served attempt at the deployment's prices.
     pub fn cost(&self) -> Money {
         match (self.served, self.usage) {
-            (Some(s), Some(u)) => {
-                let p = &s.deployment.prices;
-                let cached = u.cached_input.min(u.input);
-                p.input.cost(u.input - cached)
-                    + p.cached_input.cost(cached)
-                    + p.output.cost(u.output)
-            }
+            (Some(s), Some(u)) => s.deployment.prices.cost(&u),
             _ => Money::ZERO,
         }
     }

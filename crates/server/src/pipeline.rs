@@ -1,6 +1,6 @@
-//! The chat request path shared by every front door: plan, attempt with failover, answer.
+//! The chat request path shared by every front door: route, attempt with failover, answer.
 
-use crate::egress::IngressRequest;
+use crate::egress::{IngressRequest, DEFAULT_MAX_TOKENS};
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use crate::relay::Relay;
 use crate::{ApiError, AppState, Snapshot};
@@ -9,23 +9,96 @@ use axum::response::Response;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use switchyard_providers::{Operation, Timeouts};
-use switchyard_router::Model;
+use switchyard_router::{DataClass, Estimate, Plan, Preferences, RouteError, RouteRequest};
+use switchyard_types::{ErrorKind, Money};
 
 /// Largest upstream answer buffered for a non-streaming call.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Serves one decoded chat request on `model`.
+/// The header carrying per-request routing preferences.
+pub(crate) const ROUTE_HEADER: &str = "x-switchyard-route";
+
+/// The caller's routing preferences: the body's `switchyard` object, overridden by the
+/// `x-switchyard-route` header. Invalid values are the client's 400.
+pub(crate) fn preferences(
+    headers: &HeaderMap,
+    body_extension: Option<&str>,
+) -> Result<Preferences, ApiError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| ApiError::new(ErrorKind::InvalidRequest, e.to_string());
+    let header = match headers.get(ROUTE_HEADER) {
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| invalid(&format!("{ROUTE_HEADER} is not text")))?;
+            Preferences::parse_header(v).map_err(|e| invalid(&e))?
+        }
+        None => Preferences::default(),
+    };
+    let body = match body_extension {
+        Some(raw) => {
+            let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| invalid(&e))?;
+            Preferences::from_json(&value).map_err(|e| invalid(&e))?
+        }
+        None => Preferences::default(),
+    };
+    Ok(body.overridden_by(header))
+}
+
+/// Plans the deployments for a request; when nothing is eligible, the error says why.
+pub(crate) fn route(
+    state: &AppState,
+    snapshot: &Snapshot,
+    model: &str,
+    data_class: Option<&DataClass>,
+    preferences: &Preferences,
+    estimate: Estimate,
+    stream: bool,
+) -> Result<Plan, ApiError> {
+    let request = RouteRequest {
+        model,
+        data_class,
+        preferences,
+        estimate,
+        stream,
+    };
+    snapshot
+        .catalog
+        .route(&state.health, &request, &mut rand::rng())
+        .map_err(|e: RouteError| {
+            let mut err = ApiError::new(e.kind(), e.to_string());
+            err.retry_after = e.retry_after();
+            err
+        })
+}
+
+/// Serves one decoded chat request.
 pub(crate) async fn chat(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
-    model: &Model,
     request: IngressRequest,
     ctx: Context,
+    data_class: Option<&DataClass>,
+    preferences: &Preferences,
 ) -> Result<Response, ApiError> {
+    let canonical = request.canonical();
+    let stream = canonical.stream;
+    let estimate = Estimate {
+        input_tokens: ctx.input_estimate,
+        max_output_tokens: u64::from(canonical.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+    };
+    let plan = route(
+        state,
+        snapshot,
+        &ctx.model,
+        data_class,
+        preferences,
+        estimate,
+        stream,
+    )?;
     let request = Arc::new(request);
-    let plan = snapshot.catalog.plan(model, &state.health);
     let settings = &snapshot.settings;
-    let stream = request.canonical().stream;
+    let budget = snapshot.catalog.policy().budget;
     let timeouts = Timeouts {
         // A non-streaming answer's headers come only when it is complete.
         first_byte: if stream {
@@ -38,7 +111,7 @@ pub(crate) async fn chat(
     let stall = settings.timeouts.stall;
     let op = Operation::Chat { stream };
     let result = if stream {
-        switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
+        switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
             async move {
                 let body = request.upstream_body(&d)?;
@@ -51,25 +124,24 @@ pub(crate) async fn chat(
             }
         })
         .await
-        .map(|(relay, deployment, attempts)| {
+        .map(|s| {
             let served = Served {
-                deployment,
-                attempts,
+                deployment: s.deployment,
+                attempts: s.attempts,
             };
-            let mut response = Response::new(Body::from_stream(
-                relay.into_stream(ctx.clone(), served.clone()),
-            ));
+            let body = s.value.into_stream(ctx.clone(), served.clone(), s.permit);
+            let mut response = Response::new(Body::from_stream(body));
             let h = response.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream"),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            write_served_headers(&served, h);
+            write_served_headers(&served, None, h);
             response
         })
     } else {
-        switchyard_router::run(&plan, &state.health, settings.max_attempts, |d| {
+        switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
             async move {
                 let body = request.upstream_body(&d)?;
@@ -82,10 +154,12 @@ pub(crate) async fn chat(
             }
         })
         .await
-        .map(|((body, usage), deployment, attempts)| {
+        .map(|s| {
+            let (body, usage) = s.value;
+            let cost = s.permit.settle(&usage.unwrap_or_default()).cost;
             let served = Served {
-                deployment,
-                attempts,
+                deployment: s.deployment,
+                attempts: s.attempts,
             };
             RequestEnd {
                 ctx: &ctx,
@@ -97,7 +171,7 @@ pub(crate) async fn chat(
                 outcome: Outcome::Ok,
             }
             .emit();
-            json_response(body, &served)
+            json_response(body, &served, Some(cost))
         })
     };
     result.map_err(|failed| {
@@ -116,19 +190,19 @@ pub(crate) async fn chat(
 }
 
 /// A JSON response with the transparency headers.
-pub(crate) fn json_response(body: bytes::Bytes, served: &Served) -> Response {
+pub(crate) fn json_response(body: bytes::Bytes, served: &Served, cost: Option<Money>) -> Response {
     let mut response = Response::new(Body::from(body));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    write_served_headers(served, h);
+    write_served_headers(served, cost, h);
     response
 }
 
-/// Transparency headers: where the request ran and how many attempts it took.
-pub(crate) fn write_served_headers(served: &Served, h: &mut HeaderMap) {
+/// Transparency headers: where the request ran, after how many attempts, at what cost.
+pub(crate) fn write_served_headers(served: &Served, cost: Option<Money>, h: &mut HeaderMap) {
     let d = &served.deployment;
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -140,4 +214,7 @@ pub(crate) fn write_served_headers(served: &Served, h: &mut HeaderMap) {
     put("x-switchyard-cloud", d.provider.cloud.as_str());
     put("x-switchyard-region", &d.provider.region);
     put("x-switchyard-attempts", &served.attempts.len().to_string());
+    if let Some(cost) = cost {
+        put("x-switchyard-cost", &cost.to_string());
+    }
 }

@@ -20,7 +20,7 @@ use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, o
 use switchyard_protocol::sse::{self, SseDecoder};
 use switchyard_protocol::{DecodeError, StreamEvent};
 use switchyard_providers::{AttemptError, ProviderSpec, Sent};
-use switchyard_router::AttemptLog;
+use switchyard_router::{AttemptLog, Permit};
 use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 use tokio::time::Instant;
 
@@ -523,11 +523,13 @@ impl Relay {
         self,
         ctx: Context,
         served: Served,
+        permit: Permit,
     ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         let state = Forwarding {
             relay: self,
             ctx,
             served,
+            permit: Some(permit),
             ttft: None,
             outcome: None,
         };
@@ -565,6 +567,8 @@ struct Forwarding {
     relay: Relay,
     ctx: Context,
     served: Served,
+    /// The deployment's capacity, held until the stream ends, then settled with its usage.
+    permit: Option<Permit>,
     ttft: Option<Duration>,
     outcome: Option<Outcome>,
 }
@@ -591,6 +595,9 @@ impl Drop for Forwarding {
             }
             (Some(u), estimated)
         };
+        if let Some(permit) = self.permit.take() {
+            permit.settle(&usage.unwrap_or_default());
+        }
         RequestEnd {
             ctx: &self.ctx,
             served: Some(&self.served),

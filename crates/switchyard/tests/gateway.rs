@@ -16,13 +16,14 @@ async fn two_provider_setup() -> (
     let p1 = sim("p1", SimProtocol::OpenAi).await;
     let p2 = sim("p2", SimProtocol::AzureOpenAi).await;
     let config = format!(
-        "{}{}{}{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\n\n[models.az]\ndeployments = [\"d2\"]\n\n[models.solo]\ndeployments = [\"d1\"]\n",
+        "{}{}{}{}{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\n\n[models.az]\ndeployments = [\"d2\"]\n\n[models.solo]\ndeployments = [\"d1\"]\n\n[models.solo2]\ndeployments = [\"d1b\"]\n\n[models.solo3]\ndeployments = [\"d1c\"]\n",
         server_toml(""),
         provider_toml("p1", &p1, SimProtocol::OpenAi),
         provider_toml("p2", &p2, SimProtocol::AzureOpenAi),
         deployment_toml("d1", "p1", "gpt-4o-2024-08-06"),
         deployment_toml("d2", "p2", "gpt4o-prod"),
-        "",
+        deployment_toml("d1b", "p1", "gpt-4o-2024-08-06"),
+        deployment_toml("d1c", "p1", "gpt-4o-2024-08-06"),
     );
     (p1, p2, config)
 }
@@ -252,15 +253,26 @@ async fn upstream_failures_map_to_client_statuses() {
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     assert_eq!(r.json_value().await["error"]["type"], "requests");
+    // The deployment now cools down: the gateway answers 429 itself, without calling upstream.
+    let before = stats(&p1).await["requests"].as_u64().unwrap();
+    let r = gw.post("/v1/chat/completions", &chat("solo", "x")).await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=7).contains(&wait), "{wait}");
+    assert_eq!(stats(&p1).await["requests"].as_u64().unwrap(), before);
 
     set_faults(&p1, json!({"fail_next": 1, "fail_status": 503})).await;
-    let r = gw.post("/v1/chat/completions", &chat("solo", "x")).await;
+    let r = gw.post("/v1/chat/completions", &chat("solo2", "x")).await;
     assert_eq!(r.status(), 502);
 
     set_faults(&p1, json!({"hang": true})).await;
-    let r = gw.post("/v1/chat/completions", &chat("solo", "x")).await;
+    let r = gw.post("/v1/chat/completions", &chat("solo3", "x")).await;
     assert_eq!(r.status(), 504);
-    let mut req = chat("solo", "x");
+    let mut req = chat("solo3", "x");
     req["stream"] = json!(true);
     let r = gw.post("/v1/chat/completions", &req).await;
     assert_eq!(r.status(), 504);

@@ -225,36 +225,6 @@ impl Health {
         })
     }
 
-    /// Whether the deployment is cooling down or its breaker is open now.
-    pub fn is_cooling(&self, deployment: &str) -> bool {
-        let Some(slot) = self.existing(deployment) else {
-            return false;
-        };
-        let now = Instant::now();
-        let s = slot.lock();
-        s.cooling_until.is_some_and(|u| u > now)
-            || matches!(s.breaker.status(now), BreakerStatus::Open { .. })
-    }
-
-    /// Records a successful attempt outside the permit flow (legacy loop).
-    pub fn success(&self, deployment: &Arc<str>) {
-        let slot = self.slot(deployment);
-        let mut s = slot.lock();
-        s.breaker.success(Instant::now(), &BreakerConfig::default());
-    }
-
-    /// Records a failed attempt outside the permit flow (legacy loop).
-    pub fn failure(&self, deployment: &Arc<str>, error: &AttemptError) {
-        let slot = self.slot(deployment);
-        let mut s = slot.lock();
-        record_failure(
-            &mut s,
-            error,
-            &BreakerConfig::default(),
-            Duration::from_secs(1),
-        );
-    }
-
     /// Records a latency sample directly (tests and replay; the attempt loop uses permits).
     pub fn record_latency(&self, deployment: &Arc<str>, latency: Duration, stream: bool) {
         let slot = self.slot(deployment);

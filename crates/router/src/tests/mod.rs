@@ -10,7 +10,6 @@ use std::time::Duration;
 use switchyard_providers::AttemptError;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction};
 
-mod legacy;
 mod planning;
 mod property;
 mod resilience;

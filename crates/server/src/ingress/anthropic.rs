@@ -12,6 +12,7 @@ use http::HeaderMap;
 use std::sync::Arc;
 use switchyard_protocol::codec::anthropic_messages;
 use switchyard_providers::{Operation, Timeouts};
+use switchyard_router::Estimate;
 use switchyard_types::{ErrorKind, ProviderKind};
 use tokio::time::Instant;
 
@@ -51,12 +52,14 @@ pub(crate) async fn messages(
             started,
             input_estimate: request.estimate_input_tokens(),
         };
+        let preferences = pipeline::preferences(&headers, extension(&bytes)?.as_deref())?;
         pipeline::chat(
             &state,
             &snapshot,
-            model,
             IngressRequest::Anthropic(request),
             ctx,
+            key.data_class.as_ref(),
+            &preferences,
         )
         .await
     }
@@ -79,13 +82,12 @@ pub(crate) async fn count_tokens(
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);
         let model = resolve_model(&snapshot, &key, &request.model)?;
-        let plan: Vec<_> = snapshot
-            .catalog
-            .plan(model, &state.health)
-            .into_iter()
-            .filter(|d| matches!(d.kind(), ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex))
-            .collect();
-        if plan.is_empty() {
+        let estimate = Estimate { input_tokens: request.estimate_input_tokens(), max_output_tokens: 0 };
+        let preferences = pipeline::preferences(&headers, None)?;
+        let mut plan = pipeline::route(&state, &snapshot, &model.name, key.data_class.as_ref(), &preferences, estimate, false)?;
+        plan.candidates
+            .retain(|c| matches!(c.deployment.kind(), ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex));
+        if plan.candidates.is_empty() {
             return Err(ApiError::new(
                 ErrorKind::InvalidRequest,
                 format!(
@@ -96,7 +98,8 @@ pub(crate) async fn count_tokens(
         }
         let total = snapshot.settings.timeouts.total;
         let timeouts = Timeouts { first_byte: total, total };
-        let (tokens, _, _) = switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
+        let budget = snapshot.catalog.policy().budget;
+        let served = switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
             async move {
                 let body = egress::count_tokens_body(&request, &d)?;
@@ -110,7 +113,9 @@ pub(crate) async fn count_tokens(
         })
         .await
         .map_err(|f| ApiError::from(f.error))?;
-        let mut response = Response::new(Body::from(anthropic_messages::encode_count_tokens_response(tokens)));
+        let mut response = Response::new(Body::from(anthropic_messages::encode_count_tokens_response(served.value)));
+        // Counting is free: release the capacity at once.
+        served.permit.settle(&Default::default());
         response
             .headers_mut()
             .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -118,4 +123,16 @@ pub(crate) async fn count_tokens(
     }
     .await;
     finish(result, id, Dialect::Anthropic)
+}
+
+/// The body's `switchyard` routing extension, if present (a shallow look at the top level).
+fn extension(body: &[u8]) -> Result<Option<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow, rename = "switchyard")]
+        ext: Option<&'a serde_json::value::RawValue>,
+    }
+    let top: Top<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    Ok(top.ext.map(|r| r.get().to_string()))
 }

@@ -12,8 +12,9 @@ use axum::Json;
 use http::HeaderMap;
 use serde_json::json;
 use std::sync::Arc;
-use switchyard_protocol::codec::openai_chat;
+use switchyard_protocol::codec::openai_chat::{self, GATEWAY_EXTENSION};
 use switchyard_providers::Timeouts;
+use switchyard_router::Estimate;
 use tokio::time::Instant;
 
 /// `POST /v1/chat/completions`.
@@ -39,12 +40,14 @@ pub(crate) async fn chat(
             started,
             input_estimate: parsed.request.estimate_input_tokens(),
         };
+        let preferences = pipeline::preferences(&headers, parsed.raw_field(GATEWAY_EXTENSION))?;
         pipeline::chat(
             &state,
             &snapshot,
-            model,
             IngressRequest::OpenAi(parsed),
             ctx,
+            key.data_class.as_ref(),
+            &preferences,
         )
         .await
     }
@@ -66,24 +69,43 @@ pub(crate) async fn embeddings(
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
         let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-        let plan = snapshot.catalog.plan(model, &state.health);
-        let timeouts = Timeouts {
-            first_byte: snapshot.settings.timeouts.total,
-            total: snapshot.settings.timeouts.total,
+        let preferences = pipeline::preferences(&headers, None)?;
+        let input_tokens = parsed
+            .request
+            .input
+            .iter()
+            .map(|t| t.len() as u64 / 4 + 1)
+            .sum();
+        let estimate = Estimate {
+            input_tokens,
+            max_output_tokens: 0,
         };
-        let ((body, usage), deployment, attempts) =
-                switchyard_router::run(&plan, &state.health, snapshot.settings.max_attempts, |d| {
-                    let parsed = parsed.clone();
-                    let state = state.clone();
-                    async move {
-                        egress::embeddings_attempt(&state.upstream, &parsed, &d, timeouts).await
-                    }
-                })
-                .await
-                .map_err(|f| ApiError::from(f.error))?;
+        let plan = pipeline::route(
+            &state,
+            &snapshot,
+            &model.name,
+            key.data_class.as_ref(),
+            &preferences,
+            estimate,
+            false,
+        )?;
+        let total = snapshot.settings.timeouts.total;
+        let timeouts = Timeouts {
+            first_byte: total,
+            total,
+        };
+        let budget = snapshot.catalog.policy().budget;
+        let s = switchyard_router::execute(&plan, &state.health, &budget, |d| {
+            let (parsed, state) = (parsed.clone(), state.clone());
+            async move { egress::embeddings_attempt(&state.upstream, &parsed, &d, timeouts).await }
+        })
+        .await
+        .map_err(|f| ApiError::from(f.error))?;
+        let (body, usage) = s.value;
+        let cost = s.permit.settle(&usage.unwrap_or_default()).cost;
         let served = Served {
-            deployment,
-            attempts,
+            deployment: s.deployment,
+            attempts: s.attempts,
         };
         let ctx = Context {
             request_id: id.clone(),
@@ -92,7 +114,7 @@ pub(crate) async fn embeddings(
             model: model.name.clone(),
             stream: false,
             started,
-            input_estimate: 0,
+            input_estimate: input_tokens,
         };
         RequestEnd {
             ctx: &ctx,
@@ -104,7 +126,7 @@ pub(crate) async fn embeddings(
             outcome: Outcome::Ok,
         }
         .emit();
-        Ok::<_, ApiError>(pipeline::json_response(body, &served))
+        Ok::<_, ApiError>(pipeline::json_response(body, &served, Some(cost)))
     }
     .await;
     finish(result, id, Dialect::OpenAi)

@@ -56,10 +56,16 @@ impl ParsedChatRequest {
         let mut out = Vec::with_capacity(self.body.len() + upstream_model.len() + 40);
         out.push(b'{');
         let mut saw_stream_options = false;
-        for (i, (key, range)) in self.fields.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (key, range) in &self.fields {
+            // The gateway's own routing extension is for us, not for the upstream.
+            if key.as_ref() == GATEWAY_EXTENSION {
+                continue;
+            }
+            if !first {
                 out.push(b',');
             }
+            first = false;
             json::write_str(&mut out, key);
             out.push(b':');
             let raw = &self.body[range.clone()];
@@ -73,7 +79,7 @@ impl ParsedChatRequest {
             }
         }
         if force_usage && !saw_stream_options {
-            if !self.fields.is_empty() {
+            if !first {
                 out.push(b',');
             }
             out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
@@ -91,6 +97,10 @@ impl ParsedChatRequest {
             .map(|(_, r)| &self.body[r.clone()])
     }
 }
+
+/// The top-level member carrying the gateway's own per-request routing preferences; it is
+/// never passed upstream.
+pub const GATEWAY_EXTENSION: &str = "switchyard";
 
 /// Rewrites a `stream_options` value so `include_usage` is true, keeping other members in order.
 fn write_stream_options_with_usage(out: &mut Vec<u8>, raw: &str) {
