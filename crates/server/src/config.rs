@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,9 +34,18 @@ struct RawConfig {
     retry: routing::RawRetry,
     #[serde(default)]
     breaker: routing::RawBreaker,
+    #[serde(default)]
+    governance: runtime::RawGovernance,
+    #[serde(default)]
+    ledger: runtime::RawLedger,
+    #[serde(default)]
+    admin: runtime::RawAdmin,
 }
 
 mod routing;
+mod runtime;
+
+pub use runtime::{RuntimeSettings, StateBackend};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +213,8 @@ pub struct Settings {
     pub reload_poll: Duration,
     /// Upstream time limits.
     pub timeouts: TimeoutSettings,
+    /// Startup-only settings (state, ledger, admin).
+    pub runtime: RuntimeSettings,
 }
 
 /// A client key from the config.
@@ -236,6 +247,8 @@ pub struct Snapshot {
     pub catalog: Catalog,
     /// Client keys by SHA-256 of the secret.
     keys: HashMap<[u8; 32], Arc<KeyEntry>>,
+    /// Deployments with no known price (their ledger records say so).
+    pub unpriced: HashSet<Arc<str>>,
     /// Warnings found while compiling, for logs.
     pub warnings: Vec<Problem>,
 }
@@ -291,6 +304,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[derive(Default)]
 struct Compiler {
     problems: Vec<Problem>,
+    unpriced: HashSet<Arc<str>>,
+}
+
+/// A deployment's price from the shipped, versioned default table, when it lists the model.
+fn shipped_price(kind: ProviderKind, upstream_model: &str) -> Option<Prices> {
+    let p = switchyard_ledger::DefaultPrices::shipped()
+        .ok()?
+        .lookup(kind, upstream_model)?;
+    Some(Prices {
+        input: p.input,
+        output: p.output,
+        cached_input: p.cached_input.unwrap_or(p.input),
+    })
 }
 
 impl Compiler {
@@ -332,7 +358,8 @@ impl Compiler {
         raw: RawConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Snapshot, Vec<Problem>> {
-        let settings = self.settings(&raw.server);
+        let runtime = self.runtime(&raw.governance, &raw.ledger, &raw.admin, env);
+        let settings = self.settings(&raw.server, runtime);
         let providers = self.providers(&raw.providers, env);
         let deployments = self.deployments(&raw.deployments, &providers);
         let policy = self.policy(routing::RawRouting {
@@ -358,11 +385,12 @@ impl Compiler {
             settings,
             catalog,
             keys,
+            unpriced: self.unpriced,
             warnings: self.problems,
         })
     }
 
-    fn settings(&mut self, raw: &RawServer) -> Settings {
+    fn settings(&mut self, raw: &RawServer, runtime: RuntimeSettings) -> Settings {
         let listen = match raw.listen.as_deref() {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some(s) => s.parse().unwrap_or_else(|_| {
@@ -417,6 +445,7 @@ impl Compiler {
             max_attempts,
             reload_poll: Duration::from_millis(raw.reload_poll_ms.unwrap_or(1_000).max(50)),
             timeouts,
+            runtime,
         }
     }
 
@@ -633,14 +662,18 @@ impl Compiler {
                     output: p.output,
                     cached_input: p.cached_input.unwrap_or(p.input),
                 },
-                None => {
-                    self.warn(
-                        format!("{loc}.price"),
-                        "no price: this deployment's cost cannot be computed",
-                        "add price = { input = ..., output = ... } in USD per million tokens",
-                    );
-                    Prices::default()
-                }
+                None => match shipped_price(provider.kind, &d.upstream_model) {
+                    Some(prices) => prices,
+                    None => {
+                        self.warn(
+                            format!("{loc}.price"),
+                            "no price, and the shipped price table does not know this model: its cost cannot be computed (the ledger flags it)",
+                            "add price = { input = ..., output = ... } in USD per million tokens",
+                        );
+                        self.unpriced.insert(name.as_str().into());
+                        Prices::default()
+                    }
+                },
             };
             out.insert(
                 name.clone(),

@@ -186,14 +186,23 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
         })?;
     let local = listener.local_addr().map_err(StartError::Serve)?;
     let urls: Vec<String> = fleet.iter().map(RunningSim::base_url).collect();
+    // The demo's config and its databases live in a folder of their own.
     let path = options.config_out.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("switchyard-demo-{}.toml", std::process::id()))
+        std::env::temp_dir()
+            .join(format!("switchyard-demo-{}", std::process::id()))
+            .join("switchyard.toml")
     });
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StartError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
     std::fs::write(&path, demo_config(local, &urls)).map_err(|source| StartError::Read {
         path: path.clone(),
         source,
     })?;
-    let gateway = Gateway::new(load(&path)?)?;
+    let gateway = Gateway::open(load(&path)?, path.parent()).await?;
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(reload::watch(
         gateway.state().clone(),

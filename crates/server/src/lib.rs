@@ -22,6 +22,7 @@ use switchyard_router::Health;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod admin;
 pub mod config;
 pub mod demo;
 mod egress;
@@ -32,15 +33,18 @@ mod observe;
 mod pipeline;
 mod relay;
 mod reload;
+mod runtime;
 
 pub use config::{compile, Problem, Severity, Snapshot};
 pub use error::ApiError;
+use runtime::Runtime;
 
 /// State shared by every request.
 pub struct AppState {
     snapshot: ArcSwap<Snapshot>,
     upstream: Upstream,
     health: Health,
+    runtime: Runtime,
 }
 
 impl AppState {
@@ -96,18 +100,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds a gateway around a compiled config.
-    pub fn new(snapshot: Snapshot) -> Result<Gateway, StartError> {
+    /// Builds a gateway around a compiled config, opening its keys, state and ledger
+    /// (relative SQLite paths resolve against `base`, the config file's folder).
+    pub async fn open(
+        snapshot: Snapshot,
+        base: Option<&std::path::Path>,
+    ) -> Result<Gateway, StartError> {
         let upstream = Upstream::new(PoolSettings {
             connect_timeout: snapshot.settings.timeouts.connect,
             ..PoolSettings::default()
         })
         .map_err(|e| StartError::Client(e.message))?;
+        let runtime = Runtime::open(&snapshot.settings.runtime, base).await?;
         Ok(Gateway {
             state: Arc::new(AppState {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 upstream,
                 health: Health::default(),
+                runtime,
             }),
         })
     }
@@ -131,6 +141,7 @@ impl Gateway {
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))
             .route("/readyz", get(ingress::readyz))
+            .nest("/admin", admin::routes())
             .fallback(ingress::not_found)
             .method_not_allowed_fallback(ingress::method_not_allowed)
             .with_state(self.state.clone())
@@ -142,10 +153,13 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        axum::serve(listener, self.router())
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(StartError::Serve)
+            .map_err(StartError::Serve);
+        // Every response that reached a client has queued its ledger record by now.
+        self.state.runtime.shutdown().await;
+        served
     }
 }
 
@@ -178,7 +192,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), StartError> {
         tracing::warn!("{w}");
     }
     let addr = options.listen.unwrap_or(snapshot.settings.listen);
-    let gateway = Gateway::new(snapshot)?;
+    let gateway = Gateway::open(snapshot, options.config.parent()).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;

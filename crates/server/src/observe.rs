@@ -1,10 +1,11 @@
 //! The end of every request, in one place: whatever happened, exactly one [`RequestEnd`] is
 //! emitted, and logs, metrics and (with the governance issue) the ledger read it.
 
-use crate::ingress::Dialect;
+use crate::ingress::{Caller, Dialect};
 use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_ledger::{AttemptRecord, LedgerRecord, LedgerWriter, Outcome as LedgerOutcome};
 use switchyard_router::{AttemptLog, Deployment};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
@@ -16,8 +17,18 @@ pub(crate) struct Context {
     pub request_id: HeaderValue,
     /// The front door used.
     pub dialect: Dialect,
-    /// The key's name (never its secret).
+    /// The key's id (never its secret).
+    pub key_id: Arc<str>,
+    /// The key's name.
     pub key: Arc<str>,
+    /// The key's team, for managed keys.
+    pub team: Option<Arc<str>>,
+    /// The request's data class label.
+    pub data_class: Option<Arc<str>>,
+    /// Where the end of the request is recorded.
+    pub ledger: LedgerWriter,
+    /// Arrival time, milliseconds since the Unix epoch.
+    pub time_ms: i64,
     /// The logical model asked for.
     pub model: Arc<str>,
     /// Whether the client asked for a stream.
@@ -26,6 +37,35 @@ pub(crate) struct Context {
     pub started: Instant,
     /// The request's estimated input tokens, before any upstream counted them.
     pub input_estimate: u64,
+}
+
+impl Context {
+    /// The context of a request that arrived at `started`.
+    pub fn new(
+        request_id: &HeaderValue,
+        dialect: Dialect,
+        caller: &Caller,
+        ledger: &LedgerWriter,
+        model: Arc<str>,
+        stream: bool,
+        started: Instant,
+        input_estimate: u64,
+    ) -> Context {
+        Context {
+            request_id: request_id.clone(),
+            dialect,
+            key_id: caller.key_id.clone(),
+            key: caller.key_name.clone(),
+            team: caller.team.clone(),
+            data_class: caller.data_class.as_ref().map(|d| d.as_str().into()),
+            ledger: ledger.clone(),
+            time_ms: switchyard_ledger::now_ms() - started.elapsed().as_millis() as i64,
+            model,
+            stream,
+            started,
+            input_estimate,
+        }
+    }
 }
 
 /// Which deployment served a request, after which attempts.
@@ -75,6 +115,8 @@ pub(crate) struct RequestEnd<'a> {
     pub ttft: Option<Duration>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The serving deployment has no known price.
+    pub unpriced: bool,
 }
 
 impl RequestEnd<'_> {
@@ -115,5 +157,60 @@ impl RequestEnd<'_> {
             outcome = self.outcome.as_str(),
             "request finished"
         );
+        if let Err(e) = self.ctx.ledger.try_record(self.record()) {
+            tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");
+        }
+    }
+
+    /// The request's ledger record.
+    fn record(&self) -> LedgerRecord {
+        let ctx = self.ctx;
+        let mut r = LedgerRecord::new(
+            ctx.request_id.to_str().unwrap_or_default(),
+            ctx.time_ms,
+            ctx.model.to_string(),
+        );
+        r.key_id = Some(ctx.key_id.to_string());
+        r.team = ctx.team.as_deref().map(str::to_string);
+        r.data_class = ctx.data_class.as_deref().map(str::to_string);
+        let attempts = self.served.map_or(self.failed_attempts, |s| &s.attempts);
+        r.attempts = attempts
+            .iter()
+            .map(|a| AttemptRecord {
+                deployment: a.deployment.to_string(),
+                provider: a.provider.to_string(),
+                status: a.status,
+                error_kind: a.error,
+                latency_ms: a.latency.as_millis() as u64,
+            })
+            .collect();
+        if let Some(s) = self.served {
+            let d = &s.deployment;
+            r.deployment = Some(d.id.to_string());
+            r.provider = Some(d.provider.id.to_string());
+            r.cloud = Some(d.provider.cloud);
+            r.region = Some(d.provider.region.to_string());
+            r.jurisdiction = Some(d.provider.jurisdiction);
+        } else if let Some(last) = attempts.last() {
+            r.deployment = Some(last.deployment.to_string());
+            r.provider = Some(last.provider.to_string());
+        }
+        r.usage = self.usage.unwrap_or_default();
+        // A failed request cost nothing; a served one is priced unless its deployment has no price.
+        r.price_known = self.served.is_none() || !self.unpriced;
+        r.cost = if r.price_known {
+            self.cost()
+        } else {
+            Money::ZERO
+        };
+        r.latency_ms = ctx.started.elapsed().as_millis() as u64;
+        r.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
+        r.outcome = match self.outcome {
+            Outcome::Ok => LedgerOutcome::Ok,
+            Outcome::Failed(kind) => LedgerOutcome::Error(kind),
+            Outcome::ClientDisconnected => LedgerOutcome::ClientDisconnected,
+        };
+        r.stream = ctx.stream;
+        r
     }
 }

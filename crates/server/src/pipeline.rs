@@ -1,6 +1,7 @@
 //! The chat request path shared by every front door: route, attempt with failover, answer.
 
 use crate::egress::{IngressRequest, DEFAULT_MAX_TOKENS};
+use crate::ingress::Caller;
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use crate::relay::Relay;
 use crate::{ApiError, AppState, Snapshot};
@@ -8,9 +9,11 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
+use std::time::Duration;
+use switchyard_governance::{Admission, Denied};
 use switchyard_providers::{Operation, Timeouts};
 use switchyard_router::{DataClass, Estimate, Plan, Preferences, RouteError, RouteRequest};
-use switchyard_types::{ErrorKind, Money};
+use switchyard_types::{ErrorKind, Money, TokenUsage};
 
 /// Largest upstream answer buffered for a non-streaming call.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -72,13 +75,58 @@ pub(crate) fn route(
         })
 }
 
+/// Reserves the request's worst-case cost against the caller's limits and budgets (managed
+/// keys only), so concurrent requests cannot overshoot a budget.
+pub(crate) async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    model: &str,
+    plan: &Plan,
+    estimate: Estimate,
+) -> Result<Option<Admission>, ApiError> {
+    let Some(principal) = caller.principal() else {
+        return Ok(None);
+    };
+    // An upper bound: the whole estimate at the dearest deployment the plan might use.
+    let worst = TokenUsage {
+        input: estimate.input_tokens,
+        output: estimate.max_output_tokens,
+        ..TokenUsage::default()
+    };
+    let cost = plan
+        .candidates
+        .iter()
+        .map(|c| c.deployment.prices.cost(&worst))
+        .max()
+        .unwrap_or(Money::ZERO);
+    let ask = switchyard_governance::Estimate {
+        input_tokens: estimate.input_tokens,
+        max_output_tokens: estimate.max_output_tokens,
+        cost,
+    };
+    state
+        .runtime
+        .governor
+        .admit(principal, model, &ask)
+        .await
+        .map(Some)
+        .map_err(|denied| {
+            let mut err = ApiError::new(denied.error_kind(), denied.to_string());
+            err.retry_after = denied.retry_after_secs().map(Duration::from_secs);
+            if matches!(denied, Denied::OverBudget { .. }) {
+                err.code = Some("insufficient_quota");
+            }
+            err
+        })
+}
+
 /// Serves one decoded chat request.
 pub(crate) async fn chat(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
     request: IngressRequest,
     ctx: Context,
-    data_class: Option<&DataClass>,
+    caller: &Caller,
     preferences: &Preferences,
 ) -> Result<Response, ApiError> {
     let canonical = request.canonical();
@@ -91,11 +139,12 @@ pub(crate) async fn chat(
         state,
         snapshot,
         &ctx.model,
-        data_class,
+        caller.data_class.as_ref(),
         preferences,
         estimate,
         stream,
     )?;
+    let admission = admit(state, caller, &ctx.model, &plan, estimate).await?;
     let request = Arc::new(request);
     let settings = &snapshot.settings;
     let budget = snapshot.catalog.policy().budget;
@@ -129,7 +178,10 @@ pub(crate) async fn chat(
                 deployment: s.deployment,
                 attempts: s.attempts,
             };
-            let body = s.value.into_stream(ctx.clone(), served.clone(), s.permit);
+            let unpriced = snapshot.unpriced.contains(&served.deployment.id);
+            let body =
+                s.value
+                    .into_stream(ctx.clone(), served.clone(), s.permit, admission, unpriced);
             let mut response = Response::new(Body::from_stream(body));
             let h = response.headers_mut();
             h.insert(
@@ -156,11 +208,16 @@ pub(crate) async fn chat(
         .await
         .map(|s| {
             let (body, usage) = s.value;
-            let cost = s.permit.settle(&usage.unwrap_or_default()).cost;
+            let spent = usage.unwrap_or_default();
+            let cost = s.permit.settle(&spent).cost;
             let served = Served {
                 deployment: s.deployment,
                 attempts: s.attempts,
             };
+            if let Some(admission) = admission {
+                // Replaces the reservation with the real cost, on a tracked task.
+                admission.settle_detached(spent, served.deployment.prices.cost(&spent));
+            }
             RequestEnd {
                 ctx: &ctx,
                 served: Some(&served),
@@ -169,6 +226,7 @@ pub(crate) async fn chat(
                 usage_estimated: false,
                 ttft: None,
                 outcome: Outcome::Ok,
+                unpriced: snapshot.unpriced.contains(&served.deployment.id),
             }
             .emit();
             json_response(body, &served, Some(cost))
@@ -183,6 +241,7 @@ pub(crate) async fn chat(
             usage_estimated: false,
             ttft: None,
             outcome: Outcome::Failed(failed.error.kind),
+            unpriced: false,
         }
         .emit();
         ApiError::from(failed.error)

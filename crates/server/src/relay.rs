@@ -16,6 +16,7 @@ use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_governance::Admission;
 use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, openai_chat};
 use switchyard_protocol::sse::{self, SseDecoder};
 use switchyard_protocol::{DecodeError, StreamEvent};
@@ -524,12 +525,16 @@ impl Relay {
         ctx: Context,
         served: Served,
         permit: Permit,
+        admission: Option<Admission>,
+        unpriced: bool,
     ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         let state = Forwarding {
             relay: self,
             ctx,
             served,
             permit: Some(permit),
+            admission,
+            unpriced,
             ttft: None,
             outcome: None,
         };
@@ -569,6 +574,10 @@ struct Forwarding {
     served: Served,
     /// The deployment's capacity, held until the stream ends, then settled with its usage.
     permit: Option<Permit>,
+    /// The budget reservation, settled with the real cost when the stream ends.
+    admission: Option<Admission>,
+    /// The deployment has no known price.
+    unpriced: bool,
     ttft: Option<Duration>,
     outcome: Option<Outcome>,
 }
@@ -595,8 +604,14 @@ impl Drop for Forwarding {
             }
             (Some(u), estimated)
         };
+        let spent = usage.unwrap_or_default();
+        let cost = self.served.deployment.prices.cost(&spent);
         if let Some(permit) = self.permit.take() {
-            permit.settle(&usage.unwrap_or_default());
+            permit.settle(&spent);
+        }
+        // On a tracked task: the budget learns the real cost even when the client went away.
+        if let Some(admission) = self.admission.take() {
+            admission.settle_detached(spent, cost);
         }
         RequestEnd {
             ctx: &self.ctx,
@@ -606,6 +621,7 @@ impl Drop for Forwarding {
             usage_estimated: estimated,
             ttft: self.ttft,
             outcome,
+            unpriced: self.unpriced,
         }
         .emit();
     }

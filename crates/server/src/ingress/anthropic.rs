@@ -38,27 +38,28 @@ pub(crate) async fn messages(
     let started = Instant::now();
     let result = async {
         let snapshot = state.snapshot();
-        let key = authenticate(&snapshot, &headers)?;
+        let key = authenticate(&state, &snapshot, &headers).await?;
         require_version(&headers)?;
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let request = anthropic_messages::decode_request(&bytes)?;
         let model = resolve_model(&snapshot, &key, &request.model)?;
-        let ctx = Context {
-            request_id: id.clone(),
-            dialect: Dialect::Anthropic,
-            key: key.name.clone(),
-            model: model.name.clone(),
-            stream: request.stream,
+        let ctx = Context::new(
+            &id,
+            Dialect::Anthropic,
+            &key,
+            &state.runtime.ledger,
+            model.name.clone(),
+            request.stream,
             started,
-            input_estimate: request.estimate_input_tokens(),
-        };
+            request.estimate_input_tokens(),
+        );
         let preferences = pipeline::preferences(&headers, extension(&bytes)?.as_deref())?;
         pipeline::chat(
             &state,
             &snapshot,
             IngressRequest::Anthropic(request),
             ctx,
-            key.data_class.as_ref(),
+            &key,
             &preferences,
         )
         .await
@@ -77,7 +78,7 @@ pub(crate) async fn count_tokens(
     let id = request_id();
     let result = async {
         let snapshot = state.snapshot();
-        let key = authenticate(&snapshot, &headers)?;
+        let key = authenticate(&state, &snapshot, &headers).await?;
         require_version(&headers)?;
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::Arc;
-use switchyard_router::Model;
+use switchyard_governance::{KeyStore, Principal};
+use switchyard_router::{DataClass, Model};
 use switchyard_types::ErrorKind;
 
 pub(crate) mod anthropic;
@@ -44,19 +45,48 @@ pub(crate) fn request_id() -> HeaderValue {
         .unwrap_or(HeaderValue::from_static("req_unknown"))
 }
 
-/// Finds the caller's key from `Authorization: Bearer <key>`.
-pub(crate) fn authenticate(
-    snapshot: &Snapshot,
-    headers: &HeaderMap,
-) -> Result<Arc<KeyEntry>, ApiError> {
-    let invalid = || {
-        ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.")
-            .with_code("invalid_api_key")
-    };
-    // The Anthropic SDK's classic header; both front doors accept both forms.
+/// Who is calling: a key from the config file, or a managed key with its team, limits and
+/// budgets.
+pub(crate) struct Caller {
+    /// The key's id (its name for config keys); never the secret.
+    pub key_id: Arc<str>,
+    /// The key's name.
+    pub key_name: Arc<str>,
+    /// The owning team (managed keys).
+    pub team: Option<Arc<str>>,
+    /// The data class of the key's requests.
+    pub data_class: Option<DataClass>,
+    who: Who,
+}
+
+enum Who {
+    Config(Arc<KeyEntry>),
+    Managed(Box<Principal>),
+}
+
+impl Caller {
+    /// Whether the key may use `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        match &self.who {
+            Who::Config(k) => k.allows(model),
+            Who::Managed(p) => p.allows_model(model),
+        }
+    }
+
+    /// The governance principal (managed keys only: config keys carry no limits or budgets).
+    pub fn principal(&self) -> Option<&Principal> {
+        match &self.who {
+            Who::Config(_) => None,
+            Who::Managed(p) => Some(p),
+        }
+    }
+}
+
+/// The secret the client presented: `x-api-key` (the Anthropic SDK's classic header) or
+/// `Authorization: Bearer`; both front doors accept both.
+fn presented_secret(headers: &HeaderMap) -> Result<&str, ApiError> {
     if let Some(key) = headers.get("x-api-key") {
-        let secret = key.to_str().unwrap_or_default().trim();
-        return snapshot.key(secret).cloned().ok_or_else(invalid);
+        return Ok(key.to_str().unwrap_or_default().trim());
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
@@ -64,22 +94,63 @@ pub(crate) fn authenticate(
             "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>'.",
         ));
     };
-    let secret = value
+    value
         .to_str()
         .ok()
         .and_then(|v| {
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
-        .filter(|s| !s.is_empty());
-    let Some(secret) = secret else {
-        return Err(ApiError::new(
-            ErrorKind::Authentication,
-            "The Authorization header must be 'Bearer <key>'.",
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Authentication,
+                "The Authorization header must be 'Bearer <key>'.",
+            )
+            .with_code("invalid_api_key")
+        })
+}
+
+/// Finds the caller: config keys first, then managed keys.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    snapshot: &Snapshot,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let secret = presented_secret(headers)?;
+    if let Some(key) = snapshot.key(secret) {
+        return Ok(Caller {
+            key_id: key.name.clone(),
+            key_name: key.name.clone(),
+            team: None,
+            data_class: key.data_class.clone(),
+            who: Who::Config(key.clone()),
+        });
+    }
+    let principal = state.runtime.keys.authenticate(secret).await.map_err(|e| {
+        tracing::error!(error = %e, "the keys database cannot be read");
+        ApiError::new(
+            ErrorKind::NoCapacity,
+            "Keys cannot be checked right now; retry shortly.",
         )
-        .with_code("invalid_api_key"));
+    })?;
+    let Some(p) = principal else {
+        return Err(
+            ApiError::new(ErrorKind::Authentication, "Incorrect API key provided.")
+                .with_code("invalid_api_key"),
+        );
     };
-    snapshot.key(secret).cloned().ok_or_else(invalid)
+    let data_class = match p.data_class.as_str() {
+        "" => None,
+        label => DataClass::new(label).ok(),
+    };
+    Ok(Caller {
+        key_id: p.key_id.as_str().into(),
+        key_name: p.key_name.as_str().into(),
+        team: Some(p.team.as_str().into()),
+        data_class,
+        who: Who::Managed(Box::new(p)),
+    })
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413.
@@ -169,7 +240,7 @@ pub(crate) fn finish(
 /// The model `name`, if it exists and `key` may use it.
 pub(crate) fn resolve_model<'a>(
     snapshot: &'a Snapshot,
-    key: &KeyEntry,
+    key: &Caller,
     name: &str,
 ) -> Result<&'a Model, ApiError> {
     let not_found = || {

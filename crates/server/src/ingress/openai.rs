@@ -27,26 +27,27 @@ pub(crate) async fn chat(
     let started = Instant::now();
     let result = async {
         let snapshot = state.snapshot();
-        let key = authenticate(&snapshot, &headers)?;
+        let key = authenticate(&state, &snapshot, &headers).await?;
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let parsed = openai_chat::decode_request(&bytes)?;
         let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-        let ctx = Context {
-            request_id: id.clone(),
-            dialect: Dialect::OpenAi,
-            key: key.name.clone(),
-            model: model.name.clone(),
-            stream: parsed.request.stream,
+        let ctx = Context::new(
+            &id,
+            Dialect::OpenAi,
+            &key,
+            &state.runtime.ledger,
+            model.name.clone(),
+            parsed.request.stream,
             started,
-            input_estimate: parsed.request.estimate_input_tokens(),
-        };
+            parsed.request.estimate_input_tokens(),
+        );
         let preferences = pipeline::preferences(&headers, parsed.raw_field(GATEWAY_EXTENSION))?;
         pipeline::chat(
             &state,
             &snapshot,
             IngressRequest::OpenAi(parsed),
             ctx,
-            key.data_class.as_ref(),
+            &key,
             &preferences,
         )
         .await
@@ -65,7 +66,7 @@ pub(crate) async fn embeddings(
     let started = Instant::now();
     let result = async {
         let snapshot = state.snapshot();
-        let key = authenticate(&snapshot, &headers)?;
+        let key = authenticate(&state, &snapshot, &headers).await?;
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let parsed = Arc::new(openai_chat::decode_embeddings_request(&bytes)?);
         let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
@@ -89,6 +90,7 @@ pub(crate) async fn embeddings(
             estimate,
             false,
         )?;
+        let admission = pipeline::admit(&state, &key, &model.name, &plan, estimate).await?;
         let total = snapshot.settings.timeouts.total;
         let timeouts = Timeouts {
             first_byte: total,
@@ -102,20 +104,25 @@ pub(crate) async fn embeddings(
         .await
         .map_err(|f| ApiError::from(f.error))?;
         let (body, usage) = s.value;
-        let cost = s.permit.settle(&usage.unwrap_or_default()).cost;
+        let spent = usage.unwrap_or_default();
+        let cost = s.permit.settle(&spent).cost;
+        if let Some(admission) = admission {
+            admission.settle_detached(spent, cost);
+        }
         let served = Served {
             deployment: s.deployment,
             attempts: s.attempts,
         };
-        let ctx = Context {
-            request_id: id.clone(),
-            dialect: Dialect::OpenAi,
-            key: key.name.clone(),
-            model: model.name.clone(),
-            stream: false,
+        let ctx = Context::new(
+            &id,
+            Dialect::OpenAi,
+            &key,
+            &state.runtime.ledger,
+            model.name.clone(),
+            false,
             started,
-            input_estimate: input_tokens,
-        };
+            input_tokens,
+        );
         RequestEnd {
             ctx: &ctx,
             served: Some(&served),
@@ -124,6 +131,7 @@ pub(crate) async fn embeddings(
             usage_estimated: false,
             ttft: None,
             outcome: Outcome::Ok,
+            unpriced: snapshot.unpriced.contains(&served.deployment.id),
         }
         .emit();
         Ok::<_, ApiError>(pipeline::json_response(body, &served, Some(cost)))
@@ -142,7 +150,7 @@ pub(crate) async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
-    let key = authenticate(&snapshot, &headers)?;
+    let key = authenticate(&state, &snapshot, &headers).await?;
     let data: Vec<_> = snapshot
         .catalog
         .models()
@@ -159,7 +167,7 @@ pub(crate) async fn get_model(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot();
-    let key = authenticate(&snapshot, &headers)?;
+    let key = authenticate(&state, &snapshot, &headers).await?;
     let model = resolve_model(&snapshot, &key, &id)?;
     Ok(Json(model_object(&model.name)).into_response())
 }

@@ -63,8 +63,8 @@ pub struct Gateway {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub url: String,
-    /// The config file it serves (rewrite it to test reloads).
-    pub config: tempfile::NamedTempFile,
+    /// The folder holding its config file and its databases.
+    pub dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     events: mpsc::Receiver<Value>,
 }
@@ -72,9 +72,16 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `switchyard serve` on a free port and waits until it listens.
     pub fn start(config: &str) -> Gateway {
-        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        file.write_all(config.as_bytes()).unwrap();
-        file.flush().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), config)
+    }
+
+    /// Starts a gateway whose config (and default databases) live in `dir`.
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
+        let path = dir.path().join("switchyard.toml");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([
                 "--log-format",
@@ -84,7 +91,7 @@ impl Gateway {
                 "127.0.0.1:0",
                 "--config",
             ])
-            .arg(file.path())
+            .arg(&path)
             .env("SWITCHYARD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -105,7 +112,7 @@ impl Gateway {
         let mut gateway = Gateway {
             child,
             url: String::new(),
-            config: file,
+            dir,
             logs,
             events: rx,
         };
@@ -146,9 +153,14 @@ impl Gateway {
         self.child.id()
     }
 
+    /// The config file's path.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("switchyard.toml")
+    }
+
     /// Replaces the config file's content.
     pub fn rewrite_config(&mut self, text: &str) {
-        std::fs::write(self.config.path(), text).unwrap();
+        std::fs::write(self.config_path(), text).unwrap();
     }
 
     /// POSTs JSON with the test key.

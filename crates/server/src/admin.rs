@@ -1,0 +1,210 @@
+//! The admin API: managed keys and teams, spend and budget reports. Behind its own token
+//! (`[admin] token_env`); off when no token is configured. JSON in, JSON out.
+
+use crate::{ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_governance::{budget_report, GovernanceError, KeySpec, TeamSpec};
+use switchyard_ledger::{SpendBy, TimeRange};
+use switchyard_types::ErrorKind;
+
+/// The admin routes, to be nested under `/admin`.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/keys", get(list_keys).post(create_key))
+        .route("/keys/{id}/rotate", post(rotate_key))
+        .route("/keys/{id}/revoke", post(revoke_key))
+        .route("/teams", get(list_teams).post(create_team))
+        .route("/spend", get(spend))
+        .route("/budgets", get(budgets))
+}
+
+/// Checks `Authorization: Bearer <admin token>` against the configured token's hash.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.runtime.admin_token_hash else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            "the admin API is off: set [admin] token_env in the config",
+        ));
+    };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(crate::config::hash_secret);
+    // Comparing hashes keeps the comparison's timing independent of the secret.
+    if presented == Some(expected) {
+        Ok(())
+    } else {
+        Err(
+            ApiError::new(ErrorKind::Authentication, "a valid admin token is required")
+                .with_code("invalid_admin_token"),
+        )
+    }
+}
+
+fn governance_error(e: GovernanceError) -> ApiError {
+    let kind = match &e {
+        GovernanceError::Invalid(_) => ErrorKind::InvalidRequest,
+        GovernanceError::NotFound(_) => ErrorKind::NotFound,
+        GovernanceError::Conflict(_) => ErrorKind::InvalidRequest,
+        GovernanceError::Corrupt(_) => ErrorKind::Internal,
+        _ => ErrorKind::NoCapacity,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let keys = state
+        .runtime
+        .key_store
+        .list_keys(None)
+        .await
+        .map_err(governance_error)?;
+    Ok(Json(json!({ "data": keys })).into_response())
+}
+
+async fn create_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(spec): Json<KeySpec>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let issued = state
+        .runtime
+        .key_store
+        .create_key(&spec)
+        .await
+        .map_err(governance_error)?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct RotateBody {
+    #[serde(default)]
+    grace_secs: u64,
+}
+
+async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<RotateBody>>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let grace = Duration::from_secs(body.map(|b| b.grace_secs).unwrap_or_default());
+    let issued = state
+        .runtime
+        .key_store
+        .rotate_key(&id, grace)
+        .await
+        .map_err(governance_error)?;
+    Ok(Json(issued).into_response())
+}
+
+async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let info = state
+        .runtime
+        .key_store
+        .revoke_key(&id)
+        .await
+        .map_err(governance_error)?;
+    Ok(Json(info).into_response())
+}
+
+async fn list_teams(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let teams = state
+        .runtime
+        .key_store
+        .list_teams()
+        .await
+        .map_err(governance_error)?;
+    Ok(Json(json!({ "data": teams })).into_response())
+}
+
+async fn create_team(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(spec): Json<TeamSpec>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let team = state
+        .runtime
+        .key_store
+        .create_team(&spec)
+        .await
+        .map_err(governance_error)?;
+    Ok((StatusCode::CREATED, Json(team)).into_response())
+}
+
+#[derive(Deserialize)]
+struct SpendQuery {
+    by: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /admin/spend?by=cloud&since=2026-11-01&until=…`
+async fn spend(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<SpendQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let by_name = q.by.as_deref().unwrap_or("cloud");
+    let Some(by) = SpendBy::ALL.into_iter().find(|b| b.as_str() == by_name) else {
+        let known: Vec<&str> = SpendBy::ALL.iter().map(|b| b.as_str()).collect();
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "unknown grouping '{by_name}'; use one of {}",
+                known.join(", ")
+            ),
+        ));
+    };
+    let range: TimeRange =
+        switchyard_ledger::cli::time_range(q.since.as_deref(), q.until.as_deref())
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    let report =
+        switchyard_ledger::cli::spend_report(state.runtime.ledger_store.as_ref(), by, range)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
+    let body = report.render(switchyard_ledger::report::Format::Json);
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /admin/budgets`: each team's and key's budget use in the current periods.
+async fn budgets(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let rows = budget_report(
+        state.runtime.key_store.as_ref(),
+        state.runtime.state.as_ref(),
+        switchyard_ledger::now_ms(),
+    )
+    .await
+    .map_err(governance_error)?;
+    Ok(Json(json!({ "data": rows })).into_response())
+}

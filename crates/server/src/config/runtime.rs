@@ -1,0 +1,196 @@
+//! Startup-only settings: where keys, limits, budgets and the ledger live, and the admin
+//! token. They are read when the gateway starts; a reload that changes them is logged as
+//! needing a restart (state such as connection pools and queues cannot be swapped safely).
+
+use super::Compiler;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGovernance {
+    keys_db: Option<String>,
+    state: Option<String>,
+    on_redis_error: Option<RawOnRedisError>,
+    redis_key_prefix: Option<String>,
+    auth_cache_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawOnRedisError {
+    FailOpen,
+    FailClosed,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLedger {
+    url: Option<String>,
+    batch_size: Option<usize>,
+    flush_interval_ms: Option<u64>,
+    queue_capacity: Option<usize>,
+    on_full: Option<RawOnFull>,
+    block_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawOnFull {
+    Block,
+    Drop,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    token: Option<String>,
+    token_env: Option<String>,
+}
+
+/// Where shared state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBackend {
+    /// In this process only.
+    Memory,
+    /// A Redis server shared by every gateway process.
+    Redis {
+        /// `redis://…`
+        url: String,
+        /// Key prefix, so several gateways can share one Redis.
+        prefix: String,
+        /// Deny (true) or fall back to local limits (false) while Redis is unreachable.
+        fail_closed: bool,
+    },
+}
+
+/// Startup-only settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// Managed keys database (`sqlite://…` or `postgres://…`); relative SQLite paths are
+    /// resolved against the config file's folder.
+    pub keys_db: String,
+    /// Limits and budgets state.
+    pub state: StateBackend,
+    /// How long a successful key lookup is cached (at most one second).
+    pub auth_cache_ttl: Duration,
+    /// Ledger database (`sqlite://…`, `postgres://…` or `memory`).
+    pub ledger_url: String,
+    /// Ledger writer: records per batch.
+    pub ledger_batch_size: usize,
+    /// Ledger writer: longest wait before a partial batch is written.
+    pub ledger_flush_interval: Duration,
+    /// Ledger writer: records queued at most.
+    pub ledger_queue_capacity: usize,
+    /// Ledger writer: when the queue is full, wait up to this long (`None`: drop and count).
+    pub ledger_block_timeout: Option<Duration>,
+    /// Ledger writer: how long shutdown waits for the database.
+    pub ledger_shutdown_timeout: Duration,
+    /// SHA-256 of the admin token; the admin API is off without one.
+    pub admin_token_hash: Option<[u8; 32]>,
+}
+
+/// The embedded default database, beside the config file.
+const DEFAULT_DB: &str = "sqlite://switchyard.db";
+
+impl Compiler {
+    pub(super) fn runtime(
+        &mut self,
+        governance: &RawGovernance,
+        ledger: &RawLedger,
+        admin: &RawAdmin,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> RuntimeSettings {
+        let state = match governance.state.as_deref() {
+            None | Some("memory") => StateBackend::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                StateBackend::Redis {
+                    url: url.to_string(),
+                    prefix: governance
+                        .redis_key_prefix
+                        .clone()
+                        .unwrap_or_else(|| "switchyard".into()),
+                    fail_closed: matches!(
+                        governance.on_redis_error,
+                        Some(RawOnRedisError::FailClosed)
+                    ),
+                }
+            }
+            Some(other) => {
+                self.error(
+                    "governance.state",
+                    format!("'{other}' is neither \"memory\" nor a redis:// URL"),
+                    "use \"memory\" for one process, or \"redis://HOST:6379\" to share limits between processes",
+                );
+                StateBackend::Memory
+            }
+        };
+        for (field, url) in [
+            ("governance.keys_db", &governance.keys_db),
+            ("ledger.url", &ledger.url),
+        ] {
+            if let Some(url) = url {
+                let known = ["sqlite://", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|p| url.starts_with(p))
+                    || (field == "ledger.url" && url == "memory");
+                if !known {
+                    self.error(
+                        field,
+                        format!("'{url}' is not a sqlite:// or postgres:// URL"),
+                        "for example \"sqlite://switchyard.db\" or \"postgres://user@host/db\"",
+                    );
+                }
+            }
+        }
+        let admin_token = self.secret(
+            "admin",
+            "token",
+            admin.token.as_deref(),
+            admin.token_env.as_deref(),
+            env,
+        );
+        if let Some(t) = &admin_token {
+            if t.len() < 16 {
+                self.error(
+                    "admin.token",
+                    "the admin token is shorter than 16 characters",
+                    "use a long random value, for example from `openssl rand -hex 32`",
+                );
+            }
+        }
+        let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
+        RuntimeSettings {
+            keys_db: governance
+                .keys_db
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DB.into()),
+            state,
+            auth_cache_ttl: ms(governance.auth_cache_ttl_ms, 500).min(Duration::from_secs(1)),
+            ledger_url: ledger.url.clone().unwrap_or_else(|| DEFAULT_DB.into()),
+            ledger_batch_size: ledger.batch_size.unwrap_or(256).max(1),
+            ledger_flush_interval: ms(ledger.flush_interval_ms, 200),
+            ledger_queue_capacity: ledger.queue_capacity.unwrap_or(10_000).max(1),
+            ledger_block_timeout: match ledger.on_full {
+                Some(RawOnFull::Drop) => None,
+                _ => Some(ms(ledger.block_timeout_ms, 1_000)),
+            },
+            ledger_shutdown_timeout: ms(ledger.shutdown_timeout_ms, 10_000),
+            admin_token_hash: admin_token.map(|t| super::hash_secret(&t)),
+        }
+    }
+}
+
+impl RuntimeSettings {
+    /// A database URL with a relative SQLite path resolved against `base`.
+    pub fn resolve_db(url: &str, base: Option<&std::path::Path>) -> String {
+        match (url.strip_prefix("sqlite://"), base) {
+            (Some(path), Some(base)) if !path.starts_with('/') && path != ":memory:" => {
+                format!("sqlite://{}", PathBuf::from(base).join(path).display())
+            }
+            _ => url.to_string(),
+        }
+    }
+}

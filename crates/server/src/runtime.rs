@@ -1,0 +1,99 @@
+//! State that lives as long as the process, not as long as a config version: managed keys,
+//! limits and budgets, and the ledger writer. Opened at startup, drained at shutdown.
+
+use crate::config::{RuntimeSettings, StateBackend};
+use crate::StartError;
+use std::path::Path;
+use std::sync::Arc;
+use switchyard_governance::state::{
+    MemoryState, OnRedisError, RedisState, RedisStateConfig, StateStore,
+};
+use switchyard_governance::{open_key_store, CachedKeyStore, Governor, KeyStore};
+use switchyard_ledger::{LedgerStore, LedgerWriter, OnFull, WriterConfig};
+
+/// Keys, governance and ledger of one gateway process.
+pub struct Runtime {
+    /// Managed keys, for admin writes (uncached).
+    pub key_store: Arc<dyn KeyStore>,
+    /// Managed keys as the request path reads them (cached for at most a second, so a revoked
+    /// key stops working on every process within a second).
+    pub keys: CachedKeyStore,
+    /// Rate limits and budgets.
+    pub governor: Governor,
+    /// Limits and budgets state (for the budget report).
+    pub state: Arc<dyn StateStore>,
+    /// The ledger, for reports.
+    pub ledger_store: Arc<dyn LedgerStore>,
+    /// Batched ledger writes, off the request path.
+    pub ledger: LedgerWriter,
+    /// SHA-256 of the admin token; the admin API is off without one.
+    pub admin_token_hash: Option<[u8; 32]>,
+}
+
+impl Runtime {
+    /// Opens everything; relative SQLite paths are resolved against `base` (the config's folder).
+    pub async fn open(
+        settings: &RuntimeSettings,
+        base: Option<&Path>,
+    ) -> Result<Runtime, StartError> {
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| StartError::Client(format!("{what}: {e}"));
+        let keys_db = RuntimeSettings::resolve_db(&settings.keys_db, base);
+        let key_store: Arc<dyn KeyStore> = Arc::new(
+            open_key_store(&keys_db)
+                .await
+                .map_err(|e| fail(&format!("keys database {keys_db}"), &e))?,
+        );
+        let state: Arc<dyn StateStore> = match &settings.state {
+            StateBackend::Memory => Arc::new(MemoryState::new()),
+            StateBackend::Redis {
+                url,
+                prefix,
+                fail_closed,
+            } => {
+                let mut config = RedisStateConfig::new(url.clone());
+                config.key_prefix = prefix.clone();
+                config.on_error = if *fail_closed {
+                    OnRedisError::FailClosed
+                } else {
+                    OnRedisError::FailOpen
+                };
+                Arc::new(RedisState::new(config).map_err(|e| fail("redis", &e))?)
+            }
+        };
+        let ledger_url = RuntimeSettings::resolve_db(&settings.ledger_url, base);
+        let ledger_store = switchyard_ledger::open(&ledger_url, true)
+            .await
+            .map_err(|e| fail(&format!("ledger {ledger_url}"), &e))?;
+        let ledger = LedgerWriter::spawn(
+            ledger_store.clone(),
+            WriterConfig {
+                batch_size: settings.ledger_batch_size,
+                flush_interval: settings.ledger_flush_interval,
+                queue_capacity: settings.ledger_queue_capacity,
+                on_full: match settings.ledger_block_timeout {
+                    Some(timeout) => OnFull::Block { timeout },
+                    None => OnFull::Drop,
+                },
+                shutdown_timeout: settings.ledger_shutdown_timeout,
+                ..WriterConfig::default()
+            },
+        );
+        Ok(Runtime {
+            keys: CachedKeyStore::new(key_store.clone(), settings.auth_cache_ttl),
+            key_store,
+            governor: Governor::new(state.clone()),
+            state,
+            ledger_store,
+            ledger,
+            admin_token_hash: settings.admin_token_hash,
+        })
+    }
+
+    /// After the HTTP server drained: settle what governance still holds, then flush the ledger.
+    pub async fn shutdown(&self) {
+        self.governor.shutdown().await;
+        let stats = self.ledger.shutdown().await;
+        tracing::info!(?stats, "ledger flushed");
+    }
+}
