@@ -58,6 +58,18 @@ pub(crate) fn route(
     estimate: Estimate,
     stream: bool,
 ) -> Result<Plan, ApiError> {
+    // A label without a policy in this config constrains nothing (managed keys default to
+    // "internal"); say so, since a typo here would otherwise go unnoticed.
+    let data_class = data_class.filter(|c| {
+        let known = snapshot.catalog.policy().data_classes.contains_key(*c);
+        if !known {
+            tracing::debug!(
+                data_class = c.as_str(),
+                "data class has no policy in the config"
+            );
+        }
+        known
+    });
     let request = RouteRequest {
         model,
         data_class,

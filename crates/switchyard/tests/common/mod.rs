@@ -58,6 +58,14 @@ pub fn server_toml(extra: &str) -> String {
     format!("[server]\nreload_poll_ms = 100\n{extra}\n[[keys]]\nname = \"test\"\nsecret = \"{KEY}\"\n\n")
 }
 
+/// The admin token every test config that enables the admin API uses.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// The `[admin]` table enabling the admin API.
+pub fn admin_toml() -> String {
+    format!("[admin]\ntoken = \"{ADMIN}\"\n\n")
+}
+
 /// A running gateway process.
 pub struct Gateway {
     child: Child,
@@ -173,6 +181,51 @@ impl Gateway {
             .send()
             .await
             .unwrap()
+    }
+}
+
+impl Gateway {
+    /// Calls the admin API.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = client()
+            .request(method, format!("{}/admin{path}", self.url))
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the process to exit; returns its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway did not exit after SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
