@@ -40,16 +40,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// The context of a request that arrived at `started`.
+    /// The context of a request that arrived at `started`, asking `model`.
     pub fn new(
         request_id: &HeaderValue,
         dialect: Dialect,
         caller: &Caller,
         ledger: &LedgerWriter,
-        model: Arc<str>,
-        stream: bool,
         started: Instant,
-        input_estimate: u64,
+        (model, stream, input_estimate): (Arc<str>, bool, u64),
     ) -> Context {
         Context {
             request_id: request_id.clone(),

@@ -1,4 +1,5 @@
 //! `switchyard demo --traffic` serves its own steady stream of requests from the simulated fleet.
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -1,6 +1,7 @@
 //! Keys, budgets and the ledger through real gateway processes: managed keys work at once on
 //! every process and stop within a second of revocation; concurrent requests cannot overshoot
 //! a budget by more than one request; secrets are never stored or logged in plaintext.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -306,7 +307,7 @@ async fn streamed_and_non_streamed_calls_cost_the_same_in_the_ledger_for_every_p
     let store = switchyard_ledger::open(&url, false).await.unwrap();
     let records = store.records(0, i64::MAX, 1000).await.unwrap();
     assert_eq!(records.len(), 2 * protocols.len());
-    for i in 0..protocols.len() {
+    for (i, (protocol, _)) in protocols.iter().enumerate() {
         let pair: Vec<_> = records
             .iter()
             .filter(|r| r.record.model == format!("m{i}"))
@@ -317,11 +318,11 @@ async fn streamed_and_non_streamed_calls_cost_the_same_in_the_ledger_for_every_p
         assert_eq!(
             a.usage, b.usage,
             "{:?}: streamed and not report the same usage",
-            protocols[i].0
+            protocol
         );
-        assert_eq!(a.usage.input, 41, "{:?}", protocols[i].0);
-        assert_eq!(a.usage.cached_input, 16, "{:?}", protocols[i].0);
-        assert_eq!(a.cost, b.cost, "{:?}", protocols[i].0);
+        assert_eq!(a.usage.input, 41, "{:?}", protocol);
+        assert_eq!(a.usage.cached_input, 16, "{:?}", protocol);
+        assert_eq!(a.cost, b.cost, "{:?}", protocol);
         assert!(a.price_known && a.cost.nanos() > 0);
     }
     assert!(

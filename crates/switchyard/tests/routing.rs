@@ -1,6 +1,7 @@
 //! Per-request routing preferences and policy constraints, end to end: the header and the
 //! body extension steer the request, bad values are a clear 400, the extension never reaches
 //! the upstream, and when nothing is eligible the error says which rule removed what.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Stream honesty: a stream that breaks after its first event (cut, stalled, malformed, or an
 //! upstream error event) ends with the client protocol's error event, never with a clean end
 //! marker, with no second upstream call; and what was consumed is still metered.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Transport behaviour towards upstreams that the simulator cannot show: the gateway closes
 //! the upstream connection when its client goes away, and speaks h2c when configured to.
 //! The upstreams here are minimal servers written in the test, standing where a cloud would be.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -48,10 +48,12 @@ pub(crate) async fn messages(
             Dialect::Anthropic,
             &key,
             &state.runtime.ledger,
-            model.name.clone(),
-            request.stream,
             started,
-            request.estimate_input_tokens(),
+            (
+                model.name.clone(),
+                request.stream,
+                request.estimate_input_tokens(),
+            ),
         );
         let preferences = pipeline::preferences(&headers, extension(&bytes)?.as_deref())?;
         pipeline::chat(

@@ -36,10 +36,12 @@ pub(crate) async fn chat(
             Dialect::OpenAi,
             &key,
             &state.runtime.ledger,
-            model.name.clone(),
-            parsed.request.stream,
             started,
-            parsed.request.estimate_input_tokens(),
+            (
+                model.name.clone(),
+                parsed.request.stream,
+                parsed.request.estimate_input_tokens(),
+            ),
         );
         let preferences = pipeline::preferences(&headers, parsed.raw_field(GATEWAY_EXTENSION))?;
         pipeline::chat(
@@ -118,10 +120,8 @@ pub(crate) async fn embeddings(
             Dialect::OpenAi,
             &key,
             &state.runtime.ledger,
-            model.name.clone(),
-            false,
             started,
-            input_tokens,
+            (model.name.clone(), false, input_tokens),
         );
         RequestEnd {
             ctx: &ctx,
