@@ -203,10 +203,12 @@ def test_errors_surface_as_sdk_exceptions(client, sim_fleet):
     with pytest.raises(openai.RateLimitError) as e:
         client.chat.completions.create(model="via-openai", messages=[{"role": "user", "content": "x"}])
     assert e.value.response.headers["retry-after"] == "3"
-    sim_fleet["az"].set_faults(fail_next=1, fail_status=500)
+    # The gateway retries a 5xx within its attempt budget; one that persists reaches the SDK as 502.
+    sim_fleet["az"].set_faults(fail_always=True, fail_status=500)
     with pytest.raises(openai.InternalServerError) as e:
         client.chat.completions.create(model="via-azure", messages=[{"role": "user", "content": "x"}])
     assert e.value.status_code == 502
+    sim_fleet["az"].clear_faults()
 
 
 def test_models_lists_the_configured_models(client):

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::sleep_until;
 
 use client::{Conn, Failure, Sample, Target};
-use procfs::Watched;
+use procfs::{Machine, Watched};
 use stats::Tally;
 
 type BoxError = Box<dyn std::error::Error>;
@@ -140,6 +140,7 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         .iter()
         .map(|w| Watched::parse(w))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut machine = Machine::default();
     // The load generator itself, to show whether its core was saturated.
     watched.push(Watched::new("loadgen", std::process::id()));
     let shared = Arc::new(Shared {
@@ -159,7 +160,7 @@ async fn run(args: Args) -> Result<Value, BoxError> {
             let workers: Vec<_> = (0..args.concurrency)
                 .map(|_| tokio::spawn(closed_worker(shared.clone(), body.clone(), measure, end)))
                 .collect();
-            watch_window(&mut watched, measure, end).await;
+            watch_window(&mut watched, &mut machine, measure, end).await;
             for w in workers {
                 tally.merge(w.await?);
             }
@@ -190,7 +191,7 @@ async fn run(args: Args) -> Result<Value, BoxError> {
                 end,
             };
             let dispatcher = tokio::spawn(dispatch(rows, tx, replay));
-            watch_window(&mut watched, measure, end).await;
+            watch_window(&mut watched, &mut machine, measure, end).await;
             let offered = dispatcher.await?;
             for w in workers {
                 tally.merge(w.await?);
@@ -213,6 +214,8 @@ async fn run(args: Args) -> Result<Value, BoxError> {
     let count = tally.samples.len();
     let window = end.saturating_duration_since(measure);
     let mut out = tally.summary(window);
+    let watched_ticks = watched.iter().filter_map(Watched::ticks).sum();
+    let machine = machine.report(watched_ticks, window, args.clk_tck);
     let watched: serde_json::Map<String, Value> = watched
         .iter()
         .map(|w| (w.name.clone(), w.report(count, window, args.clk_tck)))
@@ -225,18 +228,26 @@ async fn run(args: Args) -> Result<Value, BoxError> {
         o.insert("warmup_s".into(), args.warmup.into());
         o.insert("duration_s".into(), args.duration.into());
         o.insert("watched".into(), Value::Object(watched));
+        o.insert("machine".into(), machine);
         o.extend(extra);
     }
     Ok(out)
 }
 
 /// Samples the watched processes' CPU time and memory at the measured window's start and end.
-async fn watch_window(watched: &mut [Watched], measure: Instant, end: Instant) {
+async fn watch_window(
+    watched: &mut [Watched],
+    machine: &mut Machine,
+    measure: Instant,
+    end: Instant,
+) {
     sleep_until(measure.into()).await;
+    machine.start();
     for w in watched.iter_mut() {
         w.start();
     }
     sleep_until(end.into()).await;
+    machine.stop();
     for w in watched.iter_mut() {
         w.stop();
     }

@@ -52,13 +52,15 @@ impl Watched {
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
     }
 
+    /// CPU ticks used in the window, if both ends were read.
+    pub fn ticks(&self) -> Option<u64> {
+        Some(self.end_ticks?.saturating_sub(self.start_ticks?))
+    }
+
     /// CPU time spent in the window (per request too) and the memory high-water mark.
     pub fn report(&self, requests: usize, window: Duration, clk_tck: u64) -> Value {
         let status = &self.status;
-        let ticks = match (self.start_ticks, self.end_ticks) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        };
+        let ticks = self.ticks();
         let cpu_us = ticks
             .filter(|_| clk_tck > 0)
             .map(|t| t * 1_000_000 / clk_tck);
@@ -80,6 +82,77 @@ impl Watched {
             "vm_rss_kb": status_kb(status, "VmRSS:"),
         })
     }
+}
+
+/// Whole-machine CPU time from `/proc/stat`, to tell how much of the window other processes
+/// (other people's builds on a shared machine) or the hypervisor (steal) took.
+#[derive(Debug, Default)]
+pub struct Machine {
+    start: Option<CpuTimes>,
+    end: Option<CpuTimes>,
+}
+
+/// Ticks summed over all CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CpuTimes {
+    /// Process time: user, nice and system.
+    busy: u64,
+    /// Interrupt and softirq time (loopback networking runs partly here).
+    irq: u64,
+    /// Taken by the hypervisor.
+    steal: u64,
+}
+
+impl Machine {
+    /// Records the machine's CPU time at the window's start.
+    pub fn start(&mut self) {
+        self.start = machine_times();
+    }
+
+    /// Records the machine's CPU time at the window's end.
+    pub fn stop(&mut self) {
+        self.end = machine_times();
+    }
+
+    /// Cores' worth of CPU used in the window: by all processes, by processes other than the
+    /// watched ones (`watched_ticks` is their total), in interrupts, and stolen by the hypervisor.
+    pub fn report(&self, watched_ticks: u64, window: Duration, clk_tck: u64) -> Value {
+        let (Some(a), Some(b)) = (self.start, self.end) else {
+            return Value::Null;
+        };
+        let secs = window.as_secs_f64() * clk_tck as f64;
+        if secs <= 0.0 {
+            return Value::Null;
+        }
+        let cores = |ticks: u64| (ticks as f64 / secs * 1000.0).round() / 1000.0;
+        let busy = b.busy.saturating_sub(a.busy);
+        json!({
+            "busy_cores": cores(busy),
+            "others_cores": cores(busy.saturating_sub(watched_ticks)),
+            "irq_cores": cores(b.irq.saturating_sub(a.irq)),
+            "steal_cores": cores(b.steal.saturating_sub(a.steal)),
+        })
+    }
+}
+
+fn machine_times() -> Option<CpuTimes> {
+    parse_machine(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_machine(stat: &str) -> Option<CpuTimes> {
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is in user)
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map_while(|f| f.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    Some(CpuTimes {
+        busy: at(0) + at(1) + at(2),
+        irq: at(5) + at(6),
+        steal: at(7),
+    })
 }
 
 /// utime + stime of a process from `/proc/PID/stat`, in clock ticks.
@@ -117,6 +190,20 @@ mod tests {
         assert_eq!(status_kb(status, "VmRSS:"), Some(9000));
         assert!(Watched::parse("gw=12").is_ok());
         assert!(Watched::parse("gw").is_err());
+    }
+
+    #[test]
+    fn parses_machine_times() {
+        let stat = "cpu  10 1 5 100 7 2 3 4 0 0\ncpu0 5 0 2 50 3 1 1 2 0 0\n";
+        assert_eq!(
+            parse_machine(stat),
+            Some(CpuTimes {
+                busy: 16,
+                irq: 5,
+                steal: 4
+            })
+        );
+        assert!(machine_times().is_some());
     }
 
     #[test]

@@ -85,12 +85,8 @@ pub(crate) async fn count_tokens(
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);
         let model = resolve_model(&snapshot, &key, &request.model)?;
-        let estimate = Estimate { input_tokens: request.estimate_input_tokens(), max_output_tokens: 0 };
-        let preferences = pipeline::preferences(&headers, None)?;
-        let mut plan = pipeline::route(&state, &snapshot, &model.name, key.data_class.as_ref(), &preferences, estimate, false)?;
-        plan.candidates
-            .retain(|c| matches!(c.deployment.kind(), ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex));
-        if plan.candidates.is_empty() {
+        let counts = |k: ProviderKind| matches!(k, ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex);
+        if !model.deployments.iter().any(|d| counts(d.kind())) {
             return Err(ApiError::new(
                 ErrorKind::InvalidRequest,
                 format!(
@@ -99,6 +95,13 @@ pub(crate) async fn count_tokens(
                 ),
             ));
         }
+        let estimate = Estimate {
+            input_tokens: request.estimate_input_tokens(),
+            max_output_tokens: 0,
+        };
+        let preferences = pipeline::preferences(&headers, None)?;
+        let mut plan = pipeline::route(&state, &snapshot, &model.name, key.data_class.as_ref(), &preferences, estimate, false)?;
+        plan.candidates.retain(|c| counts(c.deployment.kind()));
         let total = snapshot.settings.timeouts.total;
         let timeouts = Timeouts { first_byte: total, total };
         let budget = snapshot.catalog.policy().budget;
