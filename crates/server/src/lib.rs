@@ -29,6 +29,7 @@ mod egress;
 mod error;
 pub mod explain;
 mod ingress;
+mod metrics;
 mod observe;
 mod pipeline;
 mod relay;
@@ -112,6 +113,7 @@ impl Gateway {
         })
         .map_err(|e| StartError::Client(e.message))?;
         let runtime = Runtime::open(&snapshot.settings.runtime, base).await?;
+        metrics::handle();
         Ok(Gateway {
             state: Arc::new(AppState {
                 snapshot: ArcSwap::from_pointee(snapshot),
@@ -141,6 +143,7 @@ impl Gateway {
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))
             .route("/readyz", get(ingress::readyz))
+            .route("/metrics", get(metrics::scrape))
             .nest("/admin", admin::routes())
             .fallback(ingress::not_found)
             .method_not_allowed_fallback(ingress::method_not_allowed)

@@ -155,6 +155,7 @@ impl RequestEnd<'_> {
             outcome = self.outcome.as_str(),
             "request finished"
         );
+        crate::metrics::record(self);
         if let Err(e) = self.ctx.ledger.try_record(self.record()) {
             tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");
         }

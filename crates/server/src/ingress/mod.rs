@@ -226,6 +226,7 @@ pub(crate) fn finish(
 ) -> Response {
     let mut response = result.unwrap_or_else(|e| {
         tracing::info!(request_id = ?id, kind = %e.kind, error = %e.message, "request rejected");
+        crate::metrics::rejected(dialect.as_str(), e.kind);
         e.render(dialect)
     });
     if dialect == Dialect::Anthropic {
