@@ -123,10 +123,19 @@ async fn managed_keys_work_on_every_process_at_once_and_stop_within_a_second_of_
     assert!(revoked_at.elapsed() <= Duration::from_millis(1200));
     assert_eq!(chat_with(&a, &secret, 50).await.status(), 401);
 
+    let metrics = client()
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("switchyard_requests_total"));
     assert_secret_absent(
         &secret,
         &[shared.path(), a.dir.path(), b.dir.path()],
-        &[a.logs(), b.logs()],
+        &[a.logs(), b.logs(), metrics],
     );
 }
 
