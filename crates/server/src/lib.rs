@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod admin;
+mod dashboard;
 pub mod config;
 pub mod demo;
 mod egress;
@@ -35,6 +36,7 @@ mod pipeline;
 mod relay;
 mod reload;
 mod runtime;
+pub mod telemetry;
 
 pub use config::{compile, Problem, Severity, Snapshot};
 pub use error::ApiError;

@@ -29,6 +29,8 @@ pub(crate) struct Context {
     pub ledger: LedgerWriter,
     /// Arrival time, milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// The request's trace span (attempt spans are its children).
+    pub span: tracing::Span,
     /// The logical model asked for.
     pub model: Arc<str>,
     /// Whether the client asked for a stream.
@@ -49,7 +51,11 @@ impl Context {
         started: Instant,
         (model, stream, input_estimate): (Arc<str>, bool, u64),
     ) -> Context {
+        let span = tracing::Span::current();
+        span.record("gen_ai.request.model", &*model);
+        span.record("otel.name", format!("chat {model}"));
         Context {
+            span,
             request_id: request_id.clone(),
             dialect,
             key_id: caller.key_id.clone(),
@@ -156,6 +162,15 @@ impl RequestEnd<'_> {
             "request finished"
         );
         crate::metrics::record(self);
+        let span = &self.ctx.span;
+        span.record("gen_ai.usage.input_tokens", usage.input);
+        span.record("gen_ai.usage.output_tokens", usage.output);
+        span.record("switchyard.outcome", self.outcome.as_str());
+        span.record("switchyard.attempts", attempts as u64);
+        if let Some(s) = self.served {
+            span.record("switchyard.deployment", &*s.deployment.id);
+            span.record("gen_ai.provider.name", s.deployment.kind().as_str());
+        }
         if let Err(e) = self.ctx.ledger.try_record(self.record()) {
             tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");
         }

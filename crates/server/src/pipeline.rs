@@ -11,7 +11,9 @@ use http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_governance::{Admission, Denied};
-use switchyard_providers::{Operation, Timeouts};
+use switchyard_providers::{AttemptError, Operation, Timeouts};
+use switchyard_router::Deployment;
+use tracing::Instrument;
 use switchyard_router::{DataClass, Estimate, Plan, Preferences, RouteError, RouteRequest};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 
@@ -174,7 +176,8 @@ pub(crate) async fn chat(
     let result = if stream {
         switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
-            async move {
+            let span = attempt_span(&ctx, &d);
+            traced(async move {
                 let body = request.upstream_body(&d)?;
                 let translator = request.translator(&d)?;
                 let sent = state
@@ -182,7 +185,7 @@ pub(crate) async fn chat(
                     .send(&d.provider, op, &d.upstream_model, body, timeouts)
                     .await?;
                 Relay::open(sent, d.provider.clone(), translator, stall).await
-            }
+            }, span)
         })
         .await
         .map(|s| {
@@ -207,7 +210,8 @@ pub(crate) async fn chat(
     } else {
         switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
-            async move {
+            let span = attempt_span(&ctx, &d);
+            traced(async move {
                 let body = request.upstream_body(&d)?;
                 let sent = state
                     .upstream
@@ -215,7 +219,7 @@ pub(crate) async fn chat(
                     .await?;
                 let upstream = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
                 request.client_body(&d, upstream)
-            }
+            }, span)
         })
         .await
         .map(|s| {
@@ -258,6 +262,36 @@ pub(crate) async fn chat(
         .emit();
         ApiError::from(failed.error)
     })
+}
+
+/// The span of one upstream attempt, a child of the request's (GenAI client span).
+pub(crate) fn attempt_span(ctx: &Context, d: &Deployment) -> tracing::Span {
+    tracing::info_span!(
+        parent: &ctx.span,
+        "attempt",
+        otel.name = format!("chat {}", d.upstream_model),
+        otel.kind = "client",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = d.kind().as_str(),
+        gen_ai.request.model = %d.upstream_model,
+        switchyard.deployment = %d.id,
+        switchyard.provider = %d.provider.id,
+        switchyard.cloud = d.provider.cloud.as_str(),
+        cloud.region = %d.provider.region,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Runs an attempt inside its span, recording the error kind when it fails.
+pub(crate) async fn traced<T>(
+    attempt: impl std::future::Future<Output = Result<T, AttemptError>>,
+    span: tracing::Span,
+) -> Result<T, AttemptError> {
+    let result = attempt.instrument(span.clone()).await;
+    if let Err(e) = &result {
+        span.record("error.type", e.kind.as_str());
+    }
+    result
 }
 
 /// A JSON response with the transparency headers.

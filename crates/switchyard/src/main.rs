@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchyard_server::telemetry::{self, Telemetry};
 use switchyard_server::{demo, Severity};
 
 #[derive(Parser)]
@@ -59,15 +60,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let telemetry = Telemetry::init(match cli.log_format {
+        LogFormat::Human => telemetry::LogFormat::Human,
+        LogFormat::Json => telemetry::LogFormat::Json,
+    });
     if let Command::Check { config } = &cli.command {
         return check(config);
     }
@@ -119,6 +115,9 @@ fn main() -> ExitCode {
             Command::Check { .. } | Command::Route { .. } => Ok(()),
         }
     });
+    // Outside the runtime: the exporter's blocking client must not run on it.
+    drop(runtime);
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,8 @@
 //! The Anthropic-compatible front door: `POST /v1/messages`, so Anthropic-SDK clients can be
 //! routed to any provider.
 
-use super::{authenticate, finish, read_body, request_id, resolve_model, Dialect};
+use tracing::Instrument;
+use super::{request_span, authenticate, finish, read_body, request_id, resolve_model, Dialect};
 use crate::egress::{self, IngressRequest};
 use crate::observe::Context;
 use crate::{pipeline, ApiError, AppState};
@@ -36,6 +37,7 @@ pub(crate) async fn messages(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
+    let span = request_span(&id, "chat");
     let result = async {
         let snapshot = state.snapshot();
         let key = authenticate(&state, &snapshot, &headers).await?;
@@ -66,6 +68,7 @@ pub(crate) async fn messages(
         )
         .await
     }
+    .instrument(span)
     .await;
     finish(result, id, Dialect::Anthropic)
 }
@@ -78,6 +81,7 @@ pub(crate) async fn count_tokens(
     body: Body,
 ) -> Response {
     let id = request_id();
+    let span = request_span(&id, "count_tokens");
     let result = async {
         let snapshot = state.snapshot();
         let key = authenticate(&state, &snapshot, &headers).await?;
@@ -127,6 +131,7 @@ pub(crate) async fn count_tokens(
             .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         Ok(response)
     }
+    .instrument(span)
     .await;
     finish(result, id, Dialect::Anthropic)
 }

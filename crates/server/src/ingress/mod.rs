@@ -38,6 +38,25 @@ impl Dialect {
 /// The request id header, set on every response and in every log line of the request.
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The span of one request: its id for every log line inside it, and the GenAI attributes
+/// recorded when it ends (OpenTelemetry semantic conventions).
+pub(crate) fn request_span(id: &HeaderValue, operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        otel.name = operation,
+        otel.kind = "server",
+        gen_ai.operation.name = operation,
+        gen_ai.request.model = tracing::field::Empty,
+        gen_ai.provider.name = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        switchyard.deployment = tracing::field::Empty,
+        switchyard.attempts = tracing::field::Empty,
+        switchyard.outcome = tracing::field::Empty,
+    )
+}
+
 /// A fresh request id: 16 random bytes in hex.
 pub(crate) fn request_id() -> HeaderValue {
     let id: u128 = rand::random();

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible front door: chat completions, embeddings and models.
 
-use super::{authenticate, finish, read_body, request_id, resolve_model, Dialect};
+use tracing::Instrument;
+use super::{request_span, authenticate, finish, read_body, request_id, resolve_model, Dialect};
 use crate::egress::{self, IngressRequest};
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use crate::pipeline;
@@ -25,6 +26,7 @@ pub(crate) async fn chat(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
+    let span = request_span(&id, "chat");
     let result = async {
         let snapshot = state.snapshot();
         let key = authenticate(&state, &snapshot, &headers).await?;
@@ -54,6 +56,7 @@ pub(crate) async fn chat(
         )
         .await
     }
+    .instrument(span)
     .await;
     finish(result, id, Dialect::OpenAi)
 }
@@ -66,6 +69,7 @@ pub(crate) async fn embeddings(
 ) -> Response {
     let id = request_id();
     let started = Instant::now();
+    let span = request_span(&id, "embeddings");
     let result = async {
         let snapshot = state.snapshot();
         let key = authenticate(&state, &snapshot, &headers).await?;
@@ -136,6 +140,7 @@ pub(crate) async fn embeddings(
         .emit();
         Ok::<_, ApiError>(pipeline::json_response(body, &served, Some(cost)))
     }
+    .instrument(span)
     .await;
     finish(result, id, Dialect::OpenAi)
 }

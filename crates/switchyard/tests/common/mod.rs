@@ -85,6 +85,11 @@ impl Gateway {
 
     /// Starts a gateway whose config (and default databases) live in `dir`.
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// Starts a gateway with extra environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Gateway {
         let path = dir.path().join("switchyard.toml");
         std::fs::File::create(&path)
             .unwrap()
@@ -101,6 +106,7 @@ impl Gateway {
             ])
             .arg(&path)
             .env("SWITCHYARD_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
