@@ -3,12 +3,14 @@
 
 use crate::ingress::{Caller, Dialect};
 use http::HeaderValue;
+use opentelemetry::trace::TraceContextExt;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_ledger::{AttemptRecord, LedgerRecord, LedgerWriter, Outcome as LedgerOutcome};
 use switchyard_router::{AttemptLog, Deployment};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Who asked for what; known once the request is decoded.
 #[derive(Clone)]
@@ -49,11 +51,14 @@ impl Context {
         caller: &Caller,
         ledger: &LedgerWriter,
         started: Instant,
-        (model, stream, input_estimate): (Arc<str>, bool, u64),
+        (operation, model, stream, input_estimate): (&str, Arc<str>, bool, u64),
     ) -> Context {
         let span = tracing::Span::current();
         span.record("gen_ai.request.model", &*model);
-        span.record("otel.name", format!("chat {model}"));
+        // The OTel span has started by now, so its name is set through the OTel API.
+        span.context()
+            .span()
+            .update_name(format!("{operation} {model}"));
         Context {
             span,
             request_id: request_id.clone(),

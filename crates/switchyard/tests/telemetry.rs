@@ -22,7 +22,9 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let sink = spans.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((conn, _)) = listener.accept().await else { return };
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
             let sink = sink.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -37,10 +39,14 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
                                 }
                             }
                         }
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from_static(b"{}"))))
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            bytes::Bytes::from_static(b"{}"),
+                        )))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(conn), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), service)
+                    .await;
             });
         }
     });
@@ -48,15 +54,19 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 fn attr(span: &Value, key: &str) -> Option<String> {
-    span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| {
-        let v = &a["value"];
-        v["stringValue"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| v["intValue"].as_str().map(str::to_string))
-            .or_else(|| v["intValue"].as_i64().map(|i| i.to_string()))
-            .unwrap_or_else(|| v.to_string())
-    })
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| {
+            let v = &a["value"];
+            v["stringValue"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| v["intValue"].as_str().map(str::to_string))
+                .or_else(|| v["intValue"].as_i64().map(|i| i.to_string()))
+                .unwrap_or_else(|| v.to_string())
+        })
 }
 
 // Multi-threaded: the receiver must keep answering while the test thread waits for the exit.
@@ -76,10 +86,15 @@ async fn a_failover_exports_a_request_span_with_two_attempt_spans_and_logs_carry
     let mut gw = Gateway::start_with_env(
         tempfile::tempdir().unwrap(),
         &config,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
     );
     set_faults(&p1, json!({"fail_next": 1, "fail_status": 500})).await;
-    let r = gw.post("/v1/chat/completions", &chat("m", "hello world")).await;
+    let r = gw
+        .post("/v1/chat/completions", &chat("m", "hello world"))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-switchyard-attempts"], "2");
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
@@ -93,29 +108,68 @@ async fn a_failover_exports_a_request_span_with_two_attempt_spans_and_logs_carry
         .find(|s| attr(s, "request_id").as_deref() == Some(&request_id))
         .unwrap_or_else(|| panic!("no request span for {request_id} in {spans:#?}"));
     assert_eq!(request["name"], "chat m");
-    assert_eq!(attr(request, "gen_ai.operation.name").as_deref(), Some("chat"));
+    assert_eq!(
+        attr(request, "gen_ai.operation.name").as_deref(),
+        Some("chat")
+    );
     assert_eq!(attr(request, "gen_ai.request.model").as_deref(), Some("m"));
-    assert_eq!(attr(request, "gen_ai.provider.name").as_deref(), Some("openai"));
-    assert_eq!(attr(request, "gen_ai.usage.input_tokens").as_deref(), Some("3"));
-    assert_eq!(attr(request, "gen_ai.usage.output_tokens").as_deref(), Some("4"));
+    assert_eq!(
+        attr(request, "gen_ai.provider.name").as_deref(),
+        Some("openai")
+    );
+    assert_eq!(
+        attr(request, "gen_ai.usage.input_tokens").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        attr(request, "gen_ai.usage.output_tokens").as_deref(),
+        Some("4")
+    );
     assert_eq!(attr(request, "switchyard.attempts").as_deref(), Some("2"));
-    assert_eq!(attr(request, "switchyard.deployment").as_deref(), Some("d2"));
+    assert_eq!(
+        attr(request, "switchyard.deployment").as_deref(),
+        Some("d2")
+    );
 
-    let mut attempts: Vec<&Value> = spans.iter().filter(|s| s["parentSpanId"] == request["spanId"]).collect();
-    attempts.sort_by_key(|s| s["startTimeUnixNano"].as_str().unwrap_or_default().parse::<u128>().unwrap_or(0));
+    let mut attempts: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["parentSpanId"] == request["spanId"])
+        .collect();
+    attempts.sort_by_key(|s| {
+        s["startTimeUnixNano"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<u128>()
+            .unwrap_or(0)
+    });
     assert_eq!(attempts.len(), 2, "{spans:#?}");
     assert_eq!(attempts[0]["traceId"], request["traceId"]);
-    assert_eq!(attr(attempts[0], "switchyard.deployment").as_deref(), Some("d1"));
-    assert_eq!(attr(attempts[0], "error.type").as_deref(), Some("upstream_server"));
-    assert_eq!(attr(attempts[1], "switchyard.deployment").as_deref(), Some("d2"));
+    assert_eq!(
+        attr(attempts[0], "switchyard.deployment").as_deref(),
+        Some("d1")
+    );
+    assert_eq!(
+        attr(attempts[0], "error.type").as_deref(),
+        Some("upstream_server")
+    );
+    assert_eq!(
+        attr(attempts[1], "switchyard.deployment").as_deref(),
+        Some("d2")
+    );
     assert_eq!(attr(attempts[1], "error.type"), None);
     assert_eq!(attempts[1]["name"], "chat gpt-4o");
 
     // Every log line about this request names it.
     let logs = gw.logs();
-    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("attempt failed") || l.contains("request finished")).collect();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("attempt failed") || l.contains("request finished"))
+        .collect();
     assert!(lines.len() >= 2, "{logs}");
     for line in lines {
-        assert!(line.contains(&request_id), "a log line without the request id: {line}");
+        assert!(
+            line.contains(&request_id),
+            "a log line without the request id: {line}"
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! The Anthropic-compatible front door: `POST /v1/messages`, so Anthropic-SDK clients can be
 //! routed to any provider.
 
-use tracing::Instrument;
-use super::{request_span, authenticate, finish, read_body, request_id, resolve_model, Dialect};
+use super::{authenticate, finish, read_body, request_id, request_span, resolve_model, Dialect};
 use crate::egress::{self, IngressRequest};
 use crate::observe::Context;
 use crate::{pipeline, ApiError, AppState};
@@ -16,6 +15,7 @@ use switchyard_providers::{Operation, Timeouts};
 use switchyard_router::Estimate;
 use switchyard_types::{ErrorKind, ProviderKind};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Anthropic requires the header; so do we, to stay protocol-correct for its SDKs.
 fn require_version(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -52,6 +52,7 @@ pub(crate) async fn messages(
             &state.runtime.ledger,
             started,
             (
+                "chat",
                 model.name.clone(),
                 request.stream,
                 request.estimate_input_tokens(),

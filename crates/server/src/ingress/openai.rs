@@ -1,7 +1,6 @@
 //! The OpenAI-compatible front door: chat completions, embeddings and models.
 
-use tracing::Instrument;
-use super::{request_span, authenticate, finish, read_body, request_id, resolve_model, Dialect};
+use super::{authenticate, finish, read_body, request_id, request_span, resolve_model, Dialect};
 use crate::egress::{self, IngressRequest};
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use crate::pipeline;
@@ -17,6 +16,7 @@ use switchyard_protocol::codec::openai_chat::{self, GATEWAY_EXTENSION};
 use switchyard_providers::Timeouts;
 use switchyard_router::Estimate;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat(
@@ -40,6 +40,7 @@ pub(crate) async fn chat(
             &state.runtime.ledger,
             started,
             (
+                "chat",
                 model.name.clone(),
                 parsed.request.stream,
                 parsed.request.estimate_input_tokens(),
@@ -125,7 +126,7 @@ pub(crate) async fn embeddings(
             &key,
             &state.runtime.ledger,
             started,
-            (model.name.clone(), false, input_tokens),
+            ("embeddings", model.name.clone(), false, input_tokens),
         );
         RequestEnd {
             ctx: &ctx,
