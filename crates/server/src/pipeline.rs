@@ -13,9 +13,9 @@ use std::time::Duration;
 use switchyard_governance::{Admission, Denied};
 use switchyard_providers::{AttemptError, Operation, Timeouts};
 use switchyard_router::Deployment;
-use tracing::Instrument;
 use switchyard_router::{DataClass, Estimate, Plan, Preferences, RouteError, RouteRequest};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
+use tracing::Instrument;
 
 /// Largest upstream answer buffered for a non-streaming call.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -177,15 +177,18 @@ pub(crate) async fn chat(
         switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
             let span = attempt_span(&ctx, &d);
-            traced(async move {
-                let body = request.upstream_body(&d)?;
-                let translator = request.translator(&d)?;
-                let sent = state
-                    .upstream
-                    .send(&d.provider, op, &d.upstream_model, body, timeouts)
-                    .await?;
-                Relay::open(sent, d.provider.clone(), translator, stall).await
-            }, span)
+            traced(
+                async move {
+                    let body = request.upstream_body(&d)?;
+                    let translator = request.translator(&d)?;
+                    let sent = state
+                        .upstream
+                        .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                        .await?;
+                    Relay::open(sent, d.provider.clone(), translator, stall).await
+                },
+                span,
+            )
         })
         .await
         .map(|s| {
@@ -211,15 +214,18 @@ pub(crate) async fn chat(
         switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let (state, request) = (state.clone(), request.clone());
             let span = attempt_span(&ctx, &d);
-            traced(async move {
-                let body = request.upstream_body(&d)?;
-                let sent = state
-                    .upstream
-                    .send(&d.provider, op, &d.upstream_model, body, timeouts)
-                    .await?;
-                let upstream = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
-                request.client_body(&d, upstream)
-            }, span)
+            traced(
+                async move {
+                    let body = request.upstream_body(&d)?;
+                    let sent = state
+                        .upstream
+                        .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                        .await?;
+                    let upstream = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
+                    request.client_body(&d, upstream)
+                },
+                span,
+            )
         })
         .await
         .map(|s| {

@@ -27,7 +27,8 @@ pub struct Telemetry {
 impl Telemetry {
     /// Installs the global subscriber: `SWITCHYARD_LOG` filters (default `info`).
     pub fn init(format: LogFormat) -> Telemetry {
-        let filter = || EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        let filter =
+            || EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
         let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let fmt = match format {
             LogFormat::Human => fmt.boxed(),
