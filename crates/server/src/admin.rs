@@ -24,10 +24,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/teams", get(list_teams).post(create_team))
         .route("/spend", get(spend))
         .route("/budgets", get(budgets))
+        .route("/route/explain", get(explain))
+        .merge(crate::dashboard::routes())
 }
 
 /// Checks `Authorization: Bearer <admin token>` against the configured token's hash.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.runtime.admin_token_hash else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
@@ -207,4 +209,22 @@ async fn budgets(
     .await
     .map_err(governance_error)?;
     Ok(Json(json!({ "data": rows })).into_response())
+}
+
+/// `GET /admin/route/explain?model=…&key=…&header=…`: the live config and health's view of a
+/// hypothetical request (what `switchyard route explain --gateway` prints).
+async fn explain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<crate::explain::ExplainQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let text = q
+        .explain(&state.snapshot(), &state.health)
+        .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }

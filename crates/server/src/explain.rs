@@ -27,9 +27,20 @@ pub enum RouteCommand {
 /// Arguments of `switchyard route explain`.
 #[derive(Debug, clap::Args)]
 pub struct ExplainOptions {
-    /// The config file (TOML).
-    #[arg(long, short, env = "SWITCHYARD_CONFIG")]
-    pub config: PathBuf,
+    /// The config file (TOML); health starts fresh. Not needed with --gateway.
+    #[arg(
+        long,
+        short,
+        env = "SWITCHYARD_CONFIG",
+        required_unless_present = "gateway"
+    )]
+    pub config: Option<PathBuf>,
+    /// Ask a running gateway instead: its live config and health (`http://host:port`).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// The gateway's admin token (with --gateway).
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
     /// The model the request asks for.
     #[arg(long)]
     pub model: String,
@@ -87,6 +98,9 @@ pub enum ExplainError {
     /// Routing itself failed before ranking (unknown model or data class).
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// The running gateway could not be asked.
+    #[error("gateway: {0}")]
+    Gateway(String),
 }
 
 /// A hypothetical request.
@@ -255,30 +269,132 @@ pub fn render(x: &Explanation) -> String {
     out
 }
 
-/// Runs `switchyard route explain` with fresh health; returns the text to print.
+/// Runs `switchyard route explain`: against a running gateway's live config and health with
+/// `--gateway`, else against the config file with fresh health. Returns the text to print.
 pub fn run(options: &ExplainOptions) -> Result<String, ExplainError> {
-    let text = std::fs::read_to_string(&options.config).map_err(|source| ExplainError::Read {
-        path: options.config.display().to_string(),
+    if let Some(gateway) = &options.gateway {
+        return ask_gateway(gateway, options);
+    }
+    let path = options.config.clone().unwrap_or_default();
+    let text = std::fs::read_to_string(&path).map_err(|source| ExplainError::Read {
+        path: path.display().to_string(),
         source,
     })?;
     let snapshot =
         config::compile(&text, &|name| std::env::var(name).ok()).map_err(ExplainError::Config)?;
-    let x = explain(
-        &snapshot,
-        &Health::default(),
-        &Hypothetical {
-            model: &options.model,
-            key: options.key.as_deref(),
-            header: options.header.as_deref(),
-            data_class: options.data_class.as_deref(),
-            estimate: Estimate {
-                input_tokens: options.input_tokens,
-                max_output_tokens: options.max_output_tokens,
-            },
-            stream: options.stream,
-        },
-    )?;
+    let x = explain(&snapshot, &Health::default(), &options.hypothetical())?;
     Ok(render(&x))
+}
+
+impl ExplainOptions {
+    fn hypothetical(&self) -> Hypothetical<'_> {
+        Hypothetical {
+            model: &self.model,
+            key: self.key.as_deref(),
+            header: self.header.as_deref(),
+            data_class: self.data_class.as_deref(),
+            estimate: Estimate {
+                input_tokens: self.input_tokens,
+                max_output_tokens: self.max_output_tokens,
+            },
+            stream: self.stream,
+        }
+    }
+}
+
+/// The query of `GET /admin/route/explain`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub(crate) struct ExplainQuery {
+    model: String,
+    key: Option<String>,
+    header: Option<String>,
+    data_class: Option<String>,
+    #[serde(default = "thousand")]
+    input_tokens: u64,
+    #[serde(default = "thousand")]
+    max_output_tokens: u64,
+    #[serde(default)]
+    stream: bool,
+}
+
+fn thousand() -> u64 {
+    1_000
+}
+
+impl ExplainQuery {
+    /// Explains the query against live state.
+    pub(crate) fn explain(
+        &self,
+        snapshot: &Snapshot,
+        health: &Health,
+    ) -> Result<String, ExplainError> {
+        let x = explain(
+            snapshot,
+            health,
+            &Hypothetical {
+                model: &self.model,
+                key: self.key.as_deref(),
+                header: self.header.as_deref(),
+                data_class: self.data_class.as_deref(),
+                estimate: Estimate {
+                    input_tokens: self.input_tokens,
+                    max_output_tokens: self.max_output_tokens,
+                },
+                stream: self.stream,
+            },
+        )?;
+        Ok(render(&x))
+    }
+}
+
+/// Asks a running gateway's admin API (`GET /admin/route/explain`).
+fn ask_gateway(gateway: &str, o: &ExplainOptions) -> Result<String, ExplainError> {
+    let fail = |e: &dyn std::fmt::Display| ExplainError::Gateway(e.to_string());
+    let query = ExplainQuery {
+        model: o.model.clone(),
+        key: o.key.clone(),
+        header: o.header.clone(),
+        data_class: o.data_class.clone(),
+        input_tokens: o.input_tokens,
+        max_output_tokens: o.max_output_tokens,
+        stream: o.stream,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(&e))?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| fail(&e))?;
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/admin/route/explain",
+            gateway.trim_end_matches('/')
+        ))
+        .map_err(|e| fail(&e))?;
+        url.query_pairs_mut().extend_pairs(
+            serde_json::to_value(&query)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))),
+        );
+        let mut request = client.get(url);
+        if let Some(token) = &o.admin_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| fail(&e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| fail(&e))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(fail(&format!("{status}: {body}")))
+        }
+    })
 }
 
 #[cfg(test)]

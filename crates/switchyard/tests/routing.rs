@@ -120,3 +120,51 @@ async fn a_data_class_policy_keeps_requests_in_its_jurisdiction_and_says_why_not
     assert_eq!(stats(&us).await["requests"], 0);
     assert_eq!(stats(&eu).await["requests"], 0);
 }
+
+#[tokio::test]
+async fn route_explain_reads_the_live_health_of_a_running_gateway() {
+    let us = sim("us", SimProtocol::OpenAi).await;
+    let eu = sim("eu", SimProtocol::OpenAi).await;
+    let config = format!(
+        "{}{}{}{}{}{}[models.m]\ndeployments = [\"d-us\", \"d-eu\"]\n",
+        server_toml(""),
+        admin_toml(),
+        provider_toml("us", &us, SimProtocol::OpenAi),
+        provider_toml("eu", &eu, SimProtocol::OpenAi),
+        deployment_toml("d-us", "us", "gpt-4o"),
+        deployment_toml("d-eu", "eu", "gpt-4o"),
+    );
+    let gw = Gateway::start(&config);
+    set_faults(&us, json!({"fail_always": true, "fail_status": 500})).await;
+    for _ in 0..8 {
+        assert_eq!(post(&gw, KEY, None, &chat("m", "hi")).await.status(), 200);
+    }
+    let explain = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["route", "explain", "--model", "m"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let live = explain(&["--gateway", &gw.url, "--admin-token", ADMIN]);
+    let us_row = live
+        .lines()
+        .find(|l| l.contains("d-us"))
+        .unwrap_or_else(|| panic!("{live}"));
+    assert!(
+        us_row.contains("open"),
+        "the failing deployment's breaker is open: {live}"
+    );
+    let fresh = explain(&["--config", gw.config_path().to_str().unwrap()]);
+    let us_row = fresh.lines().find(|l| l.contains("d-us")).unwrap();
+    assert!(
+        !us_row.contains("open"),
+        "a config file alone has fresh health: {fresh}"
+    );
+}
