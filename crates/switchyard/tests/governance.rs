@@ -419,3 +419,71 @@ async fn sigterm_under_load_keeps_every_answered_request_in_the_ledger() {
             .ok
     );
 }
+
+/// Three gateway processes sharing Redis, hammered for a minute (real time: the limit is per
+/// minute) with a key limited to 600 requests per minute: together they accept 600 ± 2%.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_sharing_redis_enforce_one_requests_per_minute_limit() {
+    let Some(redis) = redis_url() else { return };
+    let sim = sim("p1", SimProtocol::OpenAi).await;
+    let shared = tempfile::tempdir().unwrap();
+    let prefix = format!("sy-test-{:x}", rand_u64());
+    let extra = format!(
+        "[governance]\nkeys_db = \"sqlite://{}/keys.db\"\nstate = \"{redis}\"\nredis_key_prefix = \"{prefix}\"\n\n",
+        shared.path().display()
+    );
+    let gateways: Vec<Gateway> = (0..3)
+        .map(|_| Gateway::start(&config(&sim, &extra)))
+        .collect();
+    let (status, issued) = gateways[0]
+        .admin(
+            Method::POST,
+            "/keys",
+            Some(json!({"team": "t", "name": "limited", "limits": {"rpm": 600}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let secret = issued["secret"].as_str().unwrap().to_string();
+
+    // 30 requests a second, round robin over the three processes, for 58 seconds: 1,740
+    // requests offered, all inside one minute.
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut i = 0usize;
+    while started.elapsed() < Duration::from_secs(58) {
+        tick.tick().await;
+        let url = gateways[i % 3].url.clone();
+        let secret = secret.clone();
+        i += 1;
+        tasks.push(tokio::spawn(async move {
+            let r = client()
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(&secret)
+                .header("content-type", "application/json")
+                .body(chat("m", "hello world").to_string())
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r.headers().get("retry-after").is_some();
+            (r.status().as_u16(), retry_after)
+        }));
+    }
+    let (mut accepted, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => accepted += 1,
+            (429, true) => limited += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(
+        accepted + limited > 1_500,
+        "the load generator fell behind: {}",
+        accepted + limited
+    );
+    assert!(
+        (588..=612).contains(&accepted),
+        "accepted {accepted} against a limit of 600 per minute"
+    );
+}
