@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod admin;
-mod dashboard;
 pub mod config;
+mod dashboard;
 pub mod demo;
 mod egress;
 mod error;
