@@ -213,9 +213,17 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
         stop.clone(),
     ));
     print_welcome(local, &path, &urls);
-    let traffic = options
-        .traffic
-        .then(|| tokio::spawn(send_traffic(local, options.rps, stop.clone())));
+    let traffic = if options.traffic {
+        let keys = demo_team_keys(&gateway).await;
+        Some(tokio::spawn(send_traffic(
+            local,
+            options.rps,
+            keys,
+            stop.clone(),
+        )))
+    } else {
+        None
+    };
     let result = gateway.serve(listener, shutdown_signal()).await;
     stop.cancel();
     let _ = watcher.await;
@@ -258,9 +266,32 @@ print(c.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\"
     println!("Stop it with Ctrl-C.");
 }
 
-/// Sends requests to the gateway at a steady rate until `stop`: a mix of models, streamed
-/// and not, so logs and (later) the dashboard show life.
-async fn send_traffic(gateway: SocketAddr, rps: f64, stop: CancellationToken) {
+/// Managed keys for two teams with budgets, so the traffic shows up per team (a fresh demo
+/// database each run); falls back to the config key if the keys database refuses.
+async fn demo_team_keys(gateway: &Gateway) -> Vec<String> {
+    let store = &gateway.state().runtime.key_store;
+    let mut secrets = Vec::new();
+    for (team, daily_usd) in [("search", 5.0), ("support", 2.0)] {
+        let mut spec = switchyard_governance::KeySpec::new(team, format!("{team}-service"));
+        if let Some(amount) = switchyard_types::Money::from_usd(daily_usd) {
+            spec.budgets = vec![switchyard_governance::Budget {
+                period: switchyard_governance::Period::Day,
+                amount,
+                mode: switchyard_governance::BudgetMode::Alert,
+            }];
+        }
+        match store.create_key(&spec).await {
+            Ok(issued) => secrets.push(issued.secret),
+            Err(e) => tracing::warn!(error = %e, "demo: could not create a team key"),
+        }
+    }
+    secrets.push(DEMO_KEY.to_string());
+    secrets
+}
+
+/// Sends requests to the gateway at a steady rate until `stop`, rotating over `keys`: a mix
+/// of models, streamed and not, so logs and the dashboard show life.
+async fn send_traffic(gateway: SocketAddr, rps: f64, keys: Vec<String>, stop: CancellationToken) {
     let Ok(client) = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -292,7 +323,7 @@ async fn send_traffic(gateway: SocketAddr, rps: f64, stop: CancellationToken) {
         });
         let request = client
             .post(&url)
-            .bearer_auth(DEMO_KEY)
+            .bearer_auth(&keys[n % keys.len()])
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.to_string())
             .send();
