@@ -1,9 +1,11 @@
 //! The Anthropic-compatible front door: `POST /v1/messages`, so Anthropic-SDK clients can be
 //! routed to any provider.
 
-use super::{authenticate, finish, read_body, request_id, request_span, resolve_model, Dialect};
+use super::{
+    authenticate, chat_front_door, finish, read_body, request_id, request_span, resolve_model,
+    Dialect,
+};
 use crate::egress::{self, IngressRequest};
-use crate::observe::Context;
 use crate::{pipeline, ApiError, AppState};
 use axum::body::Body;
 use axum::extract::State;
@@ -14,7 +16,6 @@ use switchyard_protocol::codec::anthropic_messages;
 use switchyard_providers::{Operation, Timeouts};
 use switchyard_router::Estimate;
 use switchyard_types::{ErrorKind, ProviderKind};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 /// Anthropic requires the header; so do we, to stay protocol-correct for its SDKs.
@@ -35,43 +36,18 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let id = request_id();
-    let started = Instant::now();
-    let span = request_span(&id, "chat");
-    let result = async {
-        let snapshot = state.snapshot();
-        let key = authenticate(&state, &snapshot, &headers).await?;
-        require_version(&headers)?;
-        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
-        let request = anthropic_messages::decode_request(&bytes)?;
-        let model = resolve_model(&snapshot, &key, &request.model)?;
-        let ctx = Context::new(
-            &id,
-            Dialect::Anthropic,
-            &key,
-            &state.runtime.ledger,
-            started,
-            (
-                "chat",
-                model.name.clone(),
-                request.stream,
-                request.estimate_input_tokens(),
-            ),
-        );
-        let preferences = pipeline::preferences(&headers, extension(&bytes)?.as_deref())?;
-        pipeline::chat(
-            &state,
-            &snapshot,
-            IngressRequest::Anthropic(request),
-            ctx,
-            &key,
-            &preferences,
-        )
-        .await
-    }
-    .instrument(span)
-    .await;
-    finish(result, id, Dialect::Anthropic)
+    chat_front_door(
+        state,
+        headers,
+        body,
+        Dialect::Anthropic,
+        |headers, bytes| {
+            require_version(headers)?;
+            let request = anthropic_messages::decode_request(bytes)?;
+            Ok((IngressRequest::Anthropic(request), extension(bytes)?))
+        },
+    )
+    .await
 }
 
 /// `POST /v1/messages/count_tokens`: answered by the first of the model's deployments whose

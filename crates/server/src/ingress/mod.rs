@@ -1,7 +1,9 @@
 //! Front doors. Handlers stay thin: authenticate, read, decode, then hand over to routing.
 
 use crate::config::KeyEntry;
-use crate::{ApiError, AppState, Snapshot};
+use crate::egress::IngressRequest;
+use crate::observe::Context;
+use crate::{pipeline, ApiError, AppState, Snapshot};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +14,8 @@ use std::sync::Arc;
 use switchyard_governance::{KeyStore, Principal};
 use switchyard_router::{DataClass, Model};
 use switchyard_types::ErrorKind;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 pub(crate) mod anthropic;
 pub(crate) mod openai;
@@ -279,4 +283,47 @@ pub(crate) fn resolve_model<'a>(
         // Same answer as an unknown model, so keys cannot probe what exists.
         Err(not_found())
     }
+}
+
+/// A decoded chat request and its `switchyard` routing extension, if any.
+pub(crate) type Decoded = (IngressRequest, Option<String>);
+
+/// The path every chat front door shares: authenticate, read the body, decode it (the front
+/// door's part), resolve the model, then hand over to the pipeline.
+pub(crate) async fn chat_front_door(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: Body,
+    dialect: Dialect,
+    decode: impl FnOnce(&HeaderMap, &[u8]) -> Result<Decoded, ApiError>,
+) -> Response {
+    let id = request_id();
+    let started = Instant::now();
+    let span = request_span(&id, "chat");
+    let result = async {
+        let snapshot = state.snapshot();
+        let key = authenticate(&state, &snapshot, &headers).await?;
+        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
+        let (request, extension) = decode(&headers, &bytes)?;
+        let canonical = request.canonical();
+        let model = resolve_model(&snapshot, &key, &canonical.model)?;
+        let ctx = Context::new(
+            &id,
+            dialect,
+            &key,
+            &state.runtime.ledger,
+            started,
+            (
+                "chat",
+                model.name.clone(),
+                canonical.stream,
+                canonical.estimate_input_tokens(),
+            ),
+        );
+        let preferences = pipeline::preferences(&headers, extension.as_deref())?;
+        pipeline::chat(&state, &snapshot, request, ctx, &key, &preferences).await
+    }
+    .instrument(span)
+    .await;
+    finish(result, id, dialect)
 }

@@ -1,6 +1,9 @@
 //! The OpenAI-compatible front door: chat completions, embeddings and models.
 
-use super::{authenticate, finish, read_body, request_id, request_span, resolve_model, Dialect};
+use super::{
+    authenticate, chat_front_door, finish, read_body, request_id, request_span, resolve_model,
+    Dialect,
+};
 use crate::egress::{self, IngressRequest};
 use crate::observe::{Context, Outcome, RequestEnd, Served};
 use crate::pipeline;
@@ -24,42 +27,12 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let id = request_id();
-    let started = Instant::now();
-    let span = request_span(&id, "chat");
-    let result = async {
-        let snapshot = state.snapshot();
-        let key = authenticate(&state, &snapshot, &headers).await?;
-        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
-        let parsed = openai_chat::decode_request(&bytes)?;
-        let model = resolve_model(&snapshot, &key, &parsed.request.model)?;
-        let ctx = Context::new(
-            &id,
-            Dialect::OpenAi,
-            &key,
-            &state.runtime.ledger,
-            started,
-            (
-                "chat",
-                model.name.clone(),
-                parsed.request.stream,
-                parsed.request.estimate_input_tokens(),
-            ),
-        );
-        let preferences = pipeline::preferences(&headers, parsed.raw_field(GATEWAY_EXTENSION))?;
-        pipeline::chat(
-            &state,
-            &snapshot,
-            IngressRequest::OpenAi(parsed),
-            ctx,
-            &key,
-            &preferences,
-        )
-        .await
-    }
-    .instrument(span)
-    .await;
-    finish(result, id, Dialect::OpenAi)
+    chat_front_door(state, headers, body, Dialect::OpenAi, |_, bytes| {
+        let parsed = openai_chat::decode_request(bytes)?;
+        let extension = parsed.raw_field(GATEWAY_EXTENSION).map(str::to_string);
+        Ok((IngressRequest::OpenAi(parsed), extension))
+    })
+    .await
 }
 
 /// `POST /v1/embeddings`.
