@@ -271,7 +271,7 @@ print(c.chat.completions.create(model=\"gpt-4o\", messages=[{{\"role\": \"user\"
 async fn demo_team_keys(gateway: &Gateway) -> Vec<String> {
     let store = &gateway.state().runtime.key_store;
     let mut secrets = Vec::new();
-    for (team, daily_usd) in [("search", 5.0), ("support", 2.0)] {
+    for (team, daily_usd) in [("analytics", 5.0), ("support", 2.0)] {
         let mut spec = switchyard_governance::KeySpec::new(team, format!("{team}-service"));
         if let Some(amount) = switchyard_types::Money::from_usd(daily_usd) {
             spec.budgets = vec![switchyard_governance::Budget {
