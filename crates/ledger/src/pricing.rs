@@ -27,50 +27,11 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use switchyard_types::{Money, PricePerMillion, ProviderKind, TokenUsage};
 
-/// What a deployment charges, in USD per million tokens.
-///
-/// The server converts its config (or `router::Prices`) into this; `None` rates take the
-/// documented defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Prices {
-    /// Uncached input tokens.
-    pub input: PricePerMillion,
-    /// Output tokens (reasoning included).
-    pub output: PricePerMillion,
-    /// Input tokens read from the prompt cache; `None` means no discount (the input price).
-    pub cached_input: Option<PricePerMillion>,
-    /// Input tokens written to the prompt cache; `None` means input price × 1.25, Anthropic's
-    /// and Bedrock's 5-minute cache-write premium (OpenAI and Gemini do not charge writes, so
-    /// their table entries set it to the input price).
-    pub cache_write: Option<PricePerMillion>,
-}
+pub use switchyard_types::Prices;
 
-impl Prices {
-    /// The rate for cache reads after defaults.
-    pub fn cached_input_rate(&self) -> PricePerMillion {
-        self.cached_input.unwrap_or(self.input)
-    }
-
-    /// The rate for cache writes after defaults (input × 1.25, rounded half up to the nano-USD).
-    pub fn cache_write_rate(&self) -> PricePerMillion {
-        self.cache_write.unwrap_or_else(|| {
-            let base = i128::from(self.input.0.nanos());
-            let premium = (base * 5 + 2).div_euclid(4);
-            PricePerMillion(Money(i64::try_from(premium).unwrap_or(i64::MAX)))
-        })
-    }
-}
-
-/// The cost of `usage` at `prices`. Cache reads and writes are priced at their own rates and
-/// taken out of the input count; reasoning tokens are part of `output` and are not added again.
+/// The cost of `usage` at `prices` ([`Prices::cost`], the gateway's one pricing rule).
 pub fn cost(prices: &Prices, usage: &TokenUsage) -> Money {
-    let cached = usage.cached_input.min(usage.input);
-    let written = usage.cache_write.min(usage.input - cached);
-    let uncached = usage.input - cached - written;
-    prices.input.cost(uncached)
-        + prices.cached_input_rate().cost(cached)
-        + prices.cache_write_rate().cost(written)
-        + prices.output.cost(usage.output)
+    prices.cost(usage)
 }
 
 /// The cost and the `price_known` flag for a record: an unknown price gives zero *and* false,

@@ -32,7 +32,8 @@ fn deployment(i: usize) -> Arc<Deployment> {
         prices: Prices {
             input: usd(1.0 + i as f64),
             output: usd(2.0 + i as f64),
-            cached_input: usd(0.5),
+            cached_input: Some(usd(0.5)),
+            cache_write: None,
         },
         limits: Limits {
             rpm: Some(10_000),

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::ProviderSpec;
-use switchyard_types::{Money, PricePerMillion, ProviderKind, TokenUsage};
+pub use switchyard_types::Prices;
+use switchyard_types::{Money, ProviderKind};
 
 /// One concrete place a model is served.
 #[derive(Debug)]
@@ -58,34 +59,6 @@ fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
-    }
-}
-
-/// Prices of a deployment, per million tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Prices {
-    /// Uncached input tokens.
-    pub input: PricePerMillion,
-    /// Output tokens.
-    pub output: PricePerMillion,
-    /// Input tokens read from the prompt cache.
-    pub cached_input: PricePerMillion,
-}
-
-impl Prices {
-    /// The list cost of a request's usage: cached input at the cached price, the rest of the
-    /// input at the input price, output at the output price.
-    pub fn cost(&self, usage: &TokenUsage) -> Money {
-        let cached = usage.cached_input.min(usage.input);
-        self.input.cost(usage.input - cached)
-            + self.cached_input.cost(cached)
-            + self.output.cost(usage.output)
-    }
-
-    /// The list cost of an estimate (all input uncached, every allowed output token used),
-    /// an upper bound used for ranking and price ceilings.
-    pub fn estimate(&self, input_tokens: u64, max_output_tokens: u64) -> Money {
-        self.input.cost(input_tokens) + self.output.cost(max_output_tokens)
     }
 }
 

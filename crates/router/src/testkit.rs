@@ -57,7 +57,8 @@ impl D {
         self.prices = Prices {
             input: usd(input),
             output: usd(output),
-            cached_input: usd(input / 2.0),
+            cached_input: Some(usd(input / 2.0)),
+            cache_write: None,
         };
         self
     }

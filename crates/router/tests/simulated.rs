@@ -63,7 +63,8 @@ impl Fleet {
             prices: Prices {
                 input: usd(price),
                 output: usd(price),
-                cached_input: usd(price),
+                cached_input: Some(usd(price)),
+                cache_write: None,
             },
             limits: Limits::default(),
             tags: vec![],

@@ -126,6 +126,7 @@ struct RawPrice {
     input: PricePerMillion,
     output: PricePerMillion,
     cached_input: Option<PricePerMillion>,
+    cache_write: Option<PricePerMillion>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,14 +310,9 @@ struct Compiler {
 
 /// A deployment's price from the shipped, versioned default table, when it lists the model.
 fn shipped_price(kind: ProviderKind, upstream_model: &str) -> Option<Prices> {
-    let p = switchyard_ledger::DefaultPrices::shipped()
+    switchyard_ledger::DefaultPrices::shipped()
         .ok()?
-        .lookup(kind, upstream_model)?;
-    Some(Prices {
-        input: p.input,
-        output: p.output,
-        cached_input: p.cached_input.unwrap_or(p.input),
-    })
+        .lookup(kind, upstream_model)
 }
 
 impl Compiler {
@@ -660,7 +656,8 @@ impl Compiler {
                 Some(p) => Prices {
                     input: p.input,
                     output: p.output,
-                    cached_input: p.cached_input.unwrap_or(p.input),
+                    cached_input: p.cached_input,
+                    cache_write: p.cache_write,
                 },
                 None => match shipped_price(provider.kind, &d.upstream_model) {
                     Some(prices) => prices,

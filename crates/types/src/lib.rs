@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 mod money;
-pub use money::{Money, PricePerMillion};
+pub use money::{Money, PricePerMillion, Prices};
 
 /// The wire protocol (and auth scheme) an upstream provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

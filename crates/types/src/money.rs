@@ -96,6 +96,57 @@ impl Serialize for Money {
     }
 }
 
+/// What a deployment charges, in USD per million tokens. The one pricing rule of the gateway:
+/// response headers, budgets, routing and the ledger all price with [`Prices::cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prices {
+    /// Uncached input tokens.
+    pub input: PricePerMillion,
+    /// Output tokens (reasoning included).
+    pub output: PricePerMillion,
+    /// Input tokens read from the prompt cache; `None` means no discount (the input price).
+    pub cached_input: Option<PricePerMillion>,
+    /// Input tokens written to the prompt cache; `None` means input price × 1.25, Anthropic's
+    /// and Bedrock's 5-minute cache-write premium (OpenAI and Gemini do not charge writes, so
+    /// their entries set it to the input price).
+    pub cache_write: Option<PricePerMillion>,
+}
+
+impl Prices {
+    /// The rate for cache reads after defaults.
+    pub fn cached_input_rate(&self) -> PricePerMillion {
+        self.cached_input.unwrap_or(self.input)
+    }
+
+    /// The rate for cache writes after defaults (input × 1.25, rounded half up to the nano-USD).
+    pub fn cache_write_rate(&self) -> PricePerMillion {
+        self.cache_write.unwrap_or_else(|| {
+            let base = i128::from(self.input.0.nanos());
+            let premium = (base * 5 + 2).div_euclid(4);
+            PricePerMillion(Money(i64::try_from(premium).unwrap_or(i64::MAX)))
+        })
+    }
+
+    /// The cost of `usage`: cache reads and writes at their own rates, taken out of the input
+    /// count; reasoning tokens are part of `output` and not added again. Each of the four parts
+    /// rounds half up to the nano-USD, so a cost is within 2 nano-USD of exact.
+    pub fn cost(&self, usage: &crate::TokenUsage) -> Money {
+        let cached = usage.cached_input.min(usage.input);
+        let written = usage.cache_write.min(usage.input - cached);
+        let uncached = usage.input - cached - written;
+        self.input.cost(uncached)
+            + self.cached_input_rate().cost(cached)
+            + self.cache_write_rate().cost(written)
+            + self.output.cost(usage.output)
+    }
+
+    /// The list cost of an estimate (all input uncached, every allowed output token used): an
+    /// upper bound, for ranking, price ceilings and budget reservations.
+    pub fn estimate(&self, input_tokens: u64, max_output_tokens: u64) -> Money {
+        self.input.cost(input_tokens) + self.output.cost(max_output_tokens)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
