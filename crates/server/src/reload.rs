@@ -50,6 +50,11 @@ fn reload(state: &AppState, path: &Path) {
             for w in &snapshot.warnings {
                 tracing::warn!("{w}");
             }
+            if snapshot.settings.runtime != state.snapshot().settings.runtime {
+                tracing::warn!(
+                    "[governance], [ledger] and [admin] changed: they apply at the next restart"
+                );
+            }
             state.replace(snapshot);
             tracing::info!(config = %path.display(), "config reloaded");
         }
