@@ -114,7 +114,8 @@ def main():
     print(f"Run {meta['date']}, commit `{meta['commit']}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
           f"{meta['nproc']} × {meta['cpu']}, kernel {meta['kernel']}, nginx {meta['nginx']}, "
           f"{meta['warmup_s']} s warm-up + {meta['duration_s']} s measured per case, median of {meta.get('repeat', 1)} runs, "
-          f"gateway binary built {meta.get('gateway_built', '?')}, gateway log level `{meta['gateway_log']}`.")
+          f"gateway binary built {meta.get('gateway_built', '?')}, gateway log level `{meta['gateway_log']}`"
+          + (f", extra gateway config `{meta['gateway_toml']!r}`" if meta.get("gateway_toml") else "") + ".")
     print()
     checks = []
     for mode, title in MODES.items():
