@@ -158,6 +158,10 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        // Streams are written event by event: without TCP_NODELAY, Nagle holds small events.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await

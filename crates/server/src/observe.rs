@@ -54,11 +54,13 @@ impl Context {
         (operation, model, stream, input_estimate): (&str, Arc<str>, bool, u64),
     ) -> Context {
         let span = tracing::Span::current();
-        span.record("gen_ai.request.model", &*model);
-        // The OTel span has started by now, so its name is set through the OTel API.
-        span.context()
-            .span()
-            .update_name(format!("{operation} {model}"));
+        if crate::telemetry::traces_enabled() {
+            span.record("gen_ai.request.model", &*model);
+            // The OTel span has started by now, so its name is set through the OTel API.
+            span.context()
+                .span()
+                .update_name(format!("{operation} {model}"));
+        }
         Context {
             span,
             request_id: request_id.clone(),
@@ -167,14 +169,16 @@ impl RequestEnd<'_> {
             "request finished"
         );
         crate::metrics::record(self);
-        let span = &self.ctx.span;
-        span.record("gen_ai.usage.input_tokens", usage.input);
-        span.record("gen_ai.usage.output_tokens", usage.output);
-        span.record("switchyard.outcome", self.outcome.as_str());
-        span.record("switchyard.attempts", attempts as u64);
-        if let Some(s) = self.served {
-            span.record("switchyard.deployment", &*s.deployment.id);
-            span.record("gen_ai.provider.name", s.deployment.kind().as_str());
+        if crate::telemetry::traces_enabled() {
+            let span = &self.ctx.span;
+            span.record("gen_ai.usage.input_tokens", usage.input);
+            span.record("gen_ai.usage.output_tokens", usage.output);
+            span.record("switchyard.outcome", self.outcome.as_str());
+            span.record("switchyard.attempts", attempts as u64);
+            if let Some(s) = self.served {
+                span.record("switchyard.deployment", &*s.deployment.id);
+                span.record("gen_ai.provider.name", s.deployment.kind().as_str());
+            }
         }
         if let Err(e) = self.ctx.ledger.try_record(self.record()) {
             tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");

@@ -6,6 +6,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -17,6 +18,14 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line.
     Json,
+}
+
+static TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: recording span attributes is skipped otherwise, since the log
+/// layer would re-serialise every recorded field for nothing.
+pub(crate) fn traces_enabled() -> bool {
+    TRACES.load(Ordering::Relaxed)
 }
 
 /// Keeps the trace exporter alive; [`Telemetry::shutdown`] flushes what is buffered.
@@ -35,6 +44,7 @@ impl Telemetry {
             LogFormat::Json => fmt.json().boxed(),
         };
         let provider = otlp_provider();
+        TRACES.store(provider.is_some(), Ordering::Relaxed);
         let otel = provider.as_ref().map(|p| {
             tracing_opentelemetry::layer()
                 .with_tracer(p.tracer("switchyard"))

@@ -103,6 +103,8 @@ async fn serve(listener: TcpListener, app: Router, mut stopped: watch::Receiver<
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                // Streams are written event by event: Nagle would hold the last small event.
+                let _ = stream.set_nodelay(true);
                 let svc = TowerToHyperService::new(app.clone());
                 conns.spawn(async move {
                     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
