@@ -1,8 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use super::{
-    bind_row, read_row, read_spend_row, sort_rows, spend_sql, AppendReceipt, BoxFuture,
-    LedgerStore, Row, SpendBy, SpendRow, TimeRange, COLUMNS,
+    read_row, read_spend_row, sort_rows, spend_sql, AppendReceipt, BoxFuture, LedgerStore, Row,
+    SpendBy, SpendRow, TimeRange, COLUMNS,
 };
 use crate::chain::{link, ChainHead};
 use crate::record::{now_ms, LedgerRecord, StoredRecord};
@@ -10,6 +10,7 @@ use crate::LedgerError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -126,15 +127,47 @@ impl LedgerStore for SqliteStore {
                     .fetch_one(&mut *tx)
                     .await?;
             let linked = link(head_seq, &head_hash, records);
-            let insert = format!(
-                "INSERT INTO ledger_records ({COLUMNS}) VALUES \
-                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            );
-            for s in &linked {
-                let row = Row::from_stored(s)?;
-                bind_row!(sqlx::query(&insert), row)
-                    .execute(&mut *tx)
-                    .await?;
+            // Multi-row inserts: each statement is a round trip to SQLite's worker thread, so
+            // one per chunk instead of one per record (28 columns × 500 rows stays under
+            // SQLite's 32,766 bound parameters).
+            for chunk in linked.chunks(500) {
+                let rows = chunk
+                    .iter()
+                    .map(Row::from_stored)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut insert =
+                    QueryBuilder::<Sqlite>::new(format!("INSERT INTO ledger_records ({COLUMNS}) "));
+                insert.push_values(rows, |mut b, v| {
+                    b.push_bind(v.seq)
+                        .push_bind(v.prev_hash)
+                        .push_bind(v.hash)
+                        .push_bind(v.request_id)
+                        .push_bind(v.time_ms)
+                        .push_bind(v.key_id)
+                        .push_bind(v.team)
+                        .push_bind(v.model)
+                        .push_bind(v.deployment)
+                        .push_bind(v.provider)
+                        .push_bind(v.cloud)
+                        .push_bind(v.region)
+                        .push_bind(v.jurisdiction)
+                        .push_bind(v.data_class)
+                        .push_bind(v.attempts)
+                        .push_bind(v.input_tokens)
+                        .push_bind(v.output_tokens)
+                        .push_bind(v.cached_input_tokens)
+                        .push_bind(v.cache_write_tokens)
+                        .push_bind(v.reasoning_tokens)
+                        .push_bind(v.cost_nanos)
+                        .push_bind(v.price_known)
+                        .push_bind(v.latency_ms)
+                        .push_bind(v.ttft_ms)
+                        .push_bind(v.outcome)
+                        .push_bind(v.stream)
+                        .push_bind(v.prompt_body)
+                        .push_bind(v.response_body);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             let receipt = receipt(head_seq, head_hash, &linked);
             sqlx::query("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1")
