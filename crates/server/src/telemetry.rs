@@ -31,6 +31,8 @@ pub(crate) fn traces_enabled() -> bool {
 /// Keeps the trace exporter alive; [`Telemetry::shutdown`] flushes what is buffered.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Flushes the log writer's queue when dropped.
+    _logs: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl Telemetry {
@@ -38,7 +40,12 @@ impl Telemetry {
     pub fn init(format: LogFormat) -> Telemetry {
         let filter =
             || EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        // Log lines are written by a background thread, so a request never waits on stderr;
+        // lossless: when the queue is full, callers wait rather than drop lines.
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::stderr());
+        let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
         let fmt = match format {
             LogFormat::Human => fmt.boxed(),
             LogFormat::Json => fmt.json().boxed(),
@@ -54,7 +61,10 @@ impl Telemetry {
             .with(fmt.with_filter(filter()))
             .with(otel)
             .init();
-        Telemetry { provider }
+        Telemetry {
+            provider,
+            _logs: guard,
+        }
     }
 
     /// Exports every span still buffered.
