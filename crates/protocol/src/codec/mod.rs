@@ -6,6 +6,7 @@ pub mod anthropic_messages;
 pub mod bedrock_converse;
 pub mod gemini;
 pub mod openai_chat;
+mod turns;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -9,6 +9,7 @@ use crate::canonical::{
     ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice,
 };
+use crate::codec::turns::turn;
 use crate::json::{self, Path, RawObject};
 use crate::{DecodeError, Unsupported};
 use serde_json::value::RawValue;
@@ -538,25 +539,7 @@ pub fn encode_request(
     Ok(out)
 }
 
-/// One upstream turn being assembled; tool results are kept apart so they can lead it.
-struct Turn<'a> {
-    role: &'static str,
-    results: Vec<BlockOut<'a>>,
-    others: Vec<BlockOut<'a>>,
-}
-
-/// The last turn if it has `role`, else a new one.
-fn turn<'t, 'a>(turns: &'t mut Vec<Turn<'a>>, role: &'static str) -> &'t mut Turn<'a> {
-    if turns.last().is_none_or(|t| t.role != role) {
-        turns.push(Turn {
-            role,
-            results: Vec::new(),
-            others: Vec::new(),
-        });
-    }
-    let last = turns.len() - 1;
-    &mut turns[last]
-}
+type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
 
 /// Text and image parts as blocks; images only where Anthropic takes them (user, tool).
 fn parts<'a>(content: &'a [ContentPart], role: &str) -> Result<Vec<BlockOut<'a>>, Unsupported> {

@@ -3,6 +3,7 @@
 
 use super::PROTOCOL;
 use crate::canonical::{ChatRequest, ContentPart, ImageSource, ResponseFormat, Role, ToolChoice};
+use crate::codec::turns::turn;
 use crate::json::{self, ArgsObject};
 use crate::Unsupported;
 use serde::Serialize;
@@ -159,24 +160,7 @@ fn image(source: &ImageSource) -> Result<ImageOut<'_>, Unsupported> {
     }
 }
 
-/// One Converse turn being assembled; tool results are kept apart so they lead it.
-struct Turn<'a> {
-    role: &'static str,
-    results: Vec<BlockOut<'a>>,
-    others: Vec<BlockOut<'a>>,
-}
-
-fn turn<'t, 'a>(turns: &'t mut Vec<Turn<'a>>, role: &'static str) -> &'t mut Turn<'a> {
-    if turns.last().is_none_or(|t| t.role != role) {
-        turns.push(Turn {
-            role,
-            results: Vec::new(),
-            others: Vec::new(),
-        });
-    }
-    let last = turns.len() - 1;
-    &mut turns[last]
-}
+type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
 
 /// Canonical → Converse body.
 ///

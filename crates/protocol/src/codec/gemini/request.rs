@@ -5,6 +5,7 @@ use super::PROTOCOL;
 use crate::canonical::{
     ChatRequest, ContentPart, ImageSource, Message, ResponseFormat, Role, ToolChoice,
 };
+use crate::codec::turns::turn;
 use crate::json::{self, ArgsObject};
 use crate::Unsupported;
 use serde::Serialize;
@@ -147,23 +148,7 @@ fn mime_from_url(url: &str) -> Option<&'static str> {
     })
 }
 
-struct Turn<'a> {
-    role: &'static str,
-    results: Vec<PartOut<'a>>,
-    others: Vec<PartOut<'a>>,
-}
-
-fn turn<'t, 'a>(turns: &'t mut Vec<Turn<'a>>, role: &'static str) -> &'t mut Turn<'a> {
-    if turns.last().is_none_or(|t| t.role != role) {
-        turns.push(Turn {
-            role,
-            results: Vec::new(),
-            others: Vec::new(),
-        });
-    }
-    let last = turns.len() - 1;
-    &mut turns[last]
-}
+type Turn<'a> = crate::codec::turns::Turn<PartOut<'a>>;
 
 /// Text and image parts of a user turn.
 fn user_parts(m: &Message) -> Vec<PartOut<'_>> {
