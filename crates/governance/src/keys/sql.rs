@@ -75,6 +75,30 @@ type AuthRow = (
     Option<i64>,
 );
 
+/// Applies the migrations not yet recorded, inside the transaction `tx` (either backend: the
+/// statements are the same, only the connection types differ).
+macro_rules! apply_migrations {
+    ($tx:ident) => {
+        for (version, sql) in MIGRATIONS {
+            let done: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM governance_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            if done.is_none() {
+                sqlx::raw_sql(sql).execute(&mut *$tx).await?;
+                sqlx::query(
+                    "INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)",
+                )
+                .bind(version)
+                .bind(system_now_ms())
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+    };
+}
+
 impl SqlKeyStore {
     /// Opens `sqlite://PATH` (created if missing), `sqlite::memory:` or `postgres://…`, and
     /// brings the schema up to date.
@@ -118,23 +142,7 @@ impl SqlKeyStore {
         .execute(&pool)
         .await?;
         let mut tx = pool.begin().await?;
-        for (version, sql) in MIGRATIONS {
-            let done: Option<(i64,)> =
-                sqlx::query_as("SELECT version FROM governance_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_none() {
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query(
-                    "INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)",
-                )
-                .bind(version)
-                .bind(system_now_ms())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        apply_migrations!(tx);
         tx.commit().await?;
         Ok(SqlKeyStore::Sqlite(pool))
     }
@@ -153,23 +161,7 @@ impl SqlKeyStore {
         )
         .execute(&mut *tx)
         .await?;
-        for (version, sql) in MIGRATIONS {
-            let done: Option<(i64,)> =
-                sqlx::query_as("SELECT version FROM governance_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_none() {
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query(
-                    "INSERT INTO governance_migrations (version, applied_ms) VALUES ($1, $2)",
-                )
-                .bind(version)
-                .bind(system_now_ms())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        apply_migrations!(tx);
         tx.commit().await?;
         Ok(SqlKeyStore::Postgres(pool))
     }

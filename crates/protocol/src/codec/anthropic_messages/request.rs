@@ -6,8 +6,7 @@ use super::wire::{
 };
 use super::PROTOCOL;
 use crate::canonical::{
-    ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
-    ToolChoice,
+    ChatRequest, ContentPart, Image, ImageSource, Message, Role, Tool, ToolCall, ToolChoice,
 };
 use crate::codec::turns::turn;
 use crate::json::{self, Path, RawObject};
@@ -427,24 +426,7 @@ pub fn encode_request(
     upstream_model: &str,
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, Unsupported> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(Unsupported::new(PROTOCOL, "`n` > 1"));
-    }
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject) => {
-            return Err(Unsupported::new(
-                PROTOCOL,
-                "`response_format` of type json_object",
-            ))
-        }
-        Some(ResponseFormat::JsonSchema { .. }) => {
-            return Err(Unsupported::new(
-                PROTOCOL,
-                "`response_format` of type json_schema",
-            ))
-        }
-    }
+    crate::codec::reject_choices_and_json_formats(req, PROTOCOL)?;
 
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();

@@ -2,7 +2,7 @@
 //! streaming is chosen by the path (`/converse-stream`), so neither appears here.
 
 use super::PROTOCOL;
-use crate::canonical::{ChatRequest, ContentPart, ImageSource, ResponseFormat, Role, ToolChoice};
+use crate::canonical::{ChatRequest, ContentPart, ImageSource, Role, ToolChoice};
 use crate::codec::turns::turn;
 use crate::json::{self, ArgsObject};
 use crate::Unsupported;
@@ -171,24 +171,7 @@ type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
 /// dropped. `n` > 1, JSON response formats, URL images, images outside user and tool turns,
 /// and `tool_choice: none` in a conversation that already used tools are [`Unsupported`].
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(Unsupported::new(PROTOCOL, "`n` > 1"));
-    }
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject) => {
-            return Err(Unsupported::new(
-                PROTOCOL,
-                "`response_format` of type json_object",
-            ))
-        }
-        Some(ResponseFormat::JsonSchema { .. }) => {
-            return Err(Unsupported::new(
-                PROTOCOL,
-                "`response_format` of type json_schema",
-            ))
-        }
-    }
+    crate::codec::reject_choices_and_json_formats(req, PROTOCOL)?;
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
     let mut uses_tools = false;
