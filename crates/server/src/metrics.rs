@@ -79,7 +79,7 @@ pub(crate) fn rejected(front_door: &'static str, kind: switchyard_types::ErrorKi
 }
 
 /// Records a finished request.
-pub(crate) fn record(end: &RequestEnd<'_>) {
+pub(crate) fn record(end: &RequestEnd<'_>, cost: switchyard_types::Money) {
     let ctx = end.ctx;
     let model = ctx.model.to_string();
     let outcome = end.outcome.as_str();
@@ -121,7 +121,7 @@ pub(crate) fn record(end: &RequestEnd<'_>) {
             counter!(Metric::Tokens.name(), &l).increment(n);
         }
         if end.outcome == Outcome::Ok || end.usage_estimated {
-            let nanos = u64::try_from(end.cost().nanos()).unwrap_or(0);
+            let nanos = u64::try_from(cost.nanos()).unwrap_or(0);
             counter!(Metric::CostNanoUsd.name(), &labels).increment(nanos);
         }
     }

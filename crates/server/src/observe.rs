@@ -139,9 +139,10 @@ impl RequestEnd<'_> {
         }
     }
 
-    /// Emits the request's end to logs (and metrics, when enabled).
+    /// Emits the request's end to logs, metrics, span attributes and the ledger.
     pub fn emit(&self) {
         let usage = self.usage.unwrap_or_default();
+        let cost = self.cost();
         let attempts = self
             .served
             .map_or(self.failed_attempts.len(), |s| s.attempts.len());
@@ -162,13 +163,13 @@ impl RequestEnd<'_> {
             output_tokens = usage.output,
             cached_tokens = usage.cached_input,
             usage_estimated = self.usage_estimated,
-            cost_usd = self.cost().as_usd(),
+            cost_usd = cost.as_usd(),
             latency_ms = self.ctx.started.elapsed().as_millis() as u64,
             ttft_ms = self.ttft.map(|t| t.as_millis() as u64),
             outcome = self.outcome.as_str(),
             "request finished"
         );
-        crate::metrics::record(self);
+        crate::metrics::record(self, cost);
         if crate::telemetry::traces_enabled() {
             let span = &self.ctx.span;
             span.record("gen_ai.usage.input_tokens", usage.input);
@@ -180,13 +181,13 @@ impl RequestEnd<'_> {
                 span.record("gen_ai.provider.name", s.deployment.kind().as_str());
             }
         }
-        if let Err(e) = self.ctx.ledger.try_record(self.record()) {
+        if let Err(e) = self.ctx.ledger.try_record(self.record(cost)) {
             tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");
         }
     }
 
     /// The request's ledger record.
-    fn record(&self) -> LedgerRecord {
+    fn record(&self, cost: Money) -> LedgerRecord {
         let ctx = self.ctx;
         let mut r = LedgerRecord::new(
             ctx.request_id.to_str().unwrap_or_default(),
@@ -221,11 +222,7 @@ impl RequestEnd<'_> {
         r.usage = self.usage.unwrap_or_default();
         // A failed request cost nothing; a served one is priced unless its deployment has no price.
         r.price_known = self.served.is_none() || !self.unpriced;
-        r.cost = if r.price_known {
-            self.cost()
-        } else {
-            Money::ZERO
-        };
+        r.cost = if r.price_known { cost } else { Money::ZERO };
         r.latency_ms = ctx.started.elapsed().as_millis() as u64;
         r.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
         r.outcome = match self.outcome {

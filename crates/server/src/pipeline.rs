@@ -14,7 +14,7 @@ use switchyard_governance::{Admission, Denied};
 use switchyard_providers::{AttemptError, Operation, Timeouts};
 use switchyard_router::Deployment;
 use switchyard_router::{DataClass, Estimate, Plan, Preferences, RouteError, RouteRequest};
-use switchyard_types::{ErrorKind, Money, TokenUsage};
+use switchyard_types::{ErrorKind, Money};
 use tracing::Instrument;
 
 /// Largest upstream answer buffered for a non-streaming call.
@@ -102,15 +102,14 @@ pub(crate) async fn admit(
         return Ok(None);
     };
     // An upper bound: the whole estimate at the dearest deployment the plan might use.
-    let worst = TokenUsage {
-        input: estimate.input_tokens,
-        output: estimate.max_output_tokens,
-        ..TokenUsage::default()
-    };
     let cost = plan
         .candidates
         .iter()
-        .map(|c| c.deployment.prices.cost(&worst))
+        .map(|c| {
+            c.deployment
+                .prices
+                .estimate(estimate.input_tokens, estimate.max_output_tokens)
+        })
         .max()
         .unwrap_or(Money::ZERO);
     let ask = switchyard_governance::Estimate {
@@ -238,7 +237,7 @@ pub(crate) async fn chat(
             };
             if let Some(admission) = admission {
                 // Replaces the reservation with the real cost, on a tracked task.
-                admission.settle_detached(spent, served.deployment.prices.cost(&spent));
+                admission.settle_detached(spent, cost);
             }
             RequestEnd {
                 ctx: &ctx,

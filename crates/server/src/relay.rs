@@ -605,10 +605,10 @@ impl Drop for Forwarding {
             (Some(u), estimated)
         };
         let spent = usage.unwrap_or_default();
-        let cost = self.served.deployment.prices.cost(&spent);
-        if let Some(permit) = self.permit.take() {
-            permit.settle(&spent);
-        }
+        let cost = match self.permit.take() {
+            Some(permit) => permit.settle(&spent).cost,
+            None => self.served.deployment.prices.cost(&spent),
+        };
         // On a tracked task: the budget learns the real cost even when the client went away.
         if let Some(admission) = self.admission.take() {
             admission.settle_detached(spent, cost);
