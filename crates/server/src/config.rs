@@ -252,6 +252,8 @@ pub struct Snapshot {
     pub unpriced: HashSet<Arc<str>>,
     /// Warnings found while compiling, for logs.
     pub warnings: Vec<Problem>,
+    /// Metric handles of this config's models and deployments.
+    pub(crate) meters: Arc<crate::metrics::Meters>,
 }
 
 impl Snapshot {
@@ -378,6 +380,7 @@ impl Compiler {
             return Err(self.problems);
         }
         Ok(Snapshot {
+            meters: Arc::new(crate::metrics::Meters::new(&catalog)),
             settings,
             catalog,
             keys,

@@ -1,11 +1,10 @@
 //! What one attempt sends upstream and how its answer becomes the client's: pass-through when
 //! client and upstream speak the same shape, translation through the canonical types otherwise.
 
-use crate::ingress::Dialect;
-use crate::pipeline::MAX_RESPONSE_BYTES;
 use crate::relay::{
     unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder,
 };
+use crate::request::Dialect;
 use bytes::Bytes;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
 use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini};
@@ -16,6 +15,17 @@ use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 
 /// `max_tokens` sent to protocols that require it when the client gave none.
 pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Largest upstream answer buffered for a non-streaming call.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Whether `d`'s protocol can count a request's tokens.
+pub(crate) fn counts_tokens(d: &Deployment) -> bool {
+    matches!(
+        d.kind(),
+        ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex
+    )
+}
 
 /// A decoded client chat request, in the form its front door produced.
 pub(crate) enum IngressRequest {

@@ -2,7 +2,7 @@
 //! protocol, and Retry-After. Building the response has no side effects; logging happens
 //! where the request ends.
 
-use crate::ingress::Dialect;
+use crate::request::Dialect;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use std::time::Duration;

@@ -1,14 +1,11 @@
 //! Everything that faces the client: the HTTP ingress, config loading and live reload, and
 //! `switchyard demo`.
 //!
-//! The request path, in order (see ARCHITECTURE.md):
-//! 1. `ingress::openai` authenticates the key and reads the body under the size cap;
-//! 2. the protocol codec decodes and validates it (a 400 in the client's format otherwise);
-//! 3. `pipeline` routes (`Catalog::route`) and `switchyard_router::execute` fails over between
-//!    them while nothing has reached the client;
-//! 4. `egress` builds each attempt's body and reads its answer (pass-through or translation);
-//!    `relay` streams it back event by event, capturing usage;
-//! 5. `observe` records how every request ended (logs, metrics, ledger).
+//! The request path (see ARCHITECTURE.md): `ingress` decodes a front door's body and hands
+//! it to `pipeline::run`, which runs the phases — authenticate, decode, route, admit, the
+//! attempt loop, answer, record — for every endpoint in `endpoints`. `egress` builds each
+//! attempt's body and reads its answer, `relay` streams, `observe` records how every
+//! request ended (logs, metrics, ledger) and `request` holds the vocabulary they share.
 
 use arc_swap::ArcSwap;
 use axum::routing::{get, post};
@@ -27,6 +24,7 @@ pub mod config;
 mod dashboard;
 pub mod demo;
 mod egress;
+mod endpoints;
 mod error;
 pub mod explain;
 mod ingress;
@@ -35,6 +33,7 @@ mod observe;
 mod pipeline;
 mod relay;
 mod reload;
+mod request;
 mod runtime;
 pub mod telemetry;
 

@@ -4,14 +4,16 @@
 //! Counters are recorded where a request ends (`observe`); gauges of state that lives
 //! elsewhere (breakers, in-flight, governance and ledger counters) are read at scrape time.
 
-use crate::observe::{Outcome, RequestEnd};
+use crate::request::{Dialect, Outcome, RequestEnd};
 use crate::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram, Label};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use switchyard_router::BreakerStatus;
+use switchyard_router::{Catalog, Deployment};
 
 /// Every metric the gateway exports.
 #[derive(Debug, Clone, Copy)]
@@ -78,51 +80,175 @@ pub(crate) fn rejected(front_door: &'static str, kind: switchyard_types::ErrorKi
         .increment(1);
 }
 
-/// Records a finished request.
-pub(crate) fn record(end: &RequestEnd<'_>, cost: switchyard_types::Money) {
-    let ctx = end.ctx;
-    let model = ctx.model.to_string();
-    let outcome = end.outcome.as_str();
-    counter!(Metric::Requests.name(), "model" => model.clone(), "front_door" => ctx.dialect.as_str(), "outcome" => outcome)
-        .increment(1);
-    let attempts = end.served.map_or(end.failed_attempts, |s| &s.attempts);
-    for a in attempts {
-        let result = a.error.map_or("ok", |k| k.as_str());
-        counter!(Metric::Attempts.name(), "deployment" => a.deployment.to_string(), "provider" => a.provider.to_string(), "result" => result)
-            .increment(1);
+/// Metric handles resolved once per config version (per model, and per model × serving
+/// deployment), so recording a request's end is a handful of atomic adds instead of a
+/// registry lookup with label strings built per request. Combinations not resolved up front
+/// (a fallback chain deeper than one level) take the registry path.
+pub(crate) struct Meters {
+    models: HashMap<Arc<str>, ModelMeters>,
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meters")
+            .field("models", &self.models.len())
+            .finish()
     }
-    if attempts.len() > 1 {
-        counter!(Metric::Failovers.name(), "model" => model.clone())
-            .increment(attempts.len() as u64 - 1);
-    }
-    let Some(served) = end.served else {
-        return;
-    };
-    let d = &served.deployment;
-    let labels = [
-        ("model", model),
-        ("deployment", d.id.to_string()),
-        ("provider", d.provider.id.to_string()),
-        ("cloud", d.provider.cloud.as_str().to_string()),
-        ("region", d.provider.region.to_string()),
-    ];
-    histogram!(Metric::RequestDuration.name(), &labels).record(ctx.started.elapsed().as_secs_f64());
-    if let Some(ttft) = end.ttft {
-        histogram!(Metric::TimeToFirstToken.name(), &labels).record(ttft.as_secs_f64());
-    }
-    if let Some(u) = end.usage {
-        for (kind, n) in [
-            ("input", u.input),
-            ("output", u.output),
-            ("cached_input", u.cached_input),
-        ] {
-            let mut l = labels.to_vec();
-            l.push(("type", kind.to_string()));
-            counter!(Metric::Tokens.name(), &l).increment(n);
+}
+
+/// One model's handles.
+struct ModelMeters {
+    /// Requests that ended `ok`, by front door (the hot series).
+    ok: [Counter; 2],
+    failovers: Counter,
+    served: HashMap<Arc<str>, ServedMeters>,
+}
+
+/// One (model, serving deployment) pair's handles.
+struct ServedMeters {
+    attempt_ok: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    /// Input, output and cached input tokens.
+    tokens: [Counter; 3],
+    cost: Counter,
+}
+
+const TOKEN_TYPES: [&str; 3] = ["input", "output", "cached_input"];
+
+fn front_doors() -> [Dialect; 2] {
+    [Dialect::OpenAi, Dialect::Anthropic]
+}
+
+fn served_labels(model: &str, d: &Deployment) -> Vec<Label> {
+    vec![
+        Label::new("model", model.to_string()),
+        Label::new("deployment", d.id.to_string()),
+        Label::new("provider", d.provider.id.to_string()),
+        Label::new("cloud", d.provider.cloud.as_str()),
+        Label::new("region", d.provider.region.to_string()),
+    ]
+}
+
+impl ServedMeters {
+    fn new(model: &str, d: &Deployment) -> ServedMeters {
+        let labels = served_labels(model, d);
+        let token = |kind: &'static str| {
+            let mut l = labels.clone();
+            l.push(Label::new("type", kind));
+            counter!(Metric::Tokens.name(), l)
+        };
+        ServedMeters {
+            attempt_ok: counter!(Metric::Attempts.name(), "deployment" => d.id.to_string(), "provider" => d.provider.id.to_string(), "result" => "ok"),
+            duration: histogram!(Metric::RequestDuration.name(), labels.clone()),
+            ttft: histogram!(Metric::TimeToFirstToken.name(), labels.clone()),
+            tokens: TOKEN_TYPES.map(token),
+            cost: counter!(Metric::CostNanoUsd.name(), labels),
         }
-        if end.outcome == Outcome::Ok || end.usage_estimated {
-            let nanos = u64::try_from(cost.nanos()).unwrap_or(0);
-            counter!(Metric::CostNanoUsd.name(), &labels).increment(nanos);
+    }
+}
+
+impl Meters {
+    /// Resolves the handles of every model and the deployments that may serve it (its own
+    /// and its fallback models'). Installs the process's recorder first, so the handles are
+    /// live.
+    pub fn new(catalog: &Catalog) -> Meters {
+        handle();
+        let mut models = HashMap::new();
+        for model in catalog.models() {
+            let name = &model.name;
+            let mut served = HashMap::new();
+            let fallbacks = model.fallbacks.iter().filter_map(|f| catalog.model(f));
+            for d in model
+                .deployments
+                .iter()
+                .chain(fallbacks.flat_map(|f| f.deployments.iter()))
+            {
+                served
+                    .entry(d.id.clone())
+                    .or_insert_with(|| ServedMeters::new(name, d));
+            }
+            let ok = front_doors().map(|f| {
+                counter!(Metric::Requests.name(), "model" => name.to_string(), "front_door" => f.as_str(), "outcome" => "ok")
+            });
+            models.insert(
+                name.clone(),
+                ModelMeters {
+                    ok,
+                    failovers: counter!(Metric::Failovers.name(), "model" => name.to_string()),
+                    served,
+                },
+            );
+        }
+        Meters { models }
+    }
+
+    /// Records a finished request. Only configured model names become labels: a request
+    /// that never resolved its model counts in the error-response metric alone.
+    pub fn record(&self, end: &RequestEnd<'_>, cost: switchyard_types::Money) {
+        let ctx = end.ctx;
+        if !ctx.model_known {
+            return;
+        }
+        let model = self.models.get(&*ctx.model);
+        match (model, end.outcome) {
+            (Some(m), Outcome::Ok) => m.ok[ctx.dialect as usize].increment(1),
+            _ => counter!(Metric::Requests.name(), "model" => ctx.model.to_string(), "front_door" => ctx.dialect.as_str(), "outcome" => end.outcome.as_str()).increment(1),
+        }
+        let attempts = end.attempts();
+        let served = end
+            .served
+            .and_then(|s| model.and_then(|m| m.served.get(&*s.deployment.id)));
+        for a in attempts {
+            match (a.error, served) {
+                (None, Some(s))
+                    if !a.cancelled
+                        && Some(&a.deployment) == end.served.map(|s| &s.deployment.id) =>
+                {
+                    s.attempt_ok.increment(1)
+                }
+                _ => {
+                    let result = a.error.map_or("ok", |k| k.as_str());
+                    counter!(Metric::Attempts.name(), "deployment" => a.deployment.to_string(), "provider" => a.provider.to_string(), "result" => result).increment(1);
+                }
+            }
+        }
+        if attempts.len() > 1 {
+            let n = attempts.len() as u64 - 1;
+            match model {
+                Some(m) => m.failovers.increment(n),
+                None => counter!(Metric::Failovers.name(), "model" => ctx.model.to_string())
+                    .increment(n),
+            }
+        }
+        let Some(s) = end.served else {
+            return;
+        };
+        let slow;
+        let meters = match served {
+            Some(m) => m,
+            None => {
+                slow = ServedMeters::new(&ctx.model, &s.deployment);
+                &slow
+            }
+        };
+        meters.duration.record(ctx.started.elapsed().as_secs_f64());
+        if let Some(ttft) = end.ttft {
+            meters.ttft.record(ttft.as_secs_f64());
+        }
+        if let Some(u) = end.usage {
+            for (counter, n) in meters
+                .tokens
+                .iter()
+                .zip([u.input, u.output, u.cached_input])
+            {
+                counter.increment(n);
+            }
+            if end.outcome == Outcome::Ok || end.usage_estimated {
+                meters
+                    .cost
+                    .increment(u64::try_from(cost.nanos()).unwrap_or(0));
+            }
         }
     }
 }

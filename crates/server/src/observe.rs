@@ -1,236 +1,263 @@
-//! The end of every request, in one place: whatever happened, exactly one [`RequestEnd`] is
-//! emitted, and logs, metrics and (with the governance issue) the ledger read it.
+//! The end of every request, in one place. Every authenticated request owes exactly one
+//! [`RequestEnd`]: the pipeline holds it as a [`Pending`] from authentication on and pays it
+//! when the request succeeds or fails, a stream pays it when it ends, and dropping a
+//! `Pending` (the client went away mid-request) pays it as a disconnect. Logs, metrics, span
+//! attributes and the ledger all read that one record.
 
-use crate::ingress::{Caller, Dialect};
-use http::HeaderValue;
+use crate::metrics::Meters;
+use crate::request::{Context, Outcome, RequestEnd, Served};
 use opentelemetry::trace::TraceContextExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_ledger::{AttemptRecord, LedgerRecord, LedgerWriter, Outcome as LedgerOutcome};
-use switchyard_router::{AttemptLog, Deployment};
-use switchyard_types::{ErrorKind, Money, TokenUsage};
+use switchyard_ledger::{AttemptRecord, LedgerRecord, Outcome as LedgerOutcome};
+use switchyard_router::{Attempt, AttemptLog, Deployment};
+use switchyard_types::{Money, TokenUsage};
 use tokio::time::Instant;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Who asked for what; known once the request is decoded.
-#[derive(Clone)]
-pub(crate) struct Context {
-    /// The id returned in `x-request-id`.
-    pub request_id: HeaderValue,
-    /// The front door used.
-    pub dialect: Dialect,
-    /// The key's id (never its secret).
-    pub key_id: Arc<str>,
-    /// The key's name.
-    pub key: Arc<str>,
-    /// The key's team, for managed keys.
-    pub team: Option<Arc<str>>,
-    /// The request's data class label.
-    pub data_class: Option<Arc<str>>,
-    /// Where the end of the request is recorded.
-    pub ledger: LedgerWriter,
-    /// Arrival time, milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    /// The request's trace span (attempt spans are its children).
-    pub span: tracing::Span,
-    /// The logical model asked for.
-    pub model: Arc<str>,
-    /// Whether the client asked for a stream.
-    pub stream: bool,
-    /// When the request arrived.
-    pub started: Instant,
-    /// The request's estimated input tokens, before any upstream counted them.
-    pub input_estimate: u64,
-}
-
-impl Context {
-    /// The context of a request that arrived at `started`, asking `model`.
-    pub fn new(
-        request_id: &HeaderValue,
-        dialect: Dialect,
-        caller: &Caller,
-        ledger: &LedgerWriter,
-        started: Instant,
-        (operation, model, stream, input_estimate): (&str, Arc<str>, bool, u64),
-    ) -> Context {
-        let span = tracing::Span::current();
-        if crate::telemetry::traces_enabled() {
-            span.record("gen_ai.request.model", &*model);
-            // The OTel span has started by now, so its name is set through the OTel API.
-            span.context()
-                .span()
-                .update_name(format!("{operation} {model}"));
+/// Writes a request's end to logs, metrics, span attributes and the ledger.
+pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
+    let usage = end.usage.unwrap_or_default();
+    let cost = end.cost();
+    let attempts = end.attempts().len();
+    let (deployment, provider) = match end.served {
+        Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
+        None => ("", ""),
+    };
+    tracing::info!(
+        request_id = ?end.ctx.request_id,
+        dialect = end.ctx.dialect.as_str(),
+        api = end.ctx.api.as_str(),
+        key = %end.ctx.key,
+        model = %end.ctx.model,
+        stream = end.ctx.stream,
+        deployment,
+        provider,
+        attempts,
+        input_tokens = usage.input,
+        output_tokens = usage.output,
+        cached_tokens = usage.cached_input,
+        usage_estimated = end.usage_estimated,
+        cost_usd = cost.as_usd(),
+        latency_ms = end.ctx.started.elapsed().as_millis() as u64,
+        ttft_ms = end.ttft.map(|t| t.as_millis() as u64),
+        outcome = end.outcome.as_str(),
+        "request finished"
+    );
+    meters.record(end, cost);
+    if crate::telemetry::traces_enabled() {
+        let span = &end.ctx.span;
+        span.record("gen_ai.usage.input_tokens", usage.input);
+        span.record("gen_ai.usage.output_tokens", usage.output);
+        span.record("switchyard.outcome", end.outcome.as_str());
+        span.record("switchyard.attempts", attempts as u64);
+        if let Some(s) = end.served {
+            span.record("switchyard.deployment", &*s.deployment.id);
+            span.record("gen_ai.provider.name", s.deployment.kind().as_str());
         }
-        Context {
-            span,
-            request_id: request_id.clone(),
-            dialect,
-            key_id: caller.key_id.clone(),
-            key: caller.key_name.clone(),
-            team: caller.team.clone(),
-            data_class: caller.data_class.as_ref().map(|d| d.as_str().into()),
-            ledger: ledger.clone(),
-            time_ms: switchyard_ledger::now_ms() - started.elapsed().as_millis() as i64,
-            model,
-            stream,
-            started,
-            input_estimate,
-        }
+    }
+    if let Err(e) = end.ctx.ledger.try_record(ledger_record(end, cost)) {
+        tracing::error!(request_id = ?end.ctx.request_id, error = %e, "ledger record dropped");
     }
 }
 
-/// Which deployment served a request, after which attempts.
-#[derive(Clone)]
-pub(crate) struct Served {
-    /// The deployment that answered.
-    pub deployment: Arc<Deployment>,
-    /// Every attempt, the successful one last.
-    pub attempts: AttemptLog,
-}
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The whole answer reached the client.
-    Ok,
-    /// It failed; before the first byte the client got an error response, after it an error event.
-    Failed(ErrorKind),
-    /// The client went away before the answer was complete.
-    ClientDisconnected,
-}
-
-impl Outcome {
-    /// A stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed(kind) => kind.as_str(),
-            Outcome::ClientDisconnected => "client_disconnected",
-        }
+/// The request's ledger record.
+fn ledger_record(end: &RequestEnd<'_>, cost: Money) -> LedgerRecord {
+    let ctx = end.ctx;
+    let mut r = LedgerRecord::new(
+        ctx.request_id.to_str().unwrap_or_default(),
+        ctx.time_ms,
+        ctx.model.to_string(),
+    );
+    r.key_id = Some(ctx.key_id.to_string());
+    r.team = ctx.team.as_deref().map(str::to_string);
+    r.data_class = ctx.data_class.as_deref().map(str::to_string);
+    let attempts = end.attempts();
+    r.attempts = attempts
+        .iter()
+        .map(|a| AttemptRecord {
+            deployment: a.deployment.to_string(),
+            provider: a.provider.to_string(),
+            status: a.status,
+            error_kind: a.error,
+            latency_ms: a.latency.as_millis() as u64,
+        })
+        .collect();
+    if let Some(s) = end.served {
+        let d = &s.deployment;
+        r.deployment = Some(d.id.to_string());
+        r.provider = Some(d.provider.id.to_string());
+        r.cloud = Some(d.provider.cloud);
+        r.region = Some(d.provider.region.to_string());
+        r.jurisdiction = Some(d.provider.jurisdiction);
+    } else if let Some(last) = attempts.last() {
+        r.deployment = Some(last.deployment.to_string());
+        r.provider = Some(last.provider.to_string());
     }
+    r.usage = end.usage.unwrap_or_default();
+    // A failed request cost nothing; a served one is priced unless its deployment has no price.
+    r.price_known = end.served.is_none() || !end.unpriced;
+    r.cost = if r.price_known { cost } else { Money::ZERO };
+    r.latency_ms = ctx.started.elapsed().as_millis() as u64;
+    r.ttft_ms = end.ttft.map(|t| t.as_millis() as u64);
+    r.outcome = match end.outcome {
+        Outcome::Ok => LedgerOutcome::Ok,
+        Outcome::Failed(kind) => LedgerOutcome::Error(kind),
+        Outcome::ClientDisconnected => LedgerOutcome::ClientDisconnected,
+    };
+    r.stream = ctx.stream;
+    r
 }
 
-/// Everything known about a finished request.
-pub(crate) struct RequestEnd<'a> {
-    /// Who and what.
-    pub ctx: &'a Context,
-    /// Where it ran (None when no attempt succeeded).
-    pub served: Option<&'a Served>,
-    /// All attempts when none succeeded (otherwise in `served`).
-    pub failed_attempts: &'a AttemptLog,
-    /// Token counts reported by the upstream.
-    pub usage: Option<TokenUsage>,
-    /// Whether `usage` is partly estimated (a stream that broke before its usage arrived).
-    pub usage_estimated: bool,
-    /// Time to the first byte of a stream reaching the client.
-    pub ttft: Option<Duration>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The serving deployment has no known price.
-    pub unpriced: bool,
-}
+/// The attempts a request has started, kept outside the attempt loop so that a request
+/// dropped mid-attempt (client gone) can still record what it tried.
+#[derive(Clone, Default)]
+pub(crate) struct Tracker(Arc<Mutex<Vec<(Attempt, Instant)>>>);
 
-impl RequestEnd<'_> {
-    /// The cost of the served attempt at the deployment's prices.
-    pub fn cost(&self) -> Money {
-        match (self.served, self.usage) {
-            (Some(s), Some(u)) => s.deployment.prices.cost(&u),
-            _ => Money::ZERO,
-        }
-    }
-
-    /// Emits the request's end to logs, metrics, span attributes and the ledger.
-    pub fn emit(&self) {
-        let usage = self.usage.unwrap_or_default();
-        let cost = self.cost();
-        let attempts = self
-            .served
-            .map_or(self.failed_attempts.len(), |s| s.attempts.len());
-        let (deployment, provider) = match self.served {
-            Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
-            None => ("", ""),
+impl Tracker {
+    /// Notes an attempt on `d` starting now; returns its index for [`Tracker::end`].
+    pub fn start(&self, d: &Deployment) -> usize {
+        let attempt = Attempt {
+            deployment: d.id.clone(),
+            provider: d.provider.id.clone(),
+            error: None,
+            status: None,
+            latency: Duration::ZERO,
+            retryable: false,
+            hedge: false,
+            probe: false,
+            // Until it ends, an attempt counts as cancelled: that is what it is if the request
+            // is dropped now.
+            cancelled: true,
         };
-        tracing::info!(
-            request_id = ?self.ctx.request_id,
-            dialect = self.ctx.dialect.as_str(),
-            key = %self.ctx.key,
-            model = %self.ctx.model,
-            stream = self.ctx.stream,
-            deployment,
-            provider,
-            attempts,
-            input_tokens = usage.input,
-            output_tokens = usage.output,
-            cached_tokens = usage.cached_input,
-            usage_estimated = self.usage_estimated,
-            cost_usd = cost.as_usd(),
-            latency_ms = self.ctx.started.elapsed().as_millis() as u64,
-            ttft_ms = self.ttft.map(|t| t.as_millis() as u64),
-            outcome = self.outcome.as_str(),
-            "request finished"
-        );
-        crate::metrics::record(self, cost);
-        if crate::telemetry::traces_enabled() {
-            let span = &self.ctx.span;
-            span.record("gen_ai.usage.input_tokens", usage.input);
-            span.record("gen_ai.usage.output_tokens", usage.output);
-            span.record("switchyard.outcome", self.outcome.as_str());
-            span.record("switchyard.attempts", attempts as u64);
-            if let Some(s) = self.served {
-                span.record("switchyard.deployment", &*s.deployment.id);
-                span.record("gen_ai.provider.name", s.deployment.kind().as_str());
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.push((attempt, Instant::now()));
+        log.len() - 1
+    }
+
+    /// Notes how attempt `i` ended.
+    pub fn end<T>(&self, i: usize, result: &Result<T, switchyard_providers::AttemptError>) {
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((a, started)) = log.get_mut(i) {
+            a.latency = started.elapsed();
+            a.cancelled = false;
+            match result {
+                Ok(_) => a.status = Some(200),
+                Err(e) => {
+                    a.error = Some(e.kind);
+                    a.status = e.status;
+                }
             }
         }
-        if let Err(e) = self.ctx.ledger.try_record(self.record(cost)) {
-            tracing::error!(request_id = ?self.ctx.request_id, error = %e, "ledger record dropped");
+    }
+
+    /// The attempts so far; ones still running are cancelled, with their time until now.
+    fn snapshot(&self) -> AttemptLog {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .map(|(a, started)| {
+                let mut a = a.clone();
+                if a.cancelled {
+                    a.latency = started.elapsed();
+                }
+                a
+            })
+            .collect()
+    }
+}
+
+/// The end-of-request record an authenticated request still owes; paid at most once.
+pub(crate) struct Pending {
+    /// Who and what (the model is filled in once decoded).
+    pub ctx: Context,
+    /// The request's metric handles.
+    pub meters: Arc<Meters>,
+    /// What has been tried so far.
+    pub tracker: Tracker,
+    owed: bool,
+}
+
+impl Pending {
+    /// A request that owes its record from now on.
+    pub fn new(ctx: Context, meters: Arc<Meters>) -> Pending {
+        Pending {
+            ctx,
+            meters,
+            tracker: Tracker::default(),
+            owed: true,
         }
     }
 
-    /// The request's ledger record.
-    fn record(&self, cost: Money) -> LedgerRecord {
-        let ctx = self.ctx;
-        let mut r = LedgerRecord::new(
-            ctx.request_id.to_str().unwrap_or_default(),
-            ctx.time_ms,
-            ctx.model.to_string(),
-        );
-        r.key_id = Some(ctx.key_id.to_string());
-        r.team = ctx.team.as_deref().map(str::to_string);
-        r.data_class = ctx.data_class.as_deref().map(str::to_string);
-        let attempts = self.served.map_or(self.failed_attempts, |s| &s.attempts);
-        r.attempts = attempts
-            .iter()
-            .map(|a| AttemptRecord {
-                deployment: a.deployment.to_string(),
-                provider: a.provider.to_string(),
-                status: a.status,
-                error_kind: a.error,
-                latency_ms: a.latency.as_millis() as u64,
-            })
-            .collect();
-        if let Some(s) = self.served {
-            let d = &s.deployment;
-            r.deployment = Some(d.id.to_string());
-            r.provider = Some(d.provider.id.to_string());
-            r.cloud = Some(d.provider.cloud);
-            r.region = Some(d.provider.region.to_string());
-            r.jurisdiction = Some(d.provider.jurisdiction);
-        } else if let Some(last) = attempts.last() {
-            r.deployment = Some(last.deployment.to_string());
-            r.provider = Some(last.provider.to_string());
+    /// Records a request that failed after `attempts` (none when it never reached upstream).
+    pub fn failed(&mut self, kind: switchyard_types::ErrorKind, attempts: &[Attempt]) {
+        if !std::mem::take(&mut self.owed) {
+            return;
         }
-        r.usage = self.usage.unwrap_or_default();
-        // A failed request cost nothing; a served one is priced unless its deployment has no price.
-        r.price_known = self.served.is_none() || !self.unpriced;
-        r.cost = if r.price_known { cost } else { Money::ZERO };
-        r.latency_ms = ctx.started.elapsed().as_millis() as u64;
-        r.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
-        r.outcome = match self.outcome {
-            Outcome::Ok => LedgerOutcome::Ok,
-            Outcome::Failed(kind) => LedgerOutcome::Error(kind),
-            Outcome::ClientDisconnected => LedgerOutcome::ClientDisconnected,
+        let end = RequestEnd {
+            ctx: &self.ctx,
+            served: None,
+            failed_attempts: attempts,
+            usage: None,
+            usage_estimated: false,
+            ttft: None,
+            outcome: Outcome::Failed(kind),
+            unpriced: false,
         };
-        r.stream = ctx.stream;
-        r
+        emit(&end, &self.meters);
+    }
+
+    /// Records a complete answer from `served`.
+    pub fn answered(&mut self, served: &Served, usage: Option<TokenUsage>, unpriced: bool) {
+        if !std::mem::take(&mut self.owed) {
+            return;
+        }
+        let end = RequestEnd {
+            ctx: &self.ctx,
+            served: Some(served),
+            failed_attempts: &[],
+            usage,
+            usage_estimated: false,
+            ttft: None,
+            outcome: Outcome::Ok,
+            unpriced,
+        };
+        emit(&end, &self.meters);
+    }
+
+    /// Hands the record over to whoever ends the request later (a stream's relay).
+    pub fn hand_over(&mut self) -> (Context, Arc<Meters>) {
+        self.owed = false;
+        (self.ctx.clone(), self.meters.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.owed {
+            let attempts = self.tracker.snapshot();
+            let end = RequestEnd {
+                ctx: &self.ctx,
+                served: None,
+                failed_attempts: &attempts,
+                usage: None,
+                usage_estimated: false,
+                ttft: None,
+                outcome: Outcome::ClientDisconnected,
+                unpriced: false,
+            };
+            emit(&end, &self.meters);
+        }
+    }
+}
+
+/// Names the request's span after its model, once known (OpenTelemetry only).
+pub(crate) fn name_span(ctx: &Context) {
+    if crate::telemetry::traces_enabled() {
+        ctx.span.record("gen_ai.request.model", &*ctx.model);
+        // The OTel span has started by now, so its name is set through the OTel API.
+        ctx.span
+            .context()
+            .span()
+            .update_name(format!("{} {}", ctx.api.as_str(), ctx.model));
     }
 }

@@ -8,8 +8,9 @@
 //! with an error event in the client's protocol and never with a clean end marker, so no
 //! client mistakes half an answer for a whole one.
 
-use crate::ingress::Dialect;
-use crate::observe::{Context, Outcome, RequestEnd, Served};
+use crate::metrics::Meters;
+use crate::observe;
+use crate::request::{Context, Dialect, Outcome, RequestEnd, Served};
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -21,7 +22,7 @@ use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, o
 use switchyard_protocol::sse::{self, SseDecoder};
 use switchyard_protocol::{DecodeError, StreamEvent};
 use switchyard_providers::{AttemptError, ProviderSpec, Sent};
-use switchyard_router::{AttemptLog, Permit};
+use switchyard_router::Permit;
 use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 use tokio::time::Instant;
 
@@ -523,6 +524,7 @@ impl Relay {
     pub fn into_stream(
         self,
         ctx: Context,
+        meters: Arc<Meters>,
         served: Served,
         permit: Permit,
         admission: Option<Admission>,
@@ -531,6 +533,7 @@ impl Relay {
         let state = Forwarding {
             relay: self,
             ctx,
+            meters,
             served,
             permit: Some(permit),
             admission,
@@ -571,6 +574,7 @@ impl Relay {
 struct Forwarding {
     relay: Relay,
     ctx: Context,
+    meters: Arc<Meters>,
     served: Served,
     /// The deployment's capacity, held until the stream ends, then settled with its usage.
     permit: Option<Permit>,
@@ -613,16 +617,16 @@ impl Drop for Forwarding {
         if let Some(admission) = self.admission.take() {
             admission.settle_detached(spent, cost);
         }
-        RequestEnd {
+        let end = RequestEnd {
             ctx: &self.ctx,
             served: Some(&self.served),
-            failed_attempts: &AttemptLog::new(),
+            failed_attempts: &[],
             usage,
             usage_estimated: estimated,
             ttft: self.ttft,
             outcome,
             unpriced: self.unpriced,
-        }
-        .emit();
+        };
+        observe::emit(&end, &self.meters);
     }
 }

@@ -1,22 +1,19 @@
-//! The Anthropic-compatible front door: `POST /v1/messages`, so Anthropic-SDK clients can be
-//! routed to any provider.
+//! The Anthropic-compatible front door: `POST /v1/messages` and its `count_tokens`, so
+//! Anthropic-SDK clients can be routed to any provider.
 
-use super::{
-    authenticate, chat_front_door, finish, read_body, request_id, request_span, resolve_model,
-    Dialect,
-};
-use crate::egress::{self, IngressRequest};
-use crate::{pipeline, ApiError, AppState};
+use crate::egress::IngressRequest;
+use crate::endpoints::{Chat, CountTokens};
+use crate::error::ApiError;
+use crate::pipeline::{self, Front};
+use crate::request::{Api, Dialect};
+use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use http::HeaderMap;
 use std::sync::Arc;
 use switchyard_protocol::codec::anthropic_messages;
-use switchyard_providers::{Operation, Timeouts};
-use switchyard_router::Estimate;
-use switchyard_types::{ErrorKind, ProviderKind};
-use tracing::Instrument;
+use switchyard_types::ErrorKind;
 
 /// Anthropic requires the header; so do we, to stay protocol-correct for its SDKs.
 fn require_version(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -36,81 +33,38 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat_front_door(
-        state,
-        headers,
-        body,
-        Dialect::Anthropic,
-        |headers, bytes| {
-            require_version(headers)?;
-            let request = anthropic_messages::decode_request(bytes)?;
-            Ok((IngressRequest::Anthropic(request), extension(bytes)?))
-        },
-    )
+    let front = Front {
+        dialect: Dialect::Anthropic,
+        api: Api::Chat,
+    };
+    pipeline::run(state, headers, body, front, |headers, bytes| {
+        require_version(headers)?;
+        let request = anthropic_messages::decode_request(&bytes)?;
+        Ok(Chat {
+            request: IngressRequest::Anthropic(request),
+            extension: extension(&bytes)?,
+        })
+    })
     .await
 }
 
-/// `POST /v1/messages/count_tokens`: answered by the first of the model's deployments whose
-/// protocol can count (Anthropic, Gemini, Vertex); a 400 when none can.
+/// `POST /v1/messages/count_tokens`.
 pub(crate) async fn count_tokens(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let id = request_id();
-    let span = request_span(&id, "count_tokens");
-    let result = async {
-        let snapshot = state.snapshot();
-        let key = authenticate(&state, &snapshot, &headers).await?;
-        require_version(&headers)?;
-        let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
-        let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);
-        let model = resolve_model(&snapshot, &key, &request.model)?;
-        let counts = |k: ProviderKind| matches!(k, ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex);
-        if !model.deployments.iter().any(|d| counts(d.kind())) {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens (anthropic, gemini, vertex)",
-                    model.name
-                ),
-            ));
-        }
-        let estimate = Estimate {
-            input_tokens: request.estimate_input_tokens(),
-            max_output_tokens: 0,
-        };
-        let preferences = pipeline::preferences(&headers, None)?;
-        let mut plan = pipeline::route(&state, &snapshot, &model.name, key.data_class.as_ref(), &preferences, estimate, false)?;
-        plan.candidates.retain(|c| counts(c.deployment.kind()));
-        let total = snapshot.settings.timeouts.total;
-        let timeouts = Timeouts { first_byte: total, total };
-        let budget = snapshot.catalog.policy().budget;
-        let served = switchyard_router::execute(&plan, &state.health, &budget, |d| {
-            let (state, request) = (state.clone(), request.clone());
-            async move {
-                let body = egress::count_tokens_body(&request, &d)?;
-                let sent = state
-                    .upstream
-                    .send(&d.provider, Operation::CountTokens, &d.upstream_model, body, timeouts)
-                    .await?;
-                let answer = sent.body(&d.provider, 1024 * 1024).await?;
-                egress::count_tokens_answer(&d, &answer)
-            }
+    let front = Front {
+        dialect: Dialect::Anthropic,
+        api: Api::CountTokens,
+    };
+    pipeline::run(state, headers, body, front, |headers, bytes| {
+        require_version(headers)?;
+        Ok(CountTokens {
+            request: anthropic_messages::decode_count_tokens_request(&bytes)?,
         })
-        .await
-        .map_err(|f| ApiError::from(f.error))?;
-        let mut response = Response::new(Body::from(anthropic_messages::encode_count_tokens_response(served.value)));
-        // Counting is free: release the capacity at once.
-        served.permit.settle(&Default::default());
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        Ok(response)
-    }
-    .instrument(span)
-    .await;
-    finish(result, id, Dialect::Anthropic)
+    })
+    .await
 }
 
 /// The body's `switchyard` routing extension, if present (a shallow look at the top level).
