@@ -103,6 +103,64 @@ def line(path):
           f"(others {m.get('others_cores')} cores, steal {m.get('steal_cores')}{', NOISY' if r.get('noisy') else ''})")
 
 
+def profile(meta):
+    """The gateway's config profile; runs from before profiles existed were pass-through only."""
+    return meta.get("profile") or "passthrough"
+
+
+def usd(x):
+    return "–" if x is None else f"{float(x):,.6f}"
+
+
+def governance(out: Path, meta, runs):
+    """features-on: what the gateway's admin API said about the budgets at the end of each
+    gateway run, and what the SQLite ledger holds for the managed key afterwards."""
+    key_id = meta.get("managed_key_id")
+    gdir = out / "governance"
+    if profile(meta) != "features-on" or not key_id or not gdir.is_dir():
+        return
+    checks = []
+    print(f"### Governance (profile `features-on`, managed key `{key_id}`)")
+    print()
+    print("| mode | conc | requests measured | key budget spent USD | team budget spent USD | reserved USD | key budget USD |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    spent_everywhere = True
+    for (mode, c, t), r in sorted(runs.items()):
+        if t != "gateway":
+            continue
+        f = gdir / f"{mode}-c{c}-r{r.get('rep', 1)}-a{r.get('attempt', 1)}.budgets.json"
+        rows = json.loads(f.read_text()).get("data", []) if f.exists() else []
+        key = next((b for b in rows if b.get("key_id") == key_id), None)
+        team = next((b for b in rows if b.get("scope") == "team" and b.get("team") == "bench"), None)
+        spent_everywhere &= bool(key and float(key["spent_usd"]) > 0 and team and float(team["spent_usd"]) > 0)
+        print(f"| {mode} | {c} | {r['count']:,} | {usd(key and key['spent_usd'])} | {usd(team and team['spent_usd'])} | "
+              f"{usd(key and key['reserved_usd'])} | {usd(key and key['limit_usd'])} |")
+    print()
+    checks.append(("features-on: spend settled against the key's and the team's budget in every gateway run",
+                   spent_everywhere, "from GET /admin/budgets before each gateway stopped"))
+    ledger = gdir / "ledger-spend-by-key.json"
+    if ledger.exists():
+        doc = json.loads(ledger.read_text())
+        mine = next((row for row in doc.get("rows", []) if row.get("group") == key_id), None)
+        others = [row["group"] for row in doc.get("rows", []) if row.get("group") != key_id]
+        print(f"Ledger (`switchyard report spend --by key` on the gateway's SQLite ledger after the last gateway "
+              f"stopped): {mine['requests']:,} records for `{key_id}`, {mine['cost_usd']} USD"
+              if mine else f"Ledger: no records for `{key_id}`", end="")
+        print(f"; other keys: {', '.join(others)}." if others else "; no other key.")
+        by_dep = out / "governance" / "ledger-spend-by-deployment.json"
+        if by_dep.exists():
+            rows = json.loads(by_dep.read_text()).get("rows", [])
+            print("By deployment: " + ", ".join(f"`{row['group']}` {row['requests']:,}" for row in rows) + ".")
+        print()
+        measured = sum(r["count"] for (_, _, t), r in runs.items() if t == "gateway")
+        checks.append(("features-on: the ledger holds at least the measured requests, all under the managed key",
+                       bool(mine) and not others and mine["requests"] >= measured,
+                       f"{mine['requests'] if mine else 0:,} records, {measured:,} requests measured"))
+    for name, ok, detail in checks:
+        print(f"- {'ok' if ok else 'FAILED'}: {name} ({detail})")
+    print()
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--line":
         return line(sys.argv[2])
@@ -114,7 +172,8 @@ def main():
     print(f"Run {meta['date']}, commit `{meta['commit']}`{' (with uncommitted changes)' if meta.get('dirty') else ''}, "
           f"{meta['nproc']} × {meta['cpu']}, kernel {meta['kernel']}, nginx {meta['nginx']}, "
           f"{meta['warmup_s']} s warm-up + {meta['duration_s']} s measured per case, median of {meta.get('repeat', 1)} runs, "
-          f"gateway binary built {meta.get('gateway_built', '?')}, gateway log level `{meta['gateway_log']}`"
+          f"gateway binary built {meta.get('gateway_built', '?')}, gateway profile `{profile(meta)}`, "
+          f"gateway log level `{meta['gateway_log']}`"
           + (f", extra gateway config `{meta['gateway_toml']!r}`" if meta.get("gateway_toml") else "") + ".")
     print()
     checks = []
@@ -122,7 +181,7 @@ def main():
         concs = sorted({c for (m, c, _) in runs if m == mode})
         if not concs:
             continue
-        print(f"### {title}")
+        print(f"### {title}, gateway profile `{profile(meta)}`")
         print()
         print("| conc | direct p50 / p99 µs | nginx added p50 / p99 µs | gateway added p50 / p99 µs "
               "| rps direct | nginx ÷ direct | gateway ÷ direct | gateway ÷ nginx "
@@ -195,6 +254,7 @@ def main():
             print(f"| {t} | {r.get('offered_rps')} | {r['count']:,} | {r['errors']} | {fmt_us(tt.get('p50'))} / {fmt_us(tt.get('p99'))} | "
                   f"{fmt_us(tot.get('p50'))} / {fmt_us(tot.get('p99'))} | {cpu if cpu is not None else '–'} | {mb(proxy(r, 'vm_hwm_kb'))} |")
         print()
+    governance(out, meta, runs)
     if checks:
         print("### Targets")
         print()

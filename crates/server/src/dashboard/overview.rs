@@ -5,12 +5,27 @@
 //!
 //! [`build`] is a pure function over ledger records, a plain view of the catalog and the
 //! deployments' health, so it is unit-tested without a server.
+//!
+//! This file holds the window, the filter and the aggregation (totals, breakdowns, timeline,
+//! filter options); `input` the catalog and health views it reads, `output` the document's
+//! types, `deployments` the per-deployment table and `concentration` the single-cloud view.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use switchyard_ledger::store::NONE_GROUP;
 use switchyard_ledger::{LedgerRecord, Outcome};
 use switchyard_types::Money;
+
+mod concentration;
+mod deployments;
+mod input;
+mod output;
+
+pub use input::{BreakerState, CatalogDeployment, CatalogModel, CatalogView, HealthView};
+pub use output::{
+    Breakdowns, Bucket, CloudShare, Concentration, DeploymentStats, Group, KindCount, ModelSpread,
+    Options, Overview, Percentiles, Totals, WindowInfo,
+};
 
 /// The shortest window the overview accepts, in seconds.
 pub const MIN_WINDOW_SECS: i64 = 10;
@@ -104,65 +119,6 @@ impl Filter {
     }
 }
 
-/// The catalog as the overview needs it.
-#[derive(Debug, Clone, Default)]
-pub struct CatalogView {
-    /// Models in config order.
-    pub models: Vec<CatalogModel>,
-}
-
-/// One model of the catalog.
-#[derive(Debug, Clone)]
-pub struct CatalogModel {
-    /// The client-facing name.
-    pub name: String,
-    /// Its deployments.
-    pub deployments: Vec<CatalogDeployment>,
-    /// Its fallback models, in order.
-    pub fallbacks: Vec<String>,
-}
-
-/// One deployment of the catalog.
-#[derive(Debug, Clone)]
-pub struct CatalogDeployment {
-    /// The deployment id.
-    pub id: String,
-    /// Its provider.
-    pub provider: String,
-    /// The provider's cloud.
-    pub cloud: String,
-    /// The provider's region.
-    pub region: String,
-}
-
-/// A deployment's health right now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HealthView {
-    /// The breaker's state.
-    pub breaker: BreakerState,
-    /// Why it opened, when it is not closed.
-    pub reason: Option<String>,
-    /// Resting after a 429 or Retry-After.
-    pub cooling_down: bool,
-    /// Requests in flight now.
-    pub in_flight: u32,
-    /// Times the breaker opened since the gateway started.
-    pub trips: u64,
-}
-
-/// A circuit breaker's state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Traffic flows.
-    #[default]
-    Closed,
-    /// No traffic until the open period ends.
-    Open,
-    /// One probe may go through.
-    HalfOpen,
-}
-
 /// The window an overview covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -183,285 +139,6 @@ impl Window {
             bucket_secs: bucket_secs(secs),
         }
     }
-}
-
-/// Everything the dashboard shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct Overview {
-    /// The window covered.
-    pub window: WindowInfo,
-    /// The filters applied.
-    pub filters: Filter,
-    /// Sums over the window.
-    pub totals: Totals,
-    /// Requests, errors and cost per bucket, oldest first, covering the whole window.
-    pub timeline: Vec<Bucket>,
-    /// Traffic and spend per group.
-    pub breakdowns: Breakdowns,
-    /// Per deployment: traffic, latency, errors, failovers, breaker.
-    pub deployments: Vec<DeploymentStats>,
-    /// What depends on a single cloud.
-    pub concentration: Concentration,
-    /// Values for the filter selects (unfiltered: catalog and window).
-    pub options: Options,
-    /// True when the window held more records than the overview reads; everything then covers
-    /// the newest ones only.
-    pub truncated: bool,
-}
-
-/// The window covered.
-#[derive(Debug, Clone, Serialize)]
-pub struct WindowInfo {
-    /// Length in seconds.
-    pub seconds: i64,
-    /// Timeline bucket length in seconds.
-    pub bucket_seconds: i64,
-    /// Inclusive start, Unix milliseconds.
-    pub since_ms: i64,
-    /// Exclusive end, Unix milliseconds.
-    pub until_ms: i64,
-    /// Inclusive start, RFC 3339.
-    pub since: String,
-    /// Exclusive end, RFC 3339.
-    pub until: String,
-}
-
-/// Sums over the window.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Totals {
-    /// Requests.
-    pub requests: u64,
-    /// Requests answered in full.
-    pub ok: u64,
-    /// Requests that ended in an error.
-    pub errors: u64,
-    /// Requests whose client went away first.
-    pub client_disconnected: u64,
-    /// Requests that needed more than one upstream attempt.
-    pub failovers: u64,
-    /// Upstream attempts.
-    pub attempts: u64,
-    /// Streamed requests.
-    pub streams: u64,
-    /// Input tokens (cached included).
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cached input tokens.
-    pub cached_tokens: u64,
-    /// Input plus output tokens.
-    pub tokens: u64,
-    /// Cost in USD (for display; `cost_nanos` is exact).
-    pub cost_usd: f64,
-    /// Cost in nano-USD.
-    pub cost_nanos: i64,
-    /// Requests served where no price was known (not in the cost).
-    pub unpriced_requests: u64,
-    /// errors / requests (0 without requests).
-    pub error_rate: f64,
-    /// Latency of successful requests.
-    pub latency_ms: Option<Percentiles>,
-    /// Time to first token of successful streams.
-    pub ttft_ms: Option<Percentiles>,
-    /// Errors by kind, most frequent first.
-    pub errors_by_kind: Vec<KindCount>,
-}
-
-/// A count of one error kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KindCount {
-    /// The kind (`upstream_server`, `no_capacity`, ...).
-    pub kind: String,
-    /// How many requests ended with it.
-    pub count: u64,
-}
-
-/// Nearest-rank percentiles, milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: u64,
-    /// 95th percentile.
-    pub p95: u64,
-    /// Samples.
-    pub samples: u64,
-}
-
-/// One timeline bucket.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Bucket {
-    /// Bucket start, Unix milliseconds.
-    pub start_ms: i64,
-    /// Requests that arrived in it.
-    pub requests: u64,
-    /// Of those, ended in error.
-    pub errors: u64,
-    /// Of those, failed over.
-    pub failovers: u64,
-    /// Tokens.
-    pub tokens: u64,
-    /// Cost in USD.
-    pub cost_usd: f64,
-    /// Cost in nano-USD.
-    pub cost_nanos: i64,
-}
-
-/// Traffic and spend per group.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Breakdowns {
-    /// By the serving provider's cloud.
-    pub cloud: Vec<Group>,
-    /// By the serving provider.
-    pub provider: Vec<Group>,
-    /// By the serving provider's region.
-    pub region: Vec<Group>,
-    /// By logical model.
-    pub model: Vec<Group>,
-    /// By the key's team.
-    pub team: Vec<Group>,
-}
-
-/// One group of a breakdown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Group {
-    /// The group's value, or `(none)`.
-    pub name: String,
-    /// Requests.
-    pub requests: u64,
-    /// Requests that ended in error.
-    pub errors: u64,
-    /// Tokens.
-    pub tokens: u64,
-    /// Cost in USD.
-    pub cost_usd: f64,
-    /// Cost in nano-USD.
-    pub cost_nanos: i64,
-    /// Share of the window's requests (0-1).
-    pub request_share: f64,
-    /// Share of the window's cost (0-1).
-    pub cost_share: f64,
-}
-
-/// One deployment's traffic and health.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeploymentStats {
-    /// The deployment id.
-    pub deployment: String,
-    /// Its provider.
-    pub provider: String,
-    /// The provider's cloud.
-    pub cloud: String,
-    /// The provider's region.
-    pub region: String,
-    /// Models that list it.
-    pub models: Vec<String>,
-    /// Requests it served (or last tried).
-    pub requests: u64,
-    /// Of those, ended in error.
-    pub errors: u64,
-    /// Upstream attempts on it.
-    pub attempts: u64,
-    /// Attempts on it that failed.
-    pub failed_attempts: u64,
-    /// Failed attempts on it after which the request went on to another attempt.
-    pub failovers: u64,
-    /// Latency of its successful requests.
-    pub latency_ms: Option<Percentiles>,
-    /// Time to first token of its successful streams.
-    pub ttft_ms: Option<Percentiles>,
-    /// Cost in USD of the requests it served.
-    pub cost_usd: f64,
-    /// Cost in nano-USD.
-    pub cost_nanos: i64,
-    /// The breaker's state now.
-    pub breaker: BreakerState,
-    /// Why the breaker is not closed.
-    pub breaker_reason: Option<String>,
-    /// Resting after a 429 or Retry-After.
-    pub cooling_down: bool,
-    /// Requests in flight now.
-    pub in_flight: u32,
-    /// Times the breaker opened since the gateway started.
-    pub trips: u64,
-    /// Whether the current config still lists it.
-    pub in_catalog: bool,
-}
-
-/// What share of traffic and spend depends on each cloud, and which models have no
-/// deployment outside a single cloud.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Concentration {
-    /// Per cloud, costliest first.
-    pub clouds: Vec<CloudShare>,
-    /// Per catalog model.
-    pub models: Vec<ModelSpread>,
-    /// Models whose own deployments are all on one cloud.
-    pub single_cloud_models: Vec<String>,
-    /// Share of the window's requests asking for a single-cloud model.
-    pub single_cloud_request_share: f64,
-    /// Share of the window's cost from single-cloud models.
-    pub single_cloud_cost_share: f64,
-}
-
-/// One cloud's share.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CloudShare {
-    /// The cloud.
-    pub cloud: String,
-    /// Requests served there.
-    pub requests: u64,
-    /// Share of requests (0-1).
-    pub request_share: f64,
-    /// Cost in USD.
-    pub cost_usd: f64,
-    /// Cost in nano-USD.
-    pub cost_nanos: i64,
-    /// Share of cost (0-1).
-    pub cost_share: f64,
-    /// Catalog deployments on this cloud.
-    pub deployments: u64,
-    /// Catalog models with at least one deployment on this cloud.
-    pub models: Vec<String>,
-}
-
-/// Where one model can run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ModelSpread {
-    /// The model.
-    pub model: String,
-    /// Clouds of its own deployments.
-    pub clouds: Vec<String>,
-    /// Its deployments.
-    pub deployments: Vec<String>,
-    /// Clouds reachable through its fallback models (transitively), its own excluded.
-    pub fallback_clouds: Vec<String>,
-    /// Its own deployments are all on one cloud.
-    pub single_cloud: bool,
-    /// Even with fallbacks, everything is on one cloud.
-    pub no_escape: bool,
-    /// Requests asking for it in the window.
-    pub requests: u64,
-    /// Share of requests (0-1).
-    pub request_share: f64,
-    /// Cost in USD.
-    pub cost_usd: f64,
-    /// Share of cost (0-1).
-    pub cost_share: f64,
-}
-
-/// Values for the filter selects.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Options {
-    /// Clouds.
-    pub clouds: Vec<String>,
-    /// Providers.
-    pub providers: Vec<String>,
-    /// Regions.
-    pub regions: Vec<String>,
-    /// Models.
-    pub models: Vec<String>,
-    /// Teams.
-    pub teams: Vec<String>,
 }
 
 fn share(part: u64, whole: u64) -> f64 {
@@ -540,21 +217,6 @@ fn groups(map: BTreeMap<String, Acc>, total: &Acc) -> Vec<Group> {
             .then_with(|| a.name.cmp(&b.name))
     });
     v
-}
-
-#[derive(Default)]
-struct DeploymentAcc {
-    provider: Option<String>,
-    cloud: Option<String>,
-    region: Option<String>,
-    requests: u64,
-    errors: u64,
-    attempts: u64,
-    failed_attempts: u64,
-    failovers: u64,
-    latency: Vec<u64>,
-    ttft: Vec<u64>,
-    cost: Money,
 }
 
 fn name_or_none(v: Option<&str>) -> String {
@@ -667,8 +329,8 @@ pub fn build(
         },
         filters: filter.clone(),
         timeline: timeline(&kept, window),
-        deployments: deployments(&kept, filter, catalog, health),
-        concentration: concentration(
+        deployments: deployments::deployments(&kept, filter, catalog, health),
+        concentration: concentration::concentration(
             catalog,
             filter,
             &by_model_acc,
@@ -712,214 +374,6 @@ fn timeline(records: &[&LedgerRecord], window: Window) -> Vec<Bucket> {
         b.cost_usd = Money(b.cost_nanos).as_usd();
     }
     buckets
-}
-
-fn deployments(
-    records: &[&LedgerRecord],
-    filter: &Filter,
-    catalog: &CatalogView,
-    health: &dyn Fn(&str) -> HealthView,
-) -> Vec<DeploymentStats> {
-    let mut accs: BTreeMap<String, DeploymentAcc> = BTreeMap::new();
-    let mut models_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut known: HashMap<String, &CatalogDeployment> = HashMap::new();
-    for m in &catalog.models {
-        for d in &m.deployments {
-            known.insert(d.id.clone(), d);
-            models_of
-                .entry(d.id.clone())
-                .or_default()
-                .insert(m.name.clone());
-            if filter.matches_deployment(Some(&m.name), d) {
-                accs.entry(d.id.clone()).or_default();
-            }
-        }
-    }
-    for r in records {
-        for (i, a) in r.attempts.iter().enumerate() {
-            let acc = accs.entry(a.deployment.clone()).or_default();
-            acc.attempts += 1;
-            if a.error_kind.is_some() {
-                acc.failed_attempts += 1;
-                acc.failovers += u64::from(i + 1 < r.attempts.len());
-            }
-            acc.provider.get_or_insert_with(|| a.provider.clone());
-        }
-        let Some(d) = &r.deployment else { continue };
-        let acc = accs.entry(d.clone()).or_default();
-        acc.provider = r.provider.clone().or(acc.provider.take());
-        acc.cloud = r.cloud.map(|c| c.as_str().to_owned()).or(acc.cloud.take());
-        acc.region = r.region.clone().or(acc.region.take());
-        acc.requests += 1;
-        acc.cost += r.cost;
-        match r.outcome {
-            Outcome::Ok => {
-                acc.latency.push(r.latency_ms);
-                if let Some(t) = r.ttft_ms.filter(|_| r.stream) {
-                    acc.ttft.push(t);
-                }
-            }
-            Outcome::Error(_) => acc.errors += 1,
-            Outcome::ClientDisconnected => {}
-        }
-    }
-    let mut out: Vec<DeploymentStats> = accs
-        .into_iter()
-        .map(|(id, mut acc)| {
-            let cat = known.get(&id);
-            let h = health(&id);
-            DeploymentStats {
-                provider: cat
-                    .map(|d| d.provider.clone())
-                    .or(acc.provider.take())
-                    .unwrap_or_else(|| NONE_GROUP.into()),
-                cloud: cat
-                    .map(|d| d.cloud.clone())
-                    .or(acc.cloud.take())
-                    .unwrap_or_else(|| NONE_GROUP.into()),
-                region: cat
-                    .map(|d| d.region.clone())
-                    .or(acc.region.take())
-                    .unwrap_or_else(|| NONE_GROUP.into()),
-                models: models_of
-                    .get(&id)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default(),
-                requests: acc.requests,
-                errors: acc.errors,
-                attempts: acc.attempts,
-                failed_attempts: acc.failed_attempts,
-                failovers: acc.failovers,
-                latency_ms: percentiles(&mut acc.latency),
-                ttft_ms: percentiles(&mut acc.ttft),
-                cost_usd: acc.cost.as_usd(),
-                cost_nanos: acc.cost.nanos(),
-                breaker: h.breaker,
-                breaker_reason: h.reason,
-                cooling_down: h.cooling_down,
-                in_flight: h.in_flight,
-                trips: h.trips,
-                in_catalog: cat.is_some(),
-                deployment: id,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.requests
-            .cmp(&a.requests)
-            .then(b.attempts.cmp(&a.attempts))
-            .then_with(|| a.deployment.cmp(&b.deployment))
-    });
-    out
-}
-
-fn concentration(
-    catalog: &CatalogView,
-    filter: &Filter,
-    by_model: &HashMap<String, (u64, Money)>,
-    by_cloud: &HashMap<String, (u64, Money)>,
-    total_requests: u64,
-    total_cost: Money,
-) -> Concentration {
-    let by_name: HashMap<&str, &CatalogModel> = catalog
-        .models
-        .iter()
-        .map(|m| (m.name.as_str(), m))
-        .collect();
-    let own_clouds = |m: &CatalogModel| -> BTreeSet<String> {
-        m.deployments.iter().map(|d| d.cloud.clone()).collect()
-    };
-    let mut models = Vec::new();
-    let mut single = Vec::new();
-    let (mut single_requests, mut single_cost) = (0u64, Money::ZERO);
-    let mut cloud_models: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut cloud_deployments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for m in &catalog.models {
-        if filter.model.as_deref().is_some_and(|w| w != m.name) {
-            continue;
-        }
-        let clouds = own_clouds(m);
-        for d in &m.deployments {
-            cloud_models
-                .entry(d.cloud.clone())
-                .or_default()
-                .insert(m.name.clone());
-            cloud_deployments
-                .entry(d.cloud.clone())
-                .or_default()
-                .insert(d.id.clone());
-        }
-        // Clouds reachable through fallbacks, transitively, each model once.
-        let mut fallback_clouds = BTreeSet::new();
-        let mut seen: BTreeSet<&str> = BTreeSet::from([m.name.as_str()]);
-        let mut queue: Vec<&str> = m.fallbacks.iter().map(String::as_str).collect();
-        while let Some(name) = queue.pop() {
-            if !seen.insert(name) {
-                continue;
-            }
-            if let Some(f) = by_name.get(name) {
-                fallback_clouds.extend(own_clouds(f));
-                queue.extend(f.fallbacks.iter().map(String::as_str));
-            }
-        }
-        let no_escape = clouds.union(&fallback_clouds).count() <= 1;
-        let single_cloud = clouds.len() == 1;
-        for c in &clouds {
-            fallback_clouds.remove(c);
-        }
-        let (requests, cost) = by_model.get(&m.name).copied().unwrap_or_default();
-        if single_cloud {
-            single.push(m.name.clone());
-            single_requests += requests;
-            single_cost += cost;
-        }
-        models.push(ModelSpread {
-            model: m.name.clone(),
-            clouds: clouds.into_iter().collect(),
-            deployments: m.deployments.iter().map(|d| d.id.clone()).collect(),
-            fallback_clouds: fallback_clouds.into_iter().collect(),
-            single_cloud,
-            no_escape,
-            requests,
-            request_share: share(requests, total_requests),
-            cost_usd: cost.as_usd(),
-            cost_share: cost_share(cost, total_cost),
-        });
-    }
-    let names: BTreeSet<&String> = by_cloud.keys().chain(cloud_models.keys()).collect();
-    let mut clouds: Vec<CloudShare> = names
-        .into_iter()
-        .filter(|c| filter.cloud.as_deref().is_none_or(|w| w == c.as_str()))
-        .map(|c| {
-            let (requests, cost) = by_cloud.get(c).copied().unwrap_or_default();
-            CloudShare {
-                cloud: c.clone(),
-                requests,
-                request_share: share(requests, total_requests),
-                cost_usd: cost.as_usd(),
-                cost_nanos: cost.nanos(),
-                cost_share: cost_share(cost, total_cost),
-                deployments: cloud_deployments.get(c).map_or(0, |s| s.len() as u64),
-                models: cloud_models
-                    .get(c)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    clouds.sort_by(|a, b| {
-        b.cost_nanos
-            .cmp(&a.cost_nanos)
-            .then(b.requests.cmp(&a.requests))
-            .then_with(|| a.cloud.cmp(&b.cloud))
-    });
-    Concentration {
-        clouds,
-        models,
-        single_cloud_models: single,
-        single_cloud_request_share: share(single_requests, total_requests),
-        single_cloud_cost_share: cost_share(single_cost, total_cost),
-    }
 }
 
 fn options(records: &[&LedgerRecord], catalog: &CatalogView, teams: &[String]) -> Options {
