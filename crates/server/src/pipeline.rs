@@ -182,7 +182,7 @@ pub(crate) async fn chat(
                     let translator = request.translator(&d)?;
                     let sent = state
                         .upstream
-                        .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                        .send(&d.provider, &d.endpoints, op, body, timeouts)
                         .await?;
                     Relay::open(sent, d.provider.clone(), translator, stall).await
                 },
@@ -218,7 +218,7 @@ pub(crate) async fn chat(
                     let body = request.upstream_body(&d)?;
                     let sent = state
                         .upstream
-                        .send(&d.provider, op, &d.upstream_model, body, timeouts)
+                        .send(&d.provider, &d.endpoints, op, body, timeouts)
                         .await?;
                     let upstream = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
                     request.client_body(&d, upstream)

@@ -92,7 +92,7 @@ pub(crate) async fn count_tokens(
                 let body = egress::count_tokens_body(&request, &d)?;
                 let sent = state
                     .upstream
-                    .send(&d.provider, Operation::CountTokens, &d.upstream_model, body, timeouts)
+                    .send(&d.provider, &d.endpoints, Operation::CountTokens, body, timeouts)
                     .await?;
                 let answer = sent.body(&d.provider, 1024 * 1024).await?;
                 egress::count_tokens_answer(&d, &answer)
