@@ -161,7 +161,7 @@ fn apply(rows: &mut Vec<StoredRecord>, m: &Mutation) -> ChainHead {
                 rows[i].seq = a;
                 rows[i + 1].seq = b;
             } else {
-                rows[0].record.model.push('x');
+                rows[0].record.model = format!("{}x", rows[0].record.model).into();
             }
         }
     }

@@ -617,7 +617,7 @@ pub fn build(
             name_or_none(r.cloud.map(|c| c.as_str())),
             name_or_none(r.provider.as_deref()),
             name_or_none(r.region.as_deref()),
-            r.model.clone(),
+            r.model.to_string(),
             name_or_none(r.team.as_deref()),
         ];
         for (map, key) in by.iter_mut().zip(keys) {
@@ -737,19 +737,23 @@ fn deployments(
     }
     for r in records {
         for (i, a) in r.attempts.iter().enumerate() {
-            let acc = accs.entry(a.deployment.clone()).or_default();
+            let acc = accs.entry(a.deployment.to_string()).or_default();
             acc.attempts += 1;
             if a.error_kind.is_some() {
                 acc.failed_attempts += 1;
                 acc.failovers += u64::from(i + 1 < r.attempts.len());
             }
-            acc.provider.get_or_insert_with(|| a.provider.clone());
+            acc.provider.get_or_insert_with(|| a.provider.to_string());
         }
         let Some(d) = &r.deployment else { continue };
-        let acc = accs.entry(d.clone()).or_default();
-        acc.provider = r.provider.clone().or(acc.provider.take());
+        let acc = accs.entry(d.to_string()).or_default();
+        acc.provider = r
+            .provider
+            .as_deref()
+            .map(str::to_owned)
+            .or(acc.provider.take());
         acc.cloud = r.cloud.map(|c| c.as_str().to_owned()).or(acc.cloud.take());
-        acc.region = r.region.clone().or(acc.region.take());
+        acc.region = r.region.as_deref().map(str::to_owned).or(acc.region.take());
         acc.requests += 1;
         acc.cost += r.cost;
         match r.outcome {
@@ -940,9 +944,9 @@ fn options(records: &[&LedgerRecord], catalog: &CatalogView, teams: &[String]) -
         if let Some(c) = r.cloud {
             clouds.insert(c.as_str().to_owned());
         }
-        providers.extend(r.provider.clone());
-        regions.extend(r.region.clone());
-        models.insert(r.model.clone());
+        providers.extend(r.provider.as_deref().map(str::to_owned));
+        regions.extend(r.region.as_deref().map(str::to_owned));
+        models.insert(r.model.to_string());
         team_names.insert(name_or_none(r.team.as_deref()));
     }
     Options {
