@@ -24,12 +24,17 @@ pub fn generate() -> String {
 
 /// A random id with a readable prefix (`key_…`), not secret.
 pub fn new_id(prefix: &str) -> String {
-    let random: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(16)
-        .map(char::from)
-        .collect();
-    format!("{prefix}_{random}")
+    // One allocation: this runs for every admission.
+    let mut id = String::with_capacity(prefix.len() + 17);
+    id.push_str(prefix);
+    id.push('_');
+    id.extend(
+        rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(16)
+            .map(char::from),
+    );
+    id
 }
 
 /// The stored form of a secret: lowercase hex SHA-256.
@@ -37,7 +42,12 @@ pub fn new_id(prefix: &str) -> String {
 /// A plain hash (no salt, no KDF) is right here: secrets are 200+ random bits, so there is
 /// nothing to brute-force, and lookups must be by hash on every request.
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest(secret))
+}
+
+/// The raw SHA-256 of a secret, whose lowercase hex is [`hash`] (for in-memory lookups).
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// The non-secret display prefix of a secret.

@@ -161,7 +161,7 @@ fn apply(rows: &mut Vec<StoredRecord>, m: &Mutation) -> ChainHead {
                 rows[i].seq = a;
                 rows[i + 1].seq = b;
             } else {
-                rows[0].record.model.push('x');
+                rows[0].record.model = format!("{}x", rows[0].record.model).into();
             }
         }
     }
@@ -189,4 +189,64 @@ proptest! {
         let report = verify(&rows, head);
         prop_assert!(!report.ok, "{:?} went unnoticed", m);
     }
+}
+
+/// A record with every field set, built the same way whatever the string fields' types.
+fn full_record() -> LedgerRecord {
+    let mut r = LedgerRecord::new("req-full", 1_790_000_000_456, "gpt-4o \"mini\" ünï");
+    r.key_id = Some("key-1".into());
+    r.team = Some("team/a".into());
+    r.deployment = Some("gpt-4o@azure-eu".into());
+    r.provider = Some("azure-sweden".into());
+    r.cloud = Some(switchyard_types::Cloud::Azure);
+    r.region = Some("swedencentral".into());
+    r.jurisdiction = Some(switchyard_types::Jurisdiction::Eu);
+    r.data_class = Some("pii\n".into());
+    r.attempts = vec![
+        crate::record::AttemptRecord {
+            deployment: "gpt-4o@openai".into(),
+            provider: "openai".into(),
+            status: Some(429),
+            error_kind: Some(switchyard_types::ErrorKind::RateLimited),
+            latency_ms: 12,
+        },
+        crate::record::AttemptRecord {
+            deployment: "gpt-4o@azure-eu".into(),
+            provider: "azure-sweden".into(),
+            status: Some(200),
+            error_kind: None,
+            latency_ms: 340,
+        },
+    ];
+    r.usage = switchyard_types::TokenUsage {
+        input: 100,
+        output: 20,
+        cached_input: 50,
+        cache_write: 3,
+        reasoning: 7,
+    };
+    r.cost = switchyard_types::Money(98_765);
+    r.price_known = true;
+    r.latency_ms = 360;
+    r.ttft_ms = Some(120);
+    r.outcome = crate::record::Outcome::Error(switchyard_types::ErrorKind::UpstreamTimeout);
+    r.stream = true;
+    r.prompt_body = Some("{\"messages\":[]}".into());
+    r.response_body = Some("answer".into());
+    r
+}
+
+#[test]
+fn hashes_are_unchanged_by_the_record_types() {
+    // Pinned before the identity fields became `Arc<str>`: the representation of a record in
+    // memory must never change the hashes of records already written.
+    assert_eq!(
+        record_hash(GENESIS_HASH, &full_record()),
+        "955ccbeffa5586c9ca4cc4d83969a0ff09fecc9599da79d03c6e4fedbfc10818"
+    );
+    let (rows, _) = chain(50, 7);
+    assert_eq!(
+        rows.last().map(|r| r.hash.as_str()),
+        Some("b24b3cbd45d5064b9aa703c42be1007d1cc57d52b888fa7dd8b09a9db5473f23")
+    );
 }

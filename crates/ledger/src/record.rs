@@ -3,6 +3,7 @@
 use crate::LedgerError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, Money, TokenUsage};
 
 /// Everything the ledger keeps about one request: who, what, where it ran, every attempt,
@@ -14,23 +15,23 @@ pub struct LedgerRecord {
     /// When the request arrived, in milliseconds since the Unix epoch (UTC).
     pub time_ms: i64,
     /// The virtual key's id (never the key itself); `None` when authentication failed.
-    pub key_id: Option<String>,
+    pub key_id: Option<Arc<str>>,
     /// The key's team.
-    pub team: Option<String>,
+    pub team: Option<Arc<str>>,
     /// The logical model the client asked for.
-    pub model: String,
+    pub model: Arc<str>,
     /// The deployment that served (or last tried) the request.
-    pub deployment: Option<String>,
+    pub deployment: Option<Arc<str>>,
     /// The provider of that deployment.
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// The provider's cloud.
     pub cloud: Option<Cloud>,
     /// The provider's region, as configured (`eastus2`, `eu-central-1`).
-    pub region: Option<String>,
+    pub region: Option<Arc<str>>,
     /// The provider's jurisdiction.
     pub jurisdiction: Option<Jurisdiction>,
     /// The request's data class label.
-    pub data_class: Option<String>,
+    pub data_class: Option<Arc<str>>,
     /// Every upstream attempt, in order (failed-over ones included).
     pub attempts: Vec<AttemptRecord>,
     /// Normalised token usage (see [`crate::pricing`] for the per-protocol mapping).
@@ -61,7 +62,7 @@ fn money_nanos<S: serde::Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Error>
 
 impl LedgerRecord {
     /// A record with only the request id, time and model set; the rest empty.
-    pub fn new(request_id: impl Into<String>, time_ms: i64, model: impl Into<String>) -> Self {
+    pub fn new(request_id: impl Into<String>, time_ms: i64, model: impl Into<Arc<str>>) -> Self {
         Self {
             request_id: request_id.into(),
             time_ms,
@@ -92,9 +93,9 @@ impl LedgerRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     /// The deployment tried.
-    pub deployment: String,
+    pub deployment: Arc<str>,
     /// Its provider.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// The upstream's HTTP status, when it answered at all.
     pub status: Option<u16>,
     /// Why the attempt failed; `None` for the attempt that served the request.

@@ -134,14 +134,14 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
                 latency_ms: 100 + rng.next() % 900,
             });
             let mut r = LedgerRecord::new(format!("req-{seed}-{i}"), t, place.model);
-            r.key_id = Some(format!("key-{}", rng.next() % 6));
+            r.key_id = Some(format!("key-{}", rng.next() % 6).into());
             r.team = Some(team.into());
             r.deployment = Some(place.deployment.into());
             r.provider = Some(place.provider.into());
             r.cloud = Some(place.cloud);
             r.region = Some(place.region.into());
             r.jurisdiction = Some(place.jurisdiction);
-            r.data_class = (rng.below(4) == 0).then(|| "confidential".to_owned());
+            r.data_class = (rng.below(4) == 0).then(|| "confidential".into());
             r.attempts = attempts;
             r.usage = usage;
             r.price_known = place.priced;

@@ -314,3 +314,74 @@ pub(crate) fn arguments_text(raw: Option<&RawValue>) -> String {
         _ => "{}".to_owned(),
     }
 }
+
+/// A body's top-level members in document order, kept for pass-through: each key (as a range
+/// of the body when it has no escapes, so decoding allocates nothing per member) and the byte
+/// range of its raw value. Owns the body so the value is `'static` and `Send`.
+#[derive(Debug, Clone)]
+pub(crate) struct Members {
+    body: Box<str>,
+    fields: Vec<(MemberKey, std::ops::Range<usize>)>,
+}
+
+#[derive(Debug, Clone)]
+enum MemberKey {
+    /// The key's text inside the quotes, which is also its decoded value.
+    Raw(std::ops::Range<usize>),
+    /// A key written with escapes, decoded.
+    Decoded(Box<str>),
+}
+
+impl Members {
+    /// The members of `top`, parsed from `text`.
+    pub(crate) fn new(text: &str, top: &RawObject<'_>) -> Result<Members, DecodeError> {
+        let outside = || DecodeError::new("internal error: raw value outside the body");
+        let fields = top
+            .0
+            .iter()
+            .map(|(k, v)| {
+                let key = match k {
+                    Cow::Borrowed(k) => MemberKey::Raw(range_in(text, k).ok_or_else(outside)?),
+                    Cow::Owned(k) => MemberKey::Decoded(Box::from(k.as_str())),
+                };
+                Ok((key, range_in(text, v.get()).ok_or_else(outside)?))
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        Ok(Members {
+            body: Box::from(text),
+            fields,
+        })
+    }
+
+    /// The members as (decoded key, raw value text), in document order.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + '_ {
+        self.fields
+            .iter()
+            .map(|(k, v)| (self.key(k), &self.body[v.clone()]))
+    }
+
+    /// Writes member `key` (as returned by [`Members::iter`]) as a JSON string literal.
+    pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
+        // A key without escapes or quotes is its own literal (the parser rejects raw control
+        // characters, the only other thing serde_json escapes); copy it without re-escaping.
+        if key.bytes().all(|b| b != b'"' && b != b'\\' && b >= 0x20) {
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'"');
+        } else {
+            write_str(out, key);
+        }
+    }
+
+    /// The length of the body they were parsed from.
+    pub(crate) fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    fn key<'s>(&'s self, k: &'s MemberKey) -> &'s str {
+        match k {
+            MemberKey::Raw(r) => &self.body[r.clone()],
+            MemberKey::Decoded(k) => k,
+        }
+    }
+}

@@ -10,10 +10,12 @@ use tokio::time::Instant;
 
 mod auth;
 mod dialect;
+mod endpoints;
 mod error;
 
 pub use auth::{Auth, AwsCredentials, GoogleTokens, GOOGLE_CLOUD_PLATFORM_SCOPE};
 pub use dialect::{default_base_url, DEFAULT_ANTHROPIC_VERSION};
+pub use endpoints::{Endpoint, Endpoints};
 pub use error::AttemptError;
 
 /// One configured upstream endpoint with its credentials and location.
@@ -130,12 +132,13 @@ impl Upstream {
     }
 
     /// Sends one attempt and waits for the response headers. A non-2xx answer is read
-    /// (bounded) and returned as a classified [`AttemptError`].
+    /// (bounded) and returned as a classified [`AttemptError`]. `endpoints` are the
+    /// deployment's, compiled from `provider` at config load ([`Endpoints::new`]).
     pub async fn send(
         &self,
         provider: &ProviderSpec,
+        endpoints: &Endpoints,
         op: Operation,
-        upstream_model: &str,
         body: Bytes,
         timeouts: Timeouts,
     ) -> Result<Sent, AttemptError> {
@@ -146,21 +149,14 @@ impl Upstream {
         } else {
             &self.negotiated
         };
-        let url = dialect::url(provider, op, upstream_model)?;
-        let mut builder = client
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-        for (name, value) in dialect::headers(provider, op) {
-            builder = builder.header(name, value);
-        }
+        let endpoint = endpoints.get(op)?;
+        let mut request = reqwest::Request::new(http::Method::POST, endpoint.url.clone());
+        *request.headers_mut() = endpoint.headers.clone();
+        *request.body_mut() = Some(body.clone().into());
         let first_byte = deadline.min(started + timeouts.first_byte);
         // Fetching a token or credentials counts against the first-byte limit: to the caller
         // it is part of waiting for the upstream.
         let attempt = async {
-            let mut request = builder
-                .build()
-                .map_err(|e| AttemptError::from_reqwest(&provider.id, &e))?;
             provider
                 .auth
                 .authorize(provider, &mut request, &body)

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use std::time::Duration;
 use switchyard_providers::{
-    Auth, Operation, PoolSettings, ProviderExtras, ProviderSpec, Timeouts, Upstream,
+    Auth, Endpoints, Operation, PoolSettings, ProviderExtras, ProviderSpec, Timeouts, Upstream,
 };
 use switchyard_sim::{RunningSim, SimProtocol, SimSpec, SIM_AWS_SECRET_ACCESS_KEY};
 use switchyard_types::{Cloud, Jurisdiction, ProviderKind};
@@ -50,8 +50,8 @@ async fn default_chain_reads_environment_credentials() {
     let sent = up
         .send(
             &p,
+            &Endpoints::new(&p, "m"),
             Operation::Chat { stream: false },
-            "m",
             Bytes::from_static(body.as_bytes()),
             timeouts,
         )

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{
-    Auth, GoogleTokens, Operation, PoolSettings, ProviderExtras, ProviderSpec, Timeouts, Upstream,
+    Auth, Endpoints, GoogleTokens, Operation, PoolSettings, ProviderExtras, ProviderSpec, Timeouts,
+    Upstream,
 };
 use switchyard_sim::{Faults, RunningSim, SimProtocol, SimSpec, SIM_AWS_SECRET_ACCESS_KEY};
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, ProviderKind};
@@ -59,7 +60,13 @@ async fn call(
     body: &Value,
 ) -> Result<Value, switchyard_providers::AttemptError> {
     let sent = up
-        .send(p, op, model, Bytes::from(body.to_string()), timeouts())
+        .send(
+            p,
+            &Endpoints::new(p, model),
+            op,
+            Bytes::from(body.to_string()),
+            timeouts(),
+        )
         .await?;
     let bytes = sent.body(p, 1 << 20).await?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -102,8 +109,8 @@ async fn bedrock_requests_carry_a_valid_sigv4_signature() {
     let sent = up
         .send(
             &p,
+            &Endpoints::new(&p, &format!("us.{MODEL}")),
             Operation::Chat { stream: true },
-            &format!("us.{MODEL}"),
             Bytes::from(converse().to_string()),
             timeouts(),
         )

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::hint::black_box;
 use std::sync::Arc;
-use switchyard_providers::{Auth, ProviderSpec};
+use switchyard_providers::{Auth, Endpoints, ProviderSpec};
 use switchyard_router::{
     Catalog, Constraints, DataClass, Deployment, Estimate, Filter, Health, Limits, Model, Policy,
     Preferences, Prices, RouteRequest, Strategy,
@@ -14,20 +14,22 @@ use switchyard_types::{Cloud, Jurisdiction, Money, PricePerMillion, ProviderKind
 
 fn deployment(i: usize) -> Arc<Deployment> {
     let usd = |v: f64| PricePerMillion(Money::from_usd(v).unwrap_or_default());
+    let provider = Arc::new(ProviderSpec {
+        id: format!("p{i}").into(),
+        kind: ProviderKind::OpenAi,
+        base_url: "http://127.0.0.1:1/v1".into(),
+        auth: Auth::None,
+        api_version: None,
+        cloud: [Cloud::Aws, Cloud::Azure, Cloud::Gcp, Cloud::OpenAi][i % 4],
+        region: format!("region-{}", i % 5).into(),
+        jurisdiction: [Jurisdiction::Eu, Jurisdiction::Us][i % 2],
+        http2_prior_knowledge: false,
+        extra: Default::default(),
+    });
     Arc::new(Deployment {
         id: format!("d{i}").into(),
-        provider: Arc::new(ProviderSpec {
-            id: format!("p{i}").into(),
-            kind: ProviderKind::OpenAi,
-            base_url: "http://127.0.0.1:1/v1".into(),
-            auth: Auth::None,
-            api_version: None,
-            cloud: [Cloud::Aws, Cloud::Azure, Cloud::Gcp, Cloud::OpenAi][i % 4],
-            region: format!("region-{}", i % 5).into(),
-            jurisdiction: [Jurisdiction::Eu, Jurisdiction::Us][i % 2],
-            http2_prior_knowledge: false,
-            extra: Default::default(),
-        }),
+        endpoints: Endpoints::new(&provider, "m"),
+        provider,
         upstream_model: "m".into(),
         prices: Prices {
             input: usd(1.0 + i as f64),

@@ -8,7 +8,7 @@ use crate::strategy::Strategy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_providers::ProviderSpec;
+use switchyard_providers::{Endpoints, ProviderSpec};
 pub use switchyard_types::Prices;
 use switchyard_types::{Money, ProviderKind};
 
@@ -21,6 +21,8 @@ pub struct Deployment {
     pub provider: Arc<ProviderSpec>,
     /// The upstream model id (or Azure deployment name).
     pub upstream_model: String,
+    /// Each operation's URL and fixed headers: `Endpoints::new(&provider, &upstream_model)`.
+    pub endpoints: Endpoints,
     /// Prices per million tokens.
     pub prices: Prices,
     /// Capacity limits, enforced by every strategy.

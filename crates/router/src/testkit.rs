@@ -2,7 +2,7 @@
 
 use crate::{Catalog, Commitment, Deployment, Limits, Model, Policy, Prices};
 use std::sync::Arc;
-use switchyard_providers::{Auth, ProviderSpec};
+use switchyard_providers::{Auth, Endpoints, ProviderSpec};
 use switchyard_types::{Cloud, Jurisdiction, Money, PricePerMillion, ProviderKind};
 
 /// A provider with test defaults (US, OpenAI cloud).
@@ -79,9 +79,11 @@ impl D {
         self
     }
     pub fn build(self) -> Arc<Deployment> {
+        let provider = Arc::new(self.provider);
         Arc::new(Deployment {
             id: self.id.as_str().into(),
-            provider: Arc::new(self.provider),
+            endpoints: Endpoints::new(&provider, "m"),
+            provider,
             upstream_model: "m".into(),
             prices: self.prices,
             limits: self.limits,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{
-    AttemptError, Auth, Operation, PoolSettings, ProviderSpec, Timeouts, Upstream,
+    AttemptError, Auth, Endpoints, Operation, PoolSettings, ProviderSpec, Timeouts, Upstream,
 };
 use switchyard_router::{
     execute, BreakerConfig, Catalog, Commitment, Deployment, Estimate, Health, Limits, Model,
@@ -45,20 +45,22 @@ async fn fleet(n: usize) -> Fleet {
 impl Fleet {
     fn deployment(&self, i: usize, price: f64, commitment: Option<Commitment>) -> Arc<Deployment> {
         let usd = |v: f64| PricePerMillion(Money::from_usd(v).unwrap());
+        let provider = Arc::new(ProviderSpec {
+            id: format!("p{i}").into(),
+            kind: ProviderKind::OpenAi,
+            base_url: format!("{}/v1", self.sims[i].base_url()),
+            auth: Auth::None,
+            api_version: None,
+            cloud: Cloud::OpenAi,
+            region: "us".into(),
+            jurisdiction: Jurisdiction::Us,
+            http2_prior_knowledge: false,
+            extra: Default::default(),
+        });
         Arc::new(Deployment {
             id: format!("d{i}").into(),
-            provider: Arc::new(ProviderSpec {
-                id: format!("p{i}").into(),
-                kind: ProviderKind::OpenAi,
-                base_url: format!("{}/v1", self.sims[i].base_url()),
-                auth: Auth::None,
-                api_version: None,
-                cloud: Cloud::OpenAi,
-                region: "us".into(),
-                jurisdiction: Jurisdiction::Us,
-                http2_prior_knowledge: false,
-                extra: Default::default(),
-            }),
+            endpoints: Endpoints::new(&provider, "gpt-test"),
+            provider,
             upstream_model: "gpt-test".into(),
             prices: Prices {
                 input: usd(price),
@@ -109,8 +111,8 @@ impl Fleet {
                 let sent = upstream
                     .send(
                         &d.provider,
+                        &d.endpoints,
                         Operation::Chat { stream: false },
-                        &d.upstream_model,
                         body,
                         timeouts,
                     )

@@ -681,6 +681,7 @@ impl Compiler {
                     id: name.as_str().into(),
                     provider: provider.clone(),
                     upstream_model: d.upstream_model.clone(),
+                    endpoints: switchyard_providers::Endpoints::new(provider, &d.upstream_model),
                     prices,
                     limits: Limits {
                         rpm: d.limits.rpm,

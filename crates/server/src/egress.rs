@@ -173,8 +173,8 @@ pub(crate) async fn embeddings_attempt(
     let send = |body: Vec<u8>| {
         upstream.send(
             &d.provider,
+            &d.endpoints,
             Operation::Embeddings,
-            &d.upstream_model,
             Bytes::from(body),
             timeouts,
         )

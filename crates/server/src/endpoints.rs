@@ -50,7 +50,7 @@ impl Endpoint for Chat {
         let body = self.request.upstream_body(&d)?;
         let sent = state
             .upstream
-            .send(&d.provider, op, &d.upstream_model, body, limits.timeouts)
+            .send(&d.provider, &d.endpoints, op, body, limits.timeouts)
             .await?;
         if stream {
             let translator = self.request.translator(&d)?;
@@ -146,8 +146,8 @@ impl Endpoint for CountTokens {
             .upstream
             .send(
                 &d.provider,
+                &d.endpoints,
                 Operation::CountTokens,
-                &d.upstream_model,
                 body,
                 limits.timeouts,
             )

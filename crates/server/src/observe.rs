@@ -67,17 +67,17 @@ fn ledger_record(end: &RequestEnd<'_>, cost: Money) -> LedgerRecord {
     let mut r = LedgerRecord::new(
         ctx.request_id.to_str().unwrap_or_default(),
         ctx.time_ms,
-        ctx.model.to_string(),
+        ctx.model.clone(),
     );
-    r.key_id = Some(ctx.key_id.to_string());
-    r.team = ctx.team.as_deref().map(str::to_string);
-    r.data_class = ctx.data_class.as_deref().map(str::to_string);
+    r.key_id = Some(ctx.key_id.clone());
+    r.team = ctx.team.clone();
+    r.data_class = ctx.data_class.clone();
     let attempts = end.attempts();
     r.attempts = attempts
         .iter()
         .map(|a| AttemptRecord {
-            deployment: a.deployment.to_string(),
-            provider: a.provider.to_string(),
+            deployment: a.deployment.clone(),
+            provider: a.provider.clone(),
             status: a.status,
             error_kind: a.error,
             latency_ms: a.latency.as_millis() as u64,
@@ -85,14 +85,14 @@ fn ledger_record(end: &RequestEnd<'_>, cost: Money) -> LedgerRecord {
         .collect();
     if let Some(s) = end.served {
         let d = &s.deployment;
-        r.deployment = Some(d.id.to_string());
-        r.provider = Some(d.provider.id.to_string());
+        r.deployment = Some(d.id.clone());
+        r.provider = Some(d.provider.id.clone());
         r.cloud = Some(d.provider.cloud);
-        r.region = Some(d.provider.region.to_string());
+        r.region = Some(d.provider.region.clone());
         r.jurisdiction = Some(d.provider.jurisdiction);
     } else if let Some(last) = attempts.last() {
-        r.deployment = Some(last.deployment.to_string());
-        r.provider = Some(last.provider.to_string());
+        r.deployment = Some(last.deployment.clone());
+        r.provider = Some(last.provider.clone());
     }
     r.usage = end.usage.unwrap_or_default();
     // A failed request cost nothing; a served one is priced unless its deployment has no price.

@@ -320,7 +320,7 @@ async fn streamed_and_non_streamed_calls_cost_the_same_in_the_ledger_for_every_p
     for (i, (protocol, _)) in protocols.iter().enumerate() {
         let pair: Vec<_> = records
             .iter()
-            .filter(|r| r.record.model == format!("m{i}"))
+            .filter(|r| *r.record.model == *format!("m{i}"))
             .collect();
         assert_eq!(pair.len(), 2);
         let (a, b) = (&pair[0].record, &pair[1].record);

@@ -192,26 +192,26 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
         assert_eq!(found, 1, "request {id} ({outcome:?}) has {found} records");
         let rec = &by_id[id.as_str()][0].record;
         assert_eq!(rec.outcome, *outcome, "{rec:?}");
-        let tried: Vec<&str> = rec.attempts.iter().map(|a| a.deployment.as_str()).collect();
+        let tried: Vec<&str> = rec.attempts.iter().map(|a| &*a.deployment).collect();
         assert_eq!(&tried, attempts, "{rec:?}");
         assert_eq!(rec.key_id.as_deref(), Some("test"));
     }
     // The disconnected call: one record, its one attempt cancelled mid-flight.
     let left: Vec<_> = records
         .iter()
-        .filter(|r| r.record.model == "hanging")
+        .filter(|r| &*r.record.model == "hanging")
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
     let rec = &left[0].record;
     assert_eq!(rec.outcome, Outcome::ClientDisconnected);
     assert_eq!(rec.attempts.len(), 1);
-    assert_eq!(rec.attempts[0].deployment, "d-hang");
+    assert_eq!(&*rec.attempts[0].deployment, "d-hang");
     assert_eq!(rec.attempts[0].status, None);
     assert_eq!(records.len(), expected.len() + 1, "no other records");
     // Served requests cost something, counting is free, failures cost nothing.
     for r in &records {
         let rec = &r.record;
-        let priced = rec.outcome == Outcome::Ok && rec.model != "counting";
+        let priced = rec.outcome == Outcome::Ok && &*rec.model != "counting";
         assert_eq!(rec.cost.nanos() > 0, priced, "{rec:?}");
     }
     assert!(

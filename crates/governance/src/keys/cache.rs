@@ -29,8 +29,12 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct CachedKeyStore {
     inner: Arc<dyn KeyStore>,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Principal)>>,
+    /// By the secret's raw SHA-256 (no hex string per lookup); principals are shared so the
+    /// lock is held for a lookup and a refcount bump, and the copy is made outside it.
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
 }
+
+type Entry = (Instant, Arc<Principal>);
 
 impl std::fmt::Debug for CachedKeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,7 +59,7 @@ impl CachedKeyStore {
         self.ttl
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Principal)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         // A cache is always safe to use after a panic elsewhere: worst case a stale entry,
         // which the TTL bounds anyway.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
@@ -69,12 +73,15 @@ impl CachedKeyStore {
         &self,
         presented: &str,
     ) -> Result<Option<Principal>, GovernanceError> {
-        let hash = secret::hash(presented);
+        let hash = secret::digest(presented);
         let now = Instant::now();
-        if let Some((read_at, p)) = self.entries().get(&hash) {
-            if now.duration_since(*read_at) < self.ttl {
-                return Ok(Some(p.clone()));
-            }
+        let hit = self
+            .entries()
+            .get(&hash)
+            .filter(|(read_at, _)| now.duration_since(*read_at) < self.ttl)
+            .map(|(_, p)| p.clone());
+        if let Some(p) = hit {
+            return Ok(Some(Principal::clone(&p)));
         }
         let started = Instant::now();
         let found = self.inner.authenticate(presented).await?;
@@ -88,7 +95,7 @@ impl CachedKeyStore {
                         entries.clear();
                     }
                 }
-                entries.insert(hash, (started, p.clone()));
+                entries.insert(hash, (started, Arc::new(p.clone())));
             }
             None => {
                 entries.remove(&hash);

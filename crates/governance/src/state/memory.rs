@@ -7,7 +7,7 @@ use crate::keys::BoxFuture;
 use crate::model::BudgetMode;
 use crate::period::system_now_ms;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use switchyard_types::Money;
 
 /// Sweep expired state once the maps hold this many entries.
@@ -25,11 +25,12 @@ struct Inner {
     budgets: HashMap<String, Cell>,
 }
 
-/// A sliding-window log: admissions in arrival order, with their current weights.
+/// A sliding-window log: admissions in arrival order, with their current weights. An
+/// admission's id is one shared string across every log it enters.
 #[derive(Debug, Default)]
 struct RateLog {
-    entries: VecDeque<(i64, String)>,
-    weights: HashMap<String, u64>,
+    entries: VecDeque<(i64, Arc<str>)>,
+    weights: HashMap<Arc<str>, u64>,
     sum: u64,
     window_ms: i64,
 }
@@ -43,7 +44,7 @@ impl RateLog {
                 break;
             }
             if let Some((_, id)) = self.entries.pop_front() {
-                let w = self.weights.remove(&id).unwrap_or(0);
+                let w = self.weights.remove(&*id).unwrap_or(0);
                 self.sum = self.sum.saturating_sub(w);
             }
         }
@@ -57,7 +58,7 @@ impl RateLog {
         let need = (self.sum + amount).saturating_sub(limit);
         let mut freed = 0;
         for (t, id) in &self.entries {
-            freed += self.weights.get(id).copied().unwrap_or(0);
+            freed += self.weights.get(&**id).copied().unwrap_or(0);
             if freed >= need {
                 return (t + self.window_ms - now).max(1);
             }
@@ -98,7 +99,13 @@ impl MemoryState {
             });
         }
         for (index, check) in plan.rates.iter().enumerate() {
-            let log = inner.rates.entry(check.key.clone()).or_default();
+            // Look up before inserting: the key is only copied the first time it is seen.
+            if !inner.rates.contains_key(&check.key) {
+                inner.rates.insert(check.key.clone(), RateLog::default());
+            }
+            let Some(log) = inner.rates.get_mut(&check.key) else {
+                continue;
+            };
             log.window_ms = check.window_ms;
             log.prune(now);
             if log.sum + check.amount > check.limit {
@@ -109,7 +116,9 @@ impl MemoryState {
             }
         }
         for (index, check) in plan.budgets.iter().enumerate() {
-            let cell = live_cell(&mut inner.budgets, &check.key, now);
+            let Some(cell) = live_cell(&mut inner.budgets, &check.key, now) else {
+                continue;
+            };
             if check.mode == BudgetMode::Hard
                 && cell.spent + cell.reserved + check.amount > check.limit
             {
@@ -120,16 +129,22 @@ impl MemoryState {
                 };
             }
         }
-        for check in &plan.rates {
-            if let Some(log) = inner.rates.get_mut(&check.key) {
-                log.entries.push_back((now, plan.id.clone()));
-                log.weights.insert(plan.id.clone(), check.amount);
-                log.sum += check.amount;
+        if !plan.rates.is_empty() {
+            // One allocation for the id, shared by every log it enters.
+            let id: Arc<str> = plan.id.as_str().into();
+            for check in &plan.rates {
+                if let Some(log) = inner.rates.get_mut(&check.key) {
+                    log.entries.push_back((now, id.clone()));
+                    log.weights.insert(id.clone(), check.amount);
+                    log.sum += check.amount;
+                }
             }
         }
         let mut crossed_alerts = Vec::new();
         for (index, check) in plan.budgets.iter().enumerate() {
-            let cell = live_cell(&mut inner.budgets, &check.key, now);
+            let Some(cell) = live_cell(&mut inner.budgets, &check.key, now) else {
+                continue;
+            };
             cell.reserved += check.amount;
             cell.expires_ms = cell.expires_ms.max(now + check.ttl_ms);
             if check.mode == BudgetMode::Alert
@@ -154,7 +169,7 @@ impl MemoryState {
         for key in &hold.token_rates {
             if let Some(log) = inner.rates.get_mut(key) {
                 // Entries that already left the window are gone: nothing to adjust.
-                if let Some(w) = log.weights.get_mut(&hold.id) {
+                if let Some(w) = log.weights.get_mut(hold.id.as_str()) {
                     log.sum = log.sum.saturating_sub(*w) + actual.tokens;
                     *w = actual.tokens;
                 }
@@ -162,7 +177,9 @@ impl MemoryState {
         }
         let mut crossed = Vec::new();
         for (index, b) in hold.budgets.iter().enumerate() {
-            let cell = live_cell(&mut inner.budgets, &b.key, now);
+            let Some(cell) = live_cell(&mut inner.budgets, &b.key, now) else {
+                continue;
+            };
             cell.reserved = (cell.reserved - b.reserved).max(0);
             cell.spent += actual.cost;
             cell.expires_ms = cell.expires_ms.max(now + b.ttl_ms);
@@ -189,13 +206,22 @@ impl MemoryState {
     }
 }
 
-/// The cell for `key`, reset if its period's TTL ran out.
-fn live_cell<'a>(budgets: &'a mut HashMap<String, Cell>, key: &str, now: i64) -> &'a mut Cell {
-    let cell = budgets.entry(key.to_string()).or_default();
+/// The cell for `key` (created if missing, reset if its period's TTL ran out); `None` never
+/// happens in practice.
+fn live_cell<'a>(
+    budgets: &'a mut HashMap<String, Cell>,
+    key: &str,
+    now: i64,
+) -> Option<&'a mut Cell> {
+    // Look up before inserting: the key is only copied the first time it is seen.
+    if !budgets.contains_key(key) {
+        budgets.insert(key.to_owned(), Cell::default());
+    }
+    let cell = budgets.get_mut(key)?;
     if cell.expires_ms != 0 && cell.expires_ms <= now {
         *cell = Cell::default();
     }
-    cell
+    Some(cell)
 }
 
 impl StateStore for MemoryState {

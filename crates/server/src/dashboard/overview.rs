@@ -279,7 +279,7 @@ pub fn build(
             name_or_none(r.cloud.map(|c| c.as_str())),
             name_or_none(r.provider.as_deref()),
             name_or_none(r.region.as_deref()),
-            r.model.clone(),
+            r.model.to_string(),
             name_or_none(r.team.as_deref()),
         ];
         for (map, key) in by.iter_mut().zip(keys) {
@@ -394,9 +394,9 @@ fn options(records: &[&LedgerRecord], catalog: &CatalogView, teams: &[String]) -
         if let Some(c) = r.cloud {
             clouds.insert(c.as_str().to_owned());
         }
-        providers.extend(r.provider.clone());
-        regions.extend(r.region.clone());
-        models.insert(r.model.clone());
+        providers.extend(r.provider.as_deref().map(str::to_owned));
+        regions.extend(r.region.as_deref().map(str::to_owned));
+        models.insert(r.model.to_string());
         team_names.insert(name_or_none(r.team.as_deref()));
     }
     Options {

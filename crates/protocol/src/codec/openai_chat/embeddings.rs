@@ -2,12 +2,11 @@
 //! (float arrays or base64 of little-endian f32).
 
 use crate::canonical::{EmbeddingsRequest, EmbeddingsResponse};
-use crate::json::{self, Path};
+use crate::json::{self, Members, Path};
 use crate::DecodeError;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::ops::Range;
 use switchyard_types::TokenUsage;
 
 /// A decoded embeddings request plus the raw top-level members for pass-through.
@@ -15,8 +14,7 @@ use switchyard_types::TokenUsage;
 pub struct ParsedEmbeddingsRequest {
     /// The canonical request (`token_input` set for pre-tokenized input).
     pub request: EmbeddingsRequest,
-    body: Box<str>,
-    fields: Vec<(Box<str>, Range<usize>)>,
+    members: Members,
 }
 
 const ROOT: Path<'static> = Path::Root;
@@ -51,19 +49,9 @@ pub fn decode_embeddings_request(body: &[u8]) -> Result<ParsedEmbeddingsRequest,
         dimensions: json::opt(&top, "dimensions", &ROOT, "a positive integer")?,
         base64,
     };
-    let fields = top
-        .0
-        .iter()
-        .map(|(k, v)| {
-            let range = json::range_in(text, v.get())
-                .ok_or_else(|| DecodeError::new("internal error: raw value outside the body"))?;
-            Ok((Box::from(k.as_ref()), range))
-        })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
     Ok(ParsedEmbeddingsRequest {
         request,
-        body: Box::from(text),
-        fields,
+        members: Members::new(text, &top)?,
     })
 }
 
@@ -122,18 +110,18 @@ fn input(raw: &RawValue) -> Result<Inputs, DecodeError> {
 impl ParsedEmbeddingsRequest {
     /// The client's body with only `model` replaced by `upstream_model`, members in order.
     pub fn passthrough_body(&self, upstream_model: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + upstream_model.len());
+        let mut out = Vec::with_capacity(self.members.body_len() + upstream_model.len());
         out.push(b'{');
-        for (i, (key, range)) in self.fields.iter().enumerate() {
+        for (i, (key, raw)) in self.members.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            json::write_str(&mut out, key);
+            Members::write_key(&mut out, key);
             out.push(b':');
-            if key.as_ref() == "model" {
+            if key == "model" {
                 json::write_str(&mut out, upstream_model);
             } else {
-                out.extend_from_slice(self.body[range.clone()].as_bytes());
+                out.extend_from_slice(raw.as_bytes());
             }
         }
         out.push(b'}');

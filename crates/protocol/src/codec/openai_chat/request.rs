@@ -9,41 +9,28 @@ use crate::canonical::{
     ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice,
 };
-use crate::json::{self, Path, RawObject};
+use crate::json::{self, Members, Path, RawObject};
 use crate::DecodeError;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::ops::Range;
 
 /// A decoded client request plus what's needed to pass its body through with minimal rewriting.
 #[derive(Debug, Clone)]
 pub struct ParsedChatRequest {
     /// The canonical request.
     pub request: ChatRequest,
-    /// The body as received (validated UTF-8), owned so the value is `'static` and `Send`.
-    body: Box<str>,
-    /// The top-level members in document order: decoded key and the raw value's byte range.
-    fields: Vec<(Box<str>, Range<usize>)>,
+    /// The body as received (validated UTF-8) and its top-level members in document order.
+    members: Members,
 }
 
 /// Parses and validates a client's chat-completions body.
 pub fn decode_request(body: &[u8]) -> Result<ParsedChatRequest, DecodeError> {
     let (text, top) = json::body_object(body)?;
     let request = request_from_object(&top)?;
-    let fields = top
-        .0
-        .iter()
-        .map(|(k, v)| {
-            let range = json::range_in(text, v.get())
-                .ok_or_else(|| DecodeError::new("internal error: raw value outside the body"))?;
-            Ok((Box::from(k.as_ref()), range))
-        })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
     Ok(ParsedChatRequest {
         request,
-        body: Box::from(text),
-        fields,
+        members: Members::new(text, &top)?,
     })
 }
 
@@ -53,23 +40,22 @@ impl ParsedChatRequest {
     /// `stream_options.include_usage` set to true (other stream_options members kept).
     pub fn passthrough_body(&self, upstream_model: &str, force_usage: bool) -> Vec<u8> {
         let force_usage = force_usage && self.request.stream;
-        let mut out = Vec::with_capacity(self.body.len() + upstream_model.len() + 40);
+        let mut out = Vec::with_capacity(self.members.body_len() + upstream_model.len() + 40);
         out.push(b'{');
         let mut saw_stream_options = false;
         let mut first = true;
-        for (key, range) in &self.fields {
+        for (key, raw) in self.members.iter() {
             // The gateway's own routing extension is for us, not for the upstream.
-            if key.as_ref() == GATEWAY_EXTENSION {
+            if key == GATEWAY_EXTENSION {
                 continue;
             }
             if !first {
                 out.push(b',');
             }
             first = false;
-            json::write_str(&mut out, key);
+            Members::write_key(&mut out, key);
             out.push(b':');
-            let raw = &self.body[range.clone()];
-            match key.as_ref() {
+            match key {
                 "model" => json::write_str(&mut out, upstream_model),
                 "stream_options" if force_usage => {
                     saw_stream_options = true;
@@ -90,11 +76,11 @@ impl ParsedChatRequest {
 
     /// The raw JSON text of top-level member `key` as the client sent it, if present.
     pub fn raw_field(&self, key: &str) -> Option<&str> {
-        self.fields
+        self.members
             .iter()
             .rev()
-            .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, r)| &self.body[r.clone()])
+            .find(|(k, _)| *k == key)
+            .map(|(_, raw)| raw)
     }
 }
 

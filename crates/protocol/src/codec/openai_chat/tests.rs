@@ -1317,3 +1317,320 @@ mod fuzz_bodies {
         }
     }
 }
+
+/// Pass-through and usage extraction against oracles: the pre-`Members` pass-through (kept here
+/// verbatim over a fresh parse), a `serde_json::Value` model of what pass-through means, and a
+/// full parse of the answer for usage.
+mod passthrough_props {
+    use super::*;
+    use crate::json::{self, RawObject};
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    /// The pass-through as it was before keys were kept as ranges (the oracle).
+    fn old_passthrough_body(body: &[u8], upstream_model: &str, force_usage: bool) -> Vec<u8> {
+        let parsed = decode_request(body).unwrap();
+        let force_usage = force_usage && parsed.request.stream;
+        let (text, top) = json::body_object(body).unwrap();
+        let mut out = Vec::with_capacity(text.len() + upstream_model.len() + 40);
+        out.push(b'{');
+        let mut saw_stream_options = false;
+        let mut first = true;
+        for (key, raw) in &top.0 {
+            if key.as_ref() == GATEWAY_EXTENSION {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            json::write_str(&mut out, key);
+            out.push(b':');
+            match key.as_ref() {
+                "model" => json::write_str(&mut out, upstream_model),
+                "stream_options" if force_usage => {
+                    saw_stream_options = true;
+                    old_write_stream_options_with_usage(&mut out, raw.get());
+                }
+                _ => out.extend_from_slice(raw.get().as_bytes()),
+            }
+        }
+        if force_usage && !saw_stream_options {
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+        }
+        out.push(b'}');
+        out
+    }
+
+    fn old_write_stream_options_with_usage(out: &mut Vec<u8>, raw: &str) {
+        let members: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<RawObject<'_>>(raw)
+            .map(|o| o.0)
+            .unwrap_or_default();
+        out.push(b'{');
+        let mut wrote_usage = false;
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, k);
+            out.push(b':');
+            if k == "include_usage" {
+                out.extend_from_slice(b"true");
+                wrote_usage = true;
+            } else {
+                out.extend_from_slice(v.get().as_bytes());
+            }
+        }
+        if !wrote_usage {
+            if !members.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""include_usage":true"#);
+        }
+        out.push(b'}');
+    }
+
+    /// What pass-through means, on values: drop the extension, set `model`, and for forced
+    /// streams make `stream_options` an object with `include_usage: true`.
+    fn model_of_passthrough(body: &[u8], upstream_model: &str, force: bool, stream: bool) -> Value {
+        let mut v: Value = serde_json::from_slice(body).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove(GATEWAY_EXTENSION);
+        o.insert("model".into(), Value::String(upstream_model.into()));
+        if force && stream {
+            let mut so = match o.remove("stream_options") {
+                Some(Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            so.insert("include_usage".into(), Value::Bool(true));
+            o.insert("stream_options".into(), Value::Object(so));
+        }
+        v
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 é\"\\\\/\n\t\u{1}\u{7f}\u{2028}😀-]{0,16}"
+    }
+
+    fn ws() -> impl Strategy<Value = &'static str> {
+        prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n  "), 1 => Just("\t")]
+    }
+
+    /// A member key, sometimes written with a needless escape (`"\u006dodel"`).
+    fn key(k: &'static str) -> impl Strategy<Value = String> {
+        any::<bool>().prop_map(move |escape| {
+            if escape {
+                let mut chars = k.chars();
+                let first = chars.next().unwrap_or('x');
+                format!("\"\\u{:04x}{}\"", first as u32, chars.as_str())
+            } else {
+                format!("\"{k}\"")
+            }
+        })
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| json!(n)),
+            name().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn stream_options() -> impl Strategy<Value = Option<String>> {
+        let member = |k: &'static str| {
+            prop::option::of((key(k), any::<bool>()).prop_map(|(k, b)| format!("{k}:{b}")))
+        };
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some("null".to_owned())),
+            4 => (member("include_usage"), member("include_obfuscation"), any::<bool>()).prop_map(
+                |(u, o, flip)| {
+                    let mut m: Vec<String> = [u, o].into_iter().flatten().collect();
+                    if flip {
+                        m.reverse();
+                    }
+                    Some(format!("{{{}}}", m.join(" , ")))
+                }
+            ),
+        ]
+    }
+
+    /// A chat body as text: members in a random order, random whitespace, escaped keys.
+    fn chat_body() -> impl Strategy<Value = String> {
+        (
+            key("model"),
+            name(),
+            prop::option::of(any::<bool>()),
+            stream_options(),
+            prop::option::of(json_value()),
+            prop::option::of(("[a-z]{1,6}", json_value())),
+            ws(),
+            any::<u64>(),
+        )
+            .prop_map(|(mkey, model, stream, so, ext, extra, ws, order)| {
+                let mut members = vec![
+                    format!("{mkey}{ws}:{ws}{}", serde_json::to_string(&model).unwrap()),
+                    r#""messages":[{"role":"user","content":"hi"}]"#.to_owned(),
+                ];
+                if let Some(s) = stream {
+                    members.push(format!("\"stream\":{ws}{s}"));
+                }
+                if let Some(so) = so {
+                    members.push(format!("\"stream_options\":{so}"));
+                }
+                if let Some(ext) = ext {
+                    members.push(format!("\"{GATEWAY_EXTENSION}\":{ext}"));
+                }
+                if let Some((k, v)) = extra {
+                    members.push(format!("\"x-{k}\":{v}"));
+                }
+                // A deterministic shuffle driven by `order`.
+                let mut o = order;
+                for i in (1..members.len()).rev() {
+                    members.swap(i, (o % (i as u64 + 1)) as usize);
+                    o /= i as u64 + 1;
+                }
+                format!("{ws}{{{ws}{}{ws}}}", members.join(&format!("{ws},{ws}")))
+            })
+    }
+
+    fn usage_body() -> impl Strategy<Value = String> {
+        let n = || {
+            prop::option::of(prop_oneof![
+                Just(json!(null)),
+                any::<u32>().prop_map(|n| json!(n))
+            ])
+        };
+        let details = |k: &'static str| {
+            prop::option::of(prop_oneof![
+                Just(json!(null)),
+                prop::option::of(any::<u32>()).prop_map(move |v| match v {
+                    Some(v) => json!({ k: v, "other": [1, {"x": null}] }),
+                    None => json!({}),
+                }),
+            ])
+        };
+        (
+            prop::option::of((
+                n(),
+                n(),
+                n(),
+                details("cached_tokens"),
+                details("reasoning_tokens"),
+            )),
+            json_value(),
+            any::<bool>(),
+        )
+            .prop_map(|(usage, noise, usage_first)| {
+                let usage = usage.map(|(p, c, t, pd, cd)| {
+                    let mut m = serde_json::Map::new();
+                    for (k, v) in [
+                        ("prompt_tokens", p),
+                        ("completion_tokens", c),
+                        ("total_tokens", t),
+                        ("prompt_tokens_details", pd),
+                        ("completion_tokens_details", cd),
+                    ] {
+                        if let Some(v) = v {
+                            m.insert(k.into(), v);
+                        }
+                    }
+                    Value::Object(m)
+                });
+                let noise = format!(r#""choices":[{}],"data":{noise}"#, json!({"weird": noise}));
+                match (usage, usage_first) {
+                    (None, _) => format!("{{{noise}}}"),
+                    (Some(u), true) => format!(r#"{{"usage":{u},{noise}}}"#),
+                    (Some(u), false) => format!(r#"{{{noise},"usage" : {u}}}"#),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn chat_passthrough_matches_the_old_rebuild_and_the_value_model(
+            body in chat_body(),
+            upstream in name(),
+            force in any::<bool>(),
+        ) {
+            // Only bodies the decoder accepts are passed through.
+            let parsed = decode_request(body.as_bytes());
+            prop_assume!(parsed.is_ok());
+            let parsed = parsed.unwrap();
+            let got = parsed.passthrough_body(&upstream, force);
+            prop_assert_eq!(
+                String::from_utf8(got.clone()).unwrap(),
+                String::from_utf8(old_passthrough_body(body.as_bytes(), &upstream, force)).unwrap()
+            );
+            let value: Value = serde_json::from_slice(&got).unwrap();
+            prop_assert_eq!(
+                value,
+                model_of_passthrough(body.as_bytes(), &upstream, force, parsed.request.stream)
+            );
+            // And it is a request the decoder accepts again, for the upstream model.
+            let again = decode_request(&got).unwrap();
+            prop_assert_eq!(again.request.model, upstream);
+        }
+
+        #[test]
+        fn embeddings_passthrough_replaces_only_the_model(
+            mkey in key("model"),
+            model in name(),
+            upstream in name(),
+            extra in prop::option::of(json_value()),
+            ws in ws(),
+            model_last in any::<bool>(),
+        ) {
+            let m = format!("{mkey}{ws}:{ws}{}", serde_json::to_string(&model).unwrap());
+            let input = r#""input" : ["a", "b"]"#.to_owned();
+            let mut members = if model_last { vec![input, m] } else { vec![m, input] };
+            if let Some(e) = extra {
+                members.push(format!("\"x-extra\":{e}"));
+            }
+            let body = format!("{{{ws}{}{ws}}}", members.join(","));
+            let parsed = decode_embeddings_request(body.as_bytes()).unwrap();
+            let got: Value = serde_json::from_slice(&parsed.passthrough_body(&upstream)).unwrap();
+            let mut want: Value = serde_json::from_str(&body).unwrap();
+            want["model"] = Value::String(upstream);
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn usage_extraction_equals_a_full_parse(body in usage_body()) {
+            let full: Value = serde_json::from_str(&body).unwrap();
+            let want = match full.get("usage") {
+                None | Some(Value::Null) => None,
+                Some(u) => serde_json::from_value::<super::super::wire::UsageIn>(u.clone())
+                    .ok()
+                    .map(|u| u.to_usage()),
+            };
+            prop_assert_eq!(usage_from_response(body.as_bytes()), want);
+            let want_embeddings = match full.get("usage") {
+                None | Some(Value::Null) => None,
+                Some(u) => Some(TokenUsage {
+                    input: u["prompt_tokens"]
+                        .as_u64()
+                        .or(u["total_tokens"].as_u64())
+                        .unwrap_or(0),
+                    ..TokenUsage::default()
+                }),
+            };
+            prop_assert_eq!(embeddings_usage(body.as_bytes()), want_embeddings);
+        }
+    }
+}

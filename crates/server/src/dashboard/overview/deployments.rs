@@ -46,19 +46,23 @@ pub(super) fn deployments(
     }
     for r in records {
         for (i, a) in r.attempts.iter().enumerate() {
-            let acc = accs.entry(a.deployment.clone()).or_default();
+            let acc = accs.entry(a.deployment.to_string()).or_default();
             acc.attempts += 1;
             if a.error_kind.is_some() {
                 acc.failed_attempts += 1;
                 acc.failovers += u64::from(i + 1 < r.attempts.len());
             }
-            acc.provider.get_or_insert_with(|| a.provider.clone());
+            acc.provider.get_or_insert_with(|| a.provider.to_string());
         }
         let Some(d) = &r.deployment else { continue };
-        let acc = accs.entry(d.clone()).or_default();
-        acc.provider = r.provider.clone().or(acc.provider.take());
+        let acc = accs.entry(d.to_string()).or_default();
+        acc.provider = r
+            .provider
+            .as_deref()
+            .map(str::to_owned)
+            .or(acc.provider.take());
         acc.cloud = r.cloud.map(|c| c.as_str().to_owned()).or(acc.cloud.take());
-        acc.region = r.region.clone().or(acc.region.take());
+        acc.region = r.region.as_deref().map(str::to_owned).or(acc.region.take());
         acc.requests += 1;
         acc.cost += r.cost;
         match r.outcome {
