@@ -13,6 +13,7 @@ use axum::response::Response;
 use http::HeaderMap;
 use std::sync::Arc;
 use switchyard_protocol::codec::anthropic_messages;
+use switchyard_protocol::upstream::upstream_codec;
 use switchyard_providers::{Operation, Timeouts};
 use switchyard_router::Estimate;
 use switchyard_types::{ErrorKind, ProviderKind};
@@ -40,7 +41,7 @@ pub(crate) async fn messages(
         state,
         headers,
         body,
-        Dialect::Anthropic,
+        Dialect::AnthropicMessages,
         |headers, bytes| {
             require_version(headers)?;
             let request = anthropic_messages::decode_request(bytes)?;
@@ -51,7 +52,8 @@ pub(crate) async fn messages(
 }
 
 /// `POST /v1/messages/count_tokens`: answered by the first of the model's deployments whose
-/// protocol can count (Anthropic, Gemini, Vertex); a 400 when none can.
+/// protocol can count (`UpstreamCodec::counts_tokens`: Anthropic, Gemini, Vertex); a 400 when
+/// none can.
 pub(crate) async fn count_tokens(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -66,13 +68,18 @@ pub(crate) async fn count_tokens(
         let bytes = read_body(&headers, body, snapshot.settings.max_body_bytes).await?;
         let request = Arc::new(anthropic_messages::decode_count_tokens_request(&bytes)?);
         let model = resolve_model(&snapshot, &key, &request.model)?;
-        let counts = |k: ProviderKind| matches!(k, ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex);
-        if !model.deployments.iter().any(|d| counts(d.kind())) {
+        if !model.deployments.iter().any(|d| egress::counts_tokens(d)) {
+            let counting: Vec<&str> = ProviderKind::ALL
+                .into_iter()
+                .filter(|&k| upstream_codec(k).counts_tokens())
+                .map(ProviderKind::as_str)
+                .collect();
             return Err(ApiError::new(
                 ErrorKind::InvalidRequest,
                 format!(
-                    "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens (anthropic, gemini, vertex)",
-                    model.name
+                    "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens ({})",
+                    model.name,
+                    counting.join(", ")
                 ),
             ));
         }
@@ -82,7 +89,7 @@ pub(crate) async fn count_tokens(
         };
         let preferences = pipeline::preferences(&headers, None)?;
         let mut plan = pipeline::route(&state, &snapshot, &model.name, key.data_class.as_ref(), &preferences, estimate, false)?;
-        plan.candidates.retain(|c| counts(c.deployment.kind()));
+        plan.candidates.retain(|c| egress::counts_tokens(&c.deployment));
         let total = snapshot.settings.timeouts.total;
         let timeouts = Timeouts { first_byte: total, total };
         let budget = snapshot.catalog.policy().budget;
@@ -110,7 +117,7 @@ pub(crate) async fn count_tokens(
     }
     .instrument(span)
     .await;
-    finish(result, id, Dialect::Anthropic)
+    finish(result, id, Dialect::AnthropicMessages)
 }
 
 /// The body's `switchyard` routing extension, if present (a shallow look at the top level).

@@ -20,24 +20,8 @@ use tracing::Instrument;
 pub(crate) mod anthropic;
 pub(crate) mod openai;
 
-/// A client protocol (front door).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    /// OpenAI chat completions and embeddings.
-    OpenAi,
-    /// Anthropic messages.
-    Anthropic,
-}
-
-impl Dialect {
-    /// A stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-        }
-    }
-}
+/// A client protocol (front door); the protocol crate owns what each one writes.
+pub(crate) type Dialect = switchyard_protocol::client::ClientProtocol;
 
 /// The request id header, set on every response and in every log line of the request.
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -252,7 +236,7 @@ pub(crate) fn finish(
         crate::metrics::rejected(dialect.as_str(), e.kind);
         e.render(dialect)
     });
-    if dialect == Dialect::Anthropic {
+    if dialect == Dialect::AnthropicMessages {
         response
             .headers_mut()
             .insert(HeaderName::from_static("request-id"), id.clone());

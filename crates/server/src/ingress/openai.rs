@@ -27,7 +27,7 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    chat_front_door(state, headers, body, Dialect::OpenAi, |_, bytes| {
+    chat_front_door(state, headers, body, Dialect::OpenAiChat, |_, bytes| {
         let parsed = openai_chat::decode_request(bytes)?;
         let extension = parsed.raw_field(GATEWAY_EXTENSION).map(str::to_string);
         Ok((IngressRequest::OpenAi(parsed), extension))
@@ -95,7 +95,7 @@ pub(crate) async fn embeddings(
         };
         let ctx = Context::new(
             &id,
-            Dialect::OpenAi,
+            Dialect::OpenAiChat,
             &key,
             &state.runtime.ledger,
             started,
@@ -116,7 +116,7 @@ pub(crate) async fn embeddings(
     }
     .instrument(span)
     .await;
-    finish(result, id, Dialect::OpenAi)
+    finish(result, id, Dialect::OpenAiChat)
 }
 
 fn model_object(name: &str) -> serde_json::Value {
