@@ -1,9 +1,10 @@
-//! Per-kind facts: endpoint URLs, fixed headers and error shapes. Pure functions; adding a
-//! provider kind means adding its arms here (and its codec in `switchyard-protocol`).
+//! Per-kind facts: endpoint URLs, fixed headers and error classification. Pure functions;
+//! adding a provider kind means adding its arms here (and its codec and dispatch entry in
+//! `switchyard_protocol::upstream`, which owns the wire shapes, errors included).
 
 use crate::{AttemptError, Operation, ProviderSpec};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini, openai_chat};
+use switchyard_protocol::upstream::upstream_codec;
 use switchyard_types::{ErrorKind, ProviderKind};
 
 /// The `anthropic-version` sent when the provider does not configure one.
@@ -149,12 +150,11 @@ pub(crate) fn headers(provider: &ProviderSpec, op: Operation) -> Vec<(HeaderName
             )),
         }
     }
-    let accept = match (provider.kind, op) {
-        (ProviderKind::Bedrock, Operation::Chat { stream: true }) => {
-            "application/vnd.amazon.eventstream"
+    let accept = match op {
+        Operation::Chat { stream: true } => upstream_codec(provider.kind).stream_media_type(),
+        Operation::Chat { stream: false } | Operation::Embeddings | Operation::CountTokens => {
+            "application/json"
         }
-        (_, Operation::Chat { stream: true }) => "text/event-stream",
-        _ => "application/json",
     };
     out.push((http::header::ACCEPT, HeaderValue::from_static(accept)));
     out
@@ -167,19 +167,7 @@ pub(crate) fn decode_error(
     headers: &HeaderMap,
     body: &[u8],
 ) -> AttemptError {
-    let decoded = match provider.kind {
-        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-            openai_chat::decode_error(status, body)
-        }
-        ProviderKind::Anthropic => anthropic_messages::decode_error(status, body),
-        ProviderKind::Bedrock => {
-            let error_type = headers
-                .get("x-amzn-errortype")
-                .and_then(|v| v.to_str().ok());
-            bedrock_converse::decode_error(status, error_type, body)
-        }
-        ProviderKind::Gemini | ProviderKind::Vertex => gemini::decode_error(status, body),
-    };
+    let decoded = upstream_codec(provider.kind).decode_error(status, headers, body);
     let mut err = AttemptError::new(
         decoded.kind,
         format!(

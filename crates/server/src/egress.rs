@@ -1,31 +1,24 @@
 //! What one attempt sends upstream and how its answer becomes the client's: pass-through when
 //! client and upstream speak the same shape, translation through the canonical types otherwise.
+//! Every protocol decision is `switchyard_protocol`'s (`upstream_codec`, `ClientProtocol`);
+//! this module adds deployment names to errors and does the sending.
 
-use crate::relay::{
-    unix_now, ClientEncoder, OpenAiPassthrough, Translate, Translator, UpstreamDecoder,
-};
-use crate::request::Dialect;
+use crate::relay::unix_now;
+use crate::request::ClientProtocol;
 use bytes::Bytes;
+use switchyard_protocol::client::StreamIdentity;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
-use switchyard_protocol::codec::{anthropic_messages, bedrock_converse, gemini};
-use switchyard_protocol::{ChatRequest, ChatResponse, DecodeError, Unsupported};
+use switchyard_protocol::translate::{OpenAiPassthrough, Translate, Translator};
+use switchyard_protocol::upstream::{upstream_codec, UpstreamAnswer, UpstreamCodec};
+use switchyard_protocol::{ChatRequest, DecodeError, Unsupported};
 use switchyard_providers::{AttemptError, Operation, Timeouts, Upstream};
 use switchyard_router::Deployment;
-use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
+use switchyard_types::{ErrorKind, TokenUsage};
 
-/// `max_tokens` sent to protocols that require it when the client gave none.
-pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
+pub(crate) use switchyard_protocol::upstream::DEFAULT_MAX_TOKENS;
 
 /// Largest upstream answer buffered for a non-streaming call.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-
-/// Whether `d`'s protocol can count a request's tokens.
-pub(crate) fn counts_tokens(d: &Deployment) -> bool {
-    matches!(
-        d.kind(),
-        ProviderKind::Anthropic | ProviderKind::Gemini | ProviderKind::Vertex
-    )
-}
 
 /// A decoded client chat request, in the form its front door produced.
 pub(crate) enum IngressRequest {
@@ -33,6 +26,11 @@ pub(crate) enum IngressRequest {
     OpenAi(ParsedChatRequest),
     /// From the Anthropic front door.
     Anthropic(ChatRequest),
+}
+
+/// The codec of `d`'s protocol.
+fn codec(d: &Deployment) -> &'static dyn UpstreamCodec {
+    upstream_codec(d.kind())
 }
 
 impl IngressRequest {
@@ -45,39 +43,32 @@ impl IngressRequest {
     }
 
     /// The client's protocol.
-    pub fn dialect(&self) -> Dialect {
+    pub fn dialect(&self) -> ClientProtocol {
         match self {
-            IngressRequest::OpenAi(_) => Dialect::OpenAi,
-            IngressRequest::Anthropic(_) => Dialect::Anthropic,
+            IngressRequest::OpenAi(_) => ClientProtocol::OpenAiChat,
+            IngressRequest::Anthropic(_) => ClientProtocol::AnthropicMessages,
         }
     }
 
-    /// Whether `d` can take this request's body as it came.
-    fn passes_through(&self, d: &Deployment) -> bool {
-        matches!(self, IngressRequest::OpenAi(_)) && d.kind().is_openai_shaped()
+    /// The client's raw body when `d` can take it as it came.
+    fn passthrough(&self, d: &Deployment) -> Option<&ParsedChatRequest> {
+        match self {
+            IngressRequest::OpenAi(p) if codec(d).is_openai_shaped() => Some(p),
+            IngressRequest::OpenAi(_) | IngressRequest::Anthropic(_) => None,
+        }
     }
 
     /// The body of one attempt on `d`.
     pub fn upstream_body(&self, d: &Deployment) -> Result<Bytes, AttemptError> {
-        if let IngressRequest::OpenAi(p) = self {
-            if self.passes_through(d) {
-                return Ok(Bytes::from(
-                    p.passthrough_body(&d.upstream_model, p.request.stream),
-                ));
-            }
+        if let Some(p) = self.passthrough(d) {
+            return Ok(Bytes::from(
+                p.passthrough_body(&d.upstream_model, p.request.stream),
+            ));
         }
-        let req = self.canonical();
-        let body = match d.kind() {
-            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-                Ok(openai_chat::encode_request(req, &d.upstream_model))
-            }
-            ProviderKind::Anthropic => {
-                anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS)
-            }
-            ProviderKind::Bedrock => bedrock_converse::encode_request(req),
-            ProviderKind::Gemini | ProviderKind::Vertex => gemini::encode_request(req),
-        };
-        body.map(Bytes::from).map_err(|e| inexpressible(d, &e))
+        codec(d)
+            .encode_request(self.canonical(), &d.upstream_model)
+            .map(Bytes::from)
+            .map_err(|e| inexpressible(d, &e))
     }
 
     /// A complete upstream answer, as the client's body plus the usage it reports.
@@ -86,11 +77,13 @@ impl IngressRequest {
         d: &Deployment,
         upstream: Bytes,
     ) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
-        if self.passes_through(d) {
+        if self.passthrough(d).is_some() {
             let usage = openai_chat::usage_from_response(&upstream);
             return Ok((upstream, usage));
         }
-        let mut response = decode_response(d, &upstream)?;
+        let mut response = codec(d)
+            .decode_response(&upstream)
+            .map_err(|e| unreadable(d, &e))?;
         // Bedrock names neither; Anthropic and Gemini send no creation time.
         if response.id.is_empty() {
             response.id = generated_id();
@@ -101,51 +94,26 @@ impl IngressRequest {
         if response.created == 0 {
             response.created = unix_now();
         }
-        let body = match self.dialect() {
-            Dialect::OpenAi => openai_chat::encode_response(&response),
-            Dialect::Anthropic => anthropic_messages::encode_response(&response),
-        };
+        let body = self.dialect().encode_response(&response);
         Ok((Bytes::from(body), Some(response.usage)))
     }
 
     /// The stream translator for one attempt on `d`.
     pub fn translator(&self, d: &Deployment) -> Result<Box<dyn Translator>, AttemptError> {
         let include_usage = self.canonical().include_usage;
-        if self.passes_through(d) {
+        if self.passthrough(d).is_some() {
             return Ok(Box::new(OpenAiPassthrough::new(include_usage)));
         }
-        let client = ClientEncoder::new(
-            self.dialect(),
+        let client = self.dialect().stream_encoder(
             include_usage,
-            generated_id(),
-            d.upstream_model.clone(),
+            StreamIdentity {
+                id: generated_id(),
+                model: d.upstream_model.clone(),
+                created: unix_now(),
+            },
         );
-        Ok(Box::new(Translate::new(
-            UpstreamDecoder::for_kind(d.kind()),
-            client,
-        )))
+        Ok(Box::new(Translate::new(codec(d).stream_decoder(), client)))
     }
-}
-
-/// An upstream's complete answer in its own protocol → canonical.
-fn decode_response(d: &Deployment, body: &[u8]) -> Result<ChatResponse, AttemptError> {
-    let decoded: Result<ChatResponse, DecodeError> = match d.kind() {
-        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-            openai_chat::decode_response(body)
-        }
-        ProviderKind::Anthropic => anthropic_messages::decode_response(body),
-        ProviderKind::Bedrock => bedrock_converse::decode_response(body),
-        ProviderKind::Gemini | ProviderKind::Vertex => gemini::decode_response(body),
-    };
-    decoded.map_err(|e| {
-        AttemptError::new(
-            ErrorKind::UpstreamProtocol,
-            format!(
-                "provider '{}' sent a response that could not be read: {}",
-                d.provider.id, e.message
-            ),
-        )
-    })
 }
 
 /// The request asks for something `d`'s protocol cannot express: the client's 400.
@@ -156,107 +124,7 @@ fn inexpressible(d: &Deployment, e: &Unsupported) -> AttemptError {
     )
 }
 
-/// A response id for protocols that send none.
-fn generated_id() -> String {
-    format!("chatcmpl-sy{:024x}", rand::random::<u128>() >> 32)
-}
-
-/// One embeddings attempt on `d`: the OpenAI-shaped body passes through; other protocols are
-/// translated (Bedrock InvokeModel takes one call per Titan input or Cohere batch).
-pub(crate) async fn embeddings_attempt(
-    upstream: &Upstream,
-    parsed: &ParsedEmbeddingsRequest,
-    d: &Deployment,
-    timeouts: Timeouts,
-) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
-    let req = &parsed.request;
-    let send = |body: Vec<u8>| {
-        upstream.send(
-            &d.provider,
-            &d.endpoints,
-            Operation::Embeddings,
-            Bytes::from(body),
-            timeouts,
-        )
-    };
-    let mut response = match d.kind() {
-        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => {
-            let sent = send(parsed.passthrough_body(&d.upstream_model)).await?;
-            let body = sent.body(&d.provider, MAX_RESPONSE_BYTES).await?;
-            let usage = openai_chat::embeddings_usage(&body);
-            return Ok((body, usage));
-        }
-        ProviderKind::Bedrock => {
-            let bodies = bedrock_converse::encode_embeddings_request(&d.upstream_model, req)
-                .map_err(|e| inexpressible(d, &e))?;
-            let mut answers = Vec::with_capacity(bodies.len());
-            let mut header_tokens = 0;
-            for body in bodies {
-                let sent = send(body).await?;
-                // Cohere on Bedrock reports its input tokens only in this header.
-                header_tokens += sent
-                    .response
-                    .headers()
-                    .get("x-amzn-bedrock-input-token-count")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                answers.push(sent.body(&d.provider, MAX_RESPONSE_BYTES).await?);
-            }
-            let slices: Vec<&[u8]> = answers.iter().map(|b| b.as_ref()).collect();
-            let mut response =
-                bedrock_converse::decode_embeddings_response(&d.upstream_model, &slices)
-                    .map_err(|e| unreadable(d, &e))?;
-            if response.input_tokens == 0 {
-                response.input_tokens = header_tokens;
-            }
-            response
-        }
-        ProviderKind::Gemini => {
-            let body = gemini::encode_embeddings_request(&d.upstream_model, req)
-                .map_err(|e| inexpressible(d, &e))?;
-            let answer = send(body)
-                .await?
-                .body(&d.provider, MAX_RESPONSE_BYTES)
-                .await?;
-            gemini::decode_embeddings_response(&answer).map_err(|e| unreadable(d, &e))?
-        }
-        ProviderKind::Vertex => {
-            let body =
-                gemini::encode_vertex_embeddings_request(req).map_err(|e| inexpressible(d, &e))?;
-            let answer = send(body)
-                .await?
-                .body(&d.provider, MAX_RESPONSE_BYTES)
-                .await?;
-            gemini::decode_vertex_embeddings_response(&answer).map_err(|e| unreadable(d, &e))?
-        }
-        ProviderKind::Anthropic => {
-            return Err(AttemptError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "deployment '{}': the anthropic protocol has no embeddings endpoint",
-                    d.id
-                ),
-            ))
-        }
-    };
-    if response.model.is_empty() {
-        response.model = d.upstream_model.clone();
-    }
-    let usage = TokenUsage {
-        input: response.input_tokens,
-        ..TokenUsage::default()
-    };
-    // Unknown counts (the Gemini API reports none) stay unknown rather than zero.
-    let usage = (response.input_tokens > 0).then_some(usage);
-    Ok((
-        Bytes::from(openai_chat::encode_embeddings_response(
-            &response, req.base64,
-        )),
-        usage,
-    ))
-}
-
+/// `d`'s provider sent an answer that is not its protocol.
 fn unreadable(d: &Deployment, e: &DecodeError) -> AttemptError {
     AttemptError::new(
         ErrorKind::UpstreamProtocol,
@@ -267,51 +135,72 @@ fn unreadable(d: &Deployment, e: &DecodeError) -> AttemptError {
     )
 }
 
-/// The body of a token count on `d` (Anthropic's `count_tokens`, Gemini's `countTokens`).
-pub(crate) fn count_tokens_body(req: &ChatRequest, d: &Deployment) -> Result<Bytes, AttemptError> {
-    let encoded = match d.kind() {
-        ProviderKind::Anthropic => {
-            anthropic_messages::encode_request(req, &d.upstream_model, DEFAULT_MAX_TOKENS)
-        }
-        _ => gemini::encode_request(req),
-    }
-    .map_err(|e| inexpressible(d, &e))?;
-    let mut body: serde_json::Value = serde_json::from_slice(&encoded)
-        .map_err(|e| unreadable(d, &DecodeError::new(e.to_string())))?;
-    let body = match (d.kind(), body.as_object_mut()) {
-        // count_tokens takes the messages request without its generation settings.
-        (ProviderKind::Anthropic, Some(o)) => {
-            for k in [
-                "max_tokens",
-                "stream",
-                "temperature",
-                "top_p",
-                "stop_sequences",
-                "metadata",
-            ] {
-                o.remove(k);
-            }
-            body
-        }
-        // countTokens wraps a whole generateContent request with its model.
-        (_, Some(o)) => {
-            o.insert(
-                "model".into(),
-                format!("models/{}", d.upstream_model).into(),
-            );
-            serde_json::json!({ "generateContentRequest": body })
-        }
-        (_, None) => body,
-    };
-    Ok(Bytes::from(body.to_string()))
+/// A response id for protocols that send none.
+fn generated_id() -> String {
+    format!("chatcmpl-sy{:024x}", rand::random::<u128>() >> 32)
 }
 
-/// Reads a token count answer: `{input_tokens}` or `{totalTokens}`.
+/// One embeddings attempt on `d`: one upstream call per body the codec asks for (Bedrock
+/// InvokeModel takes one per Titan input), then the codec's answer for the OpenAI client.
+pub(crate) async fn embeddings_attempt(
+    upstream: &Upstream,
+    parsed: &ParsedEmbeddingsRequest,
+    d: &Deployment,
+    timeouts: Timeouts,
+) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
+    let codec = codec(d);
+    let bodies = codec
+        .encode_embeddings(parsed, &d.upstream_model)
+        .map_err(|e| inexpressible(d, &e))?;
+    let mut answers = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let sent = upstream
+            .send(
+                &d.provider,
+                &d.endpoints,
+                Operation::Embeddings,
+                Bytes::from(body),
+                timeouts,
+            )
+            .await?;
+        // Some protocols report usage in headers (Cohere on Bedrock).
+        let headers = sent.response.headers().clone();
+        answers.push((headers, sent.body(&d.provider, MAX_RESPONSE_BYTES).await?));
+    }
+    let views: Vec<UpstreamAnswer<'_>> = answers
+        .iter()
+        .map(|(headers, body)| UpstreamAnswer { headers, body })
+        .collect();
+    let answer = codec
+        .decode_embeddings(parsed, &d.upstream_model, &views)
+        .map_err(|e| unreadable(d, &e))?;
+    let body = match answer.body {
+        Some(body) => Bytes::from(body),
+        // Forwarded as it came: the one upstream answer.
+        None => answers
+            .pop()
+            .map(|(_, body)| body)
+            .ok_or_else(|| unreadable(d, &DecodeError::new("no answer")))?,
+    };
+    Ok((body, answer.usage))
+}
+
+/// Whether `d` can answer a token count (Anthropic's `count_tokens`, Gemini's `countTokens`).
+pub(crate) fn counts_tokens(d: &Deployment) -> bool {
+    codec(d).counts_tokens()
+}
+
+/// The body of a token count on `d`.
+pub(crate) fn count_tokens_body(req: &ChatRequest, d: &Deployment) -> Result<Bytes, AttemptError> {
+    codec(d)
+        .encode_count_tokens(req, &d.upstream_model)
+        .map(Bytes::from)
+        .map_err(|e| inexpressible(d, &e))
+}
+
+/// Reads `d`'s token count answer.
 pub(crate) fn count_tokens_answer(d: &Deployment, body: &[u8]) -> Result<u64, AttemptError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| unreadable(d, &DecodeError::new(e.to_string())))?;
-    v.get("input_tokens")
-        .or_else(|| v.get("totalTokens"))
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| unreadable(d, &DecodeError::new("no token count in the answer")))
+    codec(d)
+        .decode_count_tokens(body)
+        .map_err(|e| unreadable(d, &e))
 }

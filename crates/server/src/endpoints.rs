@@ -11,10 +11,11 @@ use bytes::Bytes;
 use std::sync::Arc;
 use switchyard_protocol::codec::anthropic_messages;
 use switchyard_protocol::codec::openai_chat::ParsedEmbeddingsRequest;
+use switchyard_protocol::upstream::upstream_codec;
 use switchyard_protocol::ChatRequest;
 use switchyard_providers::{AttemptError, Operation};
 use switchyard_router::{Deployment, Estimate, Model, Plan};
-use switchyard_types::ErrorKind;
+use switchyard_types::{ErrorKind, ProviderKind};
 
 /// A chat request from either front door, streamed or not.
 pub(crate) struct Chat {
@@ -121,11 +122,17 @@ impl Endpoint for CountTokens {
         if model.deployments.iter().any(|d| egress::counts_tokens(d)) {
             return Ok(());
         }
+        let counting: Vec<&str> = ProviderKind::ALL
+            .into_iter()
+            .filter(|&k| upstream_codec(k).counts_tokens())
+            .map(ProviderKind::as_str)
+            .collect();
         Err(ApiError::new(
             ErrorKind::InvalidRequest,
             format!(
-                "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens (anthropic, gemini, vertex)",
-                model.name
+                "count_tokens is not supported for model '{}': none of its deployments speaks a protocol that counts tokens ({})",
+                model.name,
+                counting.join(", ")
             ),
         ))
     }

@@ -2,11 +2,10 @@
 //! protocol, and Retry-After. Building the response has no side effects; logging happens
 //! where the request ends.
 
-use crate::request::Dialect;
+use crate::request::ClientProtocol;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use std::time::Duration;
-use switchyard_protocol::codec::{anthropic_messages, openai_chat};
 use switchyard_protocol::DecodeError;
 use switchyard_providers::AttemptError;
 use switchyard_types::ErrorKind;
@@ -72,19 +71,9 @@ impl From<AttemptError> for ApiError {
 
 impl ApiError {
     /// The response in the client's protocol: status, error body and Retry-After.
-    pub(crate) fn render(self, dialect: Dialect) -> Response {
-        let (status, body) = match dialect {
-            Dialect::OpenAi => (
-                self.kind.status(),
-                openai_chat::encode_error(
-                    self.kind,
-                    &self.message,
-                    self.param.as_deref(),
-                    self.code,
-                ),
-            ),
-            Dialect::Anthropic => anthropic_messages::encode_error(self.kind, &self.message),
-        };
+    pub(crate) fn render(self, dialect: ClientProtocol) -> Response {
+        let (status, body) =
+            dialect.encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -104,6 +93,6 @@ impl ApiError {
 /// Paths outside a front door (health, unknown URLs) answer in the OpenAI format.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.render(Dialect::OpenAi)
+        self.render(ClientProtocol::OpenAiChat)
     }
 }

@@ -4,7 +4,7 @@
 //! Counters are recorded where a request ends (`observe`); gauges of state that lives
 //! elsewhere (breakers, in-flight, governance and ledger counters) are read at scrape time.
 
-use crate::request::{Dialect, Outcome, RequestEnd};
+use crate::request::{ClientProtocol, Outcome, RequestEnd};
 use crate::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -98,8 +98,8 @@ impl std::fmt::Debug for Meters {
 
 /// One model's handles.
 struct ModelMeters {
-    /// Requests that ended `ok`, by front door (the hot series).
-    ok: [Counter; 2],
+    /// Requests that ended `ok`, by front door in `ClientProtocol::ALL` order (the hot series).
+    ok: [Counter; ClientProtocol::ALL.len()],
     failovers: Counter,
     served: HashMap<Arc<str>, ServedMeters>,
 }
@@ -115,10 +115,6 @@ struct ServedMeters {
 }
 
 const TOKEN_TYPES: [&str; 3] = ["input", "output", "cached_input"];
-
-fn front_doors() -> [Dialect; 2] {
-    [Dialect::OpenAi, Dialect::Anthropic]
-}
 
 fn served_labels(model: &str, d: &Deployment) -> Vec<Label> {
     vec![
@@ -168,7 +164,7 @@ impl Meters {
                     .entry(d.id.clone())
                     .or_insert_with(|| ServedMeters::new(name, d));
             }
-            let ok = front_doors().map(|f| {
+            let ok = ClientProtocol::ALL.map(|f| {
                 counter!(Metric::Requests.name(), "model" => name.to_string(), "front_door" => f.as_str(), "outcome" => "ok")
             });
             models.insert(
@@ -191,8 +187,9 @@ impl Meters {
             return;
         }
         let model = self.models.get(&*ctx.model);
-        match (model, end.outcome) {
-            (Some(m), Outcome::Ok) => m.ok[ctx.dialect as usize].increment(1),
+        let door = ClientProtocol::ALL.iter().position(|p| *p == ctx.dialect);
+        match (model, end.outcome, door) {
+            (Some(m), Outcome::Ok, Some(i)) => m.ok[i].increment(1),
             _ => counter!(Metric::Requests.name(), "model" => ctx.model.to_string(), "front_door" => ctx.dialect.as_str(), "outcome" => end.outcome.as_str()).increment(1),
         }
         let attempts = end.attempts();

@@ -8,28 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_governance::Principal;
 use switchyard_ledger::LedgerWriter;
+pub(crate) use switchyard_protocol::client::ClientProtocol;
 use switchyard_router::{Attempt, AttemptLog, DataClass, Deployment};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
-
-/// A client protocol (front door).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    /// OpenAI chat completions and embeddings.
-    OpenAi,
-    /// Anthropic messages.
-    Anthropic,
-}
-
-impl Dialect {
-    /// A stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-        }
-    }
-}
 
 /// What an endpoint does, as logs, metrics and spans name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +91,7 @@ pub(crate) struct Context {
     /// The id returned in `x-request-id`.
     pub request_id: HeaderValue,
     /// The front door used.
-    pub dialect: Dialect,
+    pub dialect: ClientProtocol,
     /// What the endpoint does.
     pub api: Api,
     /// The key's id (never its secret).

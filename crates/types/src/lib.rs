@@ -56,15 +56,6 @@ impl ProviderKind {
             Self::Vertex => "vertex",
         }
     }
-
-    /// Whether the upstream speaks the OpenAI chat-completions body shape, so an OpenAI
-    /// client's body can pass through with minimal rewriting.
-    pub fn is_openai_shaped(self) -> bool {
-        matches!(
-            self,
-            Self::OpenAi | Self::AzureOpenAi | Self::OpenAiCompatible
-        )
-    }
 }
 
 impl fmt::Display for ProviderKind {

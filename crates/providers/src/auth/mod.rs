@@ -56,7 +56,10 @@ impl Auth {
             ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
             ProviderKind::Gemini => (HeaderName::from_static("x-goog-api-key"), key.to_string()),
             // Bedrock API keys and static Vertex tokens are Bearer, like OpenAI's.
-            _ => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+            ProviderKind::OpenAi
+            | ProviderKind::OpenAiCompatible
+            | ProviderKind::Bedrock
+            | ProviderKind::Vertex => (http::header::AUTHORIZATION, format!("Bearer {key}")),
         };
         Ok(Auth::Header(name, sensitive(&value)?))
     }

@@ -5,7 +5,7 @@ use crate::egress::IngressRequest;
 use crate::endpoints::{Chat, CountTokens};
 use crate::error::ApiError;
 use crate::pipeline::{self, Front};
-use crate::request::{Api, Dialect};
+use crate::request::{Api, ClientProtocol};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -34,7 +34,7 @@ pub(crate) async fn messages(
     body: Body,
 ) -> Response {
     let front = Front {
-        dialect: Dialect::Anthropic,
+        dialect: ClientProtocol::AnthropicMessages,
         api: Api::Chat,
     };
     pipeline::run(state, headers, body, front, |headers, bytes| {
@@ -55,7 +55,7 @@ pub(crate) async fn count_tokens(
     body: Body,
 ) -> Response {
     let front = Front {
-        dialect: Dialect::Anthropic,
+        dialect: ClientProtocol::AnthropicMessages,
         api: Api::CountTokens,
     };
     pipeline::run(state, headers, body, front, |headers, bytes| {

@@ -4,7 +4,7 @@ use crate::egress::IngressRequest;
 use crate::endpoints::{Chat, Embeddings};
 use crate::error::ApiError;
 use crate::pipeline::{self, phases, Front};
-use crate::request::{Api, Dialect};
+use crate::request::{Api, ClientProtocol};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -22,7 +22,7 @@ pub(crate) async fn chat(
     body: Body,
 ) -> Response {
     let front = Front {
-        dialect: Dialect::OpenAi,
+        dialect: ClientProtocol::OpenAiChat,
         api: Api::Chat,
     };
     pipeline::run(state, headers, body, front, |_, bytes| {
@@ -43,7 +43,7 @@ pub(crate) async fn embeddings(
     body: Body,
 ) -> Response {
     let front = Front {
-        dialect: Dialect::OpenAi,
+        dialect: ClientProtocol::OpenAiChat,
         api: Api::Embeddings,
     };
     pipeline::run(state, headers, body, front, |_, bytes| {

@@ -12,7 +12,7 @@ pub(crate) mod phases;
 use crate::error::ApiError;
 use crate::observe::{self, Pending, Tracker};
 use crate::relay::Relay;
-use crate::request::{Api, Caller, Context, Dialect};
+use crate::request::{Api, Caller, ClientProtocol, Context};
 use crate::{AppState, Snapshot};
 use axum::body::Body;
 use axum::response::Response;
@@ -31,7 +31,7 @@ use tracing::Instrument;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Front {
     /// The protocol errors and answers are written in.
-    pub dialect: Dialect,
+    pub dialect: ClientProtocol,
     /// The operation, for logs, metrics and spans.
     pub api: Api,
 }

@@ -6,7 +6,7 @@ use super::{Answer, Ask, AttemptLimits};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::observe::Pending;
-use crate::request::{Api, Caller, Context, Dialect, Served, Who, REQUEST_ID};
+use crate::request::{Api, Caller, ClientProtocol, Context, Served, Who, REQUEST_ID};
 use crate::{AppState, Snapshot};
 use axum::body::Body;
 use axum::response::Response;
@@ -410,13 +410,13 @@ pub(crate) fn write_served_headers(served: &Served, cost: Option<Money>, h: &mut
 pub(crate) fn finish(
     result: Result<Response, ApiError>,
     id: HeaderValue,
-    dialect: Dialect,
+    dialect: ClientProtocol,
 ) -> Response {
     let mut response = result.unwrap_or_else(|e| {
         crate::metrics::rejected(dialect.as_str(), e.kind);
         e.render(dialect)
     });
-    if dialect == Dialect::Anthropic {
+    if dialect == ClientProtocol::AnthropicMessages {
         response
             .headers_mut()
             .insert(HeaderName::from_static("request-id"), id.clone());
