@@ -28,6 +28,7 @@ mod endpoints;
 mod error;
 pub mod explain;
 mod ingress;
+mod logs;
 mod metrics;
 mod observe;
 mod pipeline;

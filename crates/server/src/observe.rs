@@ -4,6 +4,7 @@
 //! `Pending` (the client went away mid-request) pays it as a disconnect. Logs, metrics, span
 //! attributes and the ledger all read that one record.
 
+use crate::logs::{self, AccessLine};
 use crate::metrics::Meters;
 use crate::request::{Context, Outcome, RequestEnd, Served};
 use opentelemetry::trace::TraceContextExt;
@@ -20,30 +21,55 @@ pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
     let usage = end.usage.unwrap_or_default();
     let cost = end.cost();
     let attempts = end.attempts().len();
-    let (deployment, provider) = match end.served {
-        Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
-        None => ("", ""),
-    };
-    tracing::info!(
-        request_id = ?end.ctx.request_id,
-        dialect = end.ctx.dialect.as_str(),
-        api = end.ctx.api.as_str(),
-        key = %end.ctx.key,
-        model = %end.ctx.model,
-        stream = end.ctx.stream,
-        deployment,
-        provider,
-        attempts,
-        input_tokens = usage.input,
-        output_tokens = usage.output,
-        cached_tokens = usage.cached_input,
-        usage_estimated = end.usage_estimated,
-        cost_usd = cost.as_usd(),
-        latency_ms = end.ctx.started.elapsed().as_millis() as u64,
-        ttft_ms = end.ttft.map(|t| t.as_millis() as u64),
-        outcome = end.outcome.as_str(),
-        "request finished"
-    );
+    if tracing::enabled!(tracing::Level::INFO) {
+        let ctx = end.ctx;
+        let line = AccessLine {
+            at: std::time::SystemTime::now(),
+            request_id: ctx.request_id.clone(),
+            dialect: ctx.dialect,
+            api: ctx.api,
+            key: ctx.key.clone(),
+            model: ctx.model.clone(),
+            stream: ctx.stream,
+            served_by: end
+                .served
+                .map(|s| (s.deployment.id.clone(), s.deployment.provider.id.clone())),
+            attempts,
+            tokens: [usage.input, usage.output, usage.cached_input],
+            usage_estimated: end.usage_estimated,
+            cost,
+            latency_ms: ctx.started.elapsed().as_millis() as u64,
+            ttft_ms: end.ttft.map(|t| t.as_millis() as u64),
+            outcome: end.outcome.as_str(),
+        };
+        // Without the process's log writer (in-process tests), through `tracing`.
+        if !logs::access(line) {
+            let (deployment, provider) = match end.served {
+                Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
+                None => ("", ""),
+            };
+            tracing::info!(
+                request_id = ?end.ctx.request_id,
+                dialect = end.ctx.dialect.as_str(),
+                api = end.ctx.api.as_str(),
+                key = %end.ctx.key,
+                model = %end.ctx.model,
+                stream = end.ctx.stream,
+                deployment,
+                provider,
+                attempts,
+                input_tokens = usage.input,
+                output_tokens = usage.output,
+                cached_tokens = usage.cached_input,
+                usage_estimated = end.usage_estimated,
+                cost_usd = cost.as_usd(),
+                latency_ms = end.ctx.started.elapsed().as_millis() as u64,
+                ttft_ms = end.ttft.map(|t| t.as_millis() as u64),
+                outcome = end.outcome.as_str(),
+                "request finished"
+            );
+        }
+    }
     meters.record(end, cost);
     if crate::telemetry::traces_enabled() {
         let span = &end.ctx.span;

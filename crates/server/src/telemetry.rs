@@ -11,14 +11,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::logs::LogFormat;
 
 static TRACES: AtomicBool = AtomicBool::new(false);
 
@@ -32,7 +25,7 @@ pub(crate) fn traces_enabled() -> bool {
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     /// Flushes the log writer's queue when dropped.
-    _logs: tracing_appender::non_blocking::WorkerGuard,
+    _logs: Option<crate::logs::LogGuard>,
 }
 
 impl Telemetry {
@@ -40,12 +33,10 @@ impl Telemetry {
     pub fn init(format: LogFormat) -> Telemetry {
         let filter =
             || EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-        // Log lines are written by a background thread, so a request never waits on stderr;
-        // lossless: when the queue is full, callers wait rather than drop lines.
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
-            .finish(std::io::stderr());
-        let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+        // Log lines are written by one background thread (`logs`), so a request never waits
+        // on stderr.
+        let guard = crate::logs::start(format);
+        let fmt = tracing_subscriber::fmt::layer().with_writer(crate::logs::ChannelWriter);
         let fmt = match format {
             LogFormat::Human => fmt.boxed(),
             LogFormat::Json => fmt.json().boxed(),

@@ -1,0 +1,333 @@
+//! The log writer: one thread owns stderr. Ordinary `tracing` events arrive formatted (through
+//! [`ChannelWriter`]); the per-request "request finished" line arrives as a typed
+//! [`AccessLine`] and is formatted on that thread, in the same shape as the `tracing` JSON or
+//! human format, so the serving task only fills a struct. Writes are buffered and flushed
+//! whenever the queue runs empty: one `write` for many lines under load. The queue is bounded
+//! and lossless (a full queue makes the sender wait, as a slow stderr would).
+
+use crate::request::{Api, ClientProtocol};
+use http::HeaderValue;
+use std::io::{BufWriter, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+use switchyard_types::Money;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The end of one request, as its log line says it.
+pub(crate) struct AccessLine {
+    /// When the request ended.
+    pub at: SystemTime,
+    /// The request id.
+    pub request_id: HeaderValue,
+    /// The front door.
+    pub dialect: ClientProtocol,
+    /// The endpoint.
+    pub api: Api,
+    /// The key's name.
+    pub key: Arc<str>,
+    /// The model asked for.
+    pub model: Arc<str>,
+    /// Whether it streamed.
+    pub stream: bool,
+    /// The serving deployment and its provider.
+    pub served_by: Option<(Arc<str>, Arc<str>)>,
+    /// Upstream attempts.
+    pub attempts: usize,
+    /// Input, output and cached input tokens.
+    pub tokens: [u64; 3],
+    /// Whether the usage is partly estimated.
+    pub usage_estimated: bool,
+    /// The request's cost.
+    pub cost: Money,
+    /// Arrival to end.
+    pub latency_ms: u64,
+    /// Arrival to first byte (streams).
+    pub ttft_ms: Option<u64>,
+    /// How it ended.
+    pub outcome: &'static str,
+}
+
+enum Message {
+    /// A line formatted by `tracing`.
+    Raw(Vec<u8>),
+    /// A request's end, to format here.
+    Access(Box<AccessLine>),
+    /// Write everything queued, then acknowledge.
+    Flush(SyncSender<()>),
+}
+
+static QUEUE: OnceLock<SyncSender<Message>> = OnceLock::new();
+
+/// Starts the writer thread (once per process); later calls return `None`.
+pub(crate) fn start(format: LogFormat) -> Option<LogGuard> {
+    let (tx, rx) = sync_channel(16 * 1024);
+    QUEUE.set(tx).ok()?;
+    std::thread::Builder::new()
+        .name("switchyard-log".into())
+        .spawn(move || run(rx, format))
+        .ok()?;
+    Some(LogGuard)
+}
+
+/// Writes a request's end line; false when no writer runs (the caller logs through `tracing`).
+pub(crate) fn access(line: AccessLine) -> bool {
+    match QUEUE.get() {
+        Some(q) => q.send(Message::Access(Box::new(line))).is_ok(),
+        None => false,
+    }
+}
+
+/// Flushes the writer when dropped (at process end).
+pub struct LogGuard;
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(q) = QUEUE.get() {
+            let (ack, done) = sync_channel(1);
+            if q.send(Message::Flush(ack)).is_ok() {
+                let _ = done.recv_timeout(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// `tracing`'s writer: each formatted event goes to the queue whole.
+#[derive(Clone, Copy)]
+pub(crate) struct ChannelWriter;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match QUEUE.get() {
+            Some(q) if q.send(Message::Raw(buf.to_vec())).is_ok() => {}
+            _ => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ChannelWriter {
+    type Writer = ChannelWriter;
+
+    fn make_writer(&'a self) -> ChannelWriter {
+        *self
+    }
+}
+
+fn run(rx: Receiver<Message>, format: LogFormat) {
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        let message = match rx.try_recv() {
+            Ok(m) => m,
+            Err(TryRecvError::Empty) => {
+                let _ = out.flush();
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        // A failing stderr cannot be reported anywhere; keep draining so senders never block.
+        let _ = match message {
+            Message::Raw(bytes) => out.write_all(&bytes),
+            Message::Access(a) => {
+                line.clear();
+                match format {
+                    LogFormat::Json => a.json(&mut line),
+                    LogFormat::Human => a.human(&mut line),
+                }
+                out.write_all(&line)
+            }
+            Message::Flush(ack) => {
+                let _ = out.flush();
+                ack.send(())
+                    .map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+            }
+        };
+    }
+    let _ = out.flush();
+}
+
+const TARGET: &str = "switchyard_server::observe";
+const MESSAGE: &str = "request finished";
+
+/// RFC 3339 UTC with microseconds, as `tracing-subscriber` writes it.
+fn timestamp(at: SystemTime, out: &mut Vec<u8>) {
+    let t = time::OffsetDateTime::from(at);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    );
+}
+
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    // Serialising a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+impl AccessLine {
+    fn id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    /// The `tracing-subscriber` JSON shape: fields, target and the request span.
+    fn json(&self, out: &mut Vec<u8>) {
+        let id = self.id();
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        timestamp(self.at, out);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"");
+        out.extend_from_slice(MESSAGE.as_bytes());
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(id, out);
+        let _ = write!(
+            out,
+            ",\"dialect\":\"{}\",\"api\":\"{}\",\"key\":",
+            self.dialect.as_str(),
+            self.api.as_str()
+        );
+        json_str(&self.key, out);
+        out.extend_from_slice(b",\"model\":");
+        json_str(&self.model, out);
+        let (deployment, provider) = match &self.served_by {
+            Some((d, p)) => (&**d, &**p),
+            None => ("", ""),
+        };
+        let _ = write!(out, ",\"stream\":{},\"deployment\":", self.stream);
+        json_str(deployment, out);
+        out.extend_from_slice(b",\"provider\":");
+        json_str(provider, out);
+        let [input, output, cached] = self.tokens;
+        let _ = write!(
+            out,
+            ",\"attempts\":{},\"input_tokens\":{input},\"output_tokens\":{output},\"cached_tokens\":{cached},\"usage_estimated\":{},\"cost_usd\":{},\"latency_ms\":{}",
+            self.attempts,
+            self.usage_estimated,
+            self.cost.as_usd(),
+            self.latency_ms
+        );
+        if let Some(ttft) = self.ttft_ms {
+            let _ = write!(out, ",\"ttft_ms\":{ttft}");
+        }
+        let _ = write!(
+            out,
+            ",\"outcome\":\"{}\"}},\"target\":\"{TARGET}\"",
+            self.outcome
+        );
+        out.extend_from_slice(b",\"span\":{\"request_id\":");
+        json_str(id, out);
+        out.extend_from_slice(b",\"name\":\"request\"},\"spans\":[{\"request_id\":");
+        json_str(id, out);
+        out.extend_from_slice(b",\"name\":\"request\"}]}\n");
+    }
+
+    /// The `tracing-subscriber` human shape. Text from clients (the model name) is written
+    /// with Rust's debug escaping, so it cannot start a new line.
+    fn human(&self, out: &mut Vec<u8>) {
+        let id = self.id();
+        timestamp(self.at, out);
+        let (deployment, provider) = match &self.served_by {
+            Some((d, p)) => (&**d, &**p),
+            None => ("", ""),
+        };
+        let [input, output, cached] = self.tokens;
+        let _ = write!(
+            out,
+            "  INFO request{{request_id={id}}}: {TARGET}: {MESSAGE} request_id={id} dialect={} api={} key={:?} model={:?} stream={} deployment={deployment} provider={provider} attempts={} input_tokens={input} output_tokens={output} cached_tokens={cached} usage_estimated={} cost_usd={} latency_ms={}",
+            self.dialect.as_str(),
+            self.api.as_str(),
+            &*self.key,
+            &*self.model,
+            self.stream,
+            self.attempts,
+            self.usage_estimated,
+            self.cost.as_usd(),
+            self.latency_ms,
+        );
+        if let Some(ttft) = self.ttft_ms {
+            let _ = write!(out, " ttft_ms={ttft}");
+        }
+        let _ = writeln!(out, " outcome={}", self.outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line() -> AccessLine {
+        AccessLine {
+            at: SystemTime::UNIX_EPOCH + Duration::from_micros(1_765_123_456_789_012),
+            request_id: HeaderValue::from_static("req_1"),
+            dialect: ClientProtocol::OpenAiChat,
+            api: Api::Chat,
+            key: "team \"a\"".into(),
+            model: "gpt-4o\r\nforged".into(),
+            stream: true,
+            served_by: Some(("d1".into(), "p1".into())),
+            attempts: 2,
+            tokens: [3, 4, 0],
+            usage_estimated: false,
+            cost: Money(70_000),
+            latency_ms: 12,
+            ttft_ms: Some(5),
+            outcome: "ok",
+        }
+    }
+
+    #[test]
+    fn the_json_line_has_the_tracing_shape_and_escapes_client_text() {
+        let mut out = Vec::new();
+        line().json(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["timestamp"], "2025-12-07T16:04:16.789012Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["target"], TARGET);
+        let f = &v["fields"];
+        assert_eq!(f["message"], MESSAGE);
+        assert_eq!(f["request_id"], "req_1");
+        assert_eq!(f["model"], "gpt-4o\r\nforged");
+        assert_eq!(f["key"], "team \"a\"");
+        assert_eq!(f["deployment"], "d1");
+        assert_eq!(f["attempts"], 2);
+        assert_eq!(f["output_tokens"], 4);
+        assert_eq!(f["cost_usd"], 0.00007);
+        assert_eq!(f["ttft_ms"], 5);
+        assert_eq!(f["outcome"], "ok");
+        assert_eq!(v["span"]["request_id"], "req_1");
+        assert_eq!(v["spans"][0]["name"], "request");
+    }
+
+    #[test]
+    fn the_human_line_is_one_line_whatever_the_client_sent() {
+        let mut out = Vec::new();
+        line().human(&mut out);
+        let text = String::from_utf8(out).unwrap_or_default();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.contains("model=\"gpt-4o\\r\\nforged\""), "{text}");
+        assert!(text.contains("request finished request_id=req_1"), "{text}");
+        assert!(text.ends_with(" outcome=ok\n"), "{text}");
+    }
+}
