@@ -245,6 +245,9 @@ struct Task {
     deadline: Option<Instant>,
 }
 
+/// How many `batch_size`s of queued records one append may take.
+const MAX_BATCHES_PER_APPEND: usize = 16;
+
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<LedgerRecord>) {
         let batch_size = self.config.batch_size.max(1);
@@ -265,6 +268,15 @@ impl Task {
                     Some(r) => {
                         batch.push(r);
                         if batch.len() >= batch_size {
+                            // A backlog goes in the same transaction: a commit (an fsync)
+                            // per batch bounds throughput, so batches grow when records
+                            // arrive faster than commits.
+                            while batch.len() < batch_size * MAX_BATCHES_PER_APPEND {
+                                match rx.try_recv() {
+                                    Ok(r) => batch.push(r),
+                                    Err(_) => break,
+                                }
+                            }
                             self.flush(&mut batch).await;
                         }
                     }

@@ -1,6 +1,7 @@
 //! The admin API: managed keys and teams, spend and budget reports. Behind its own token
 //! (`[admin] token_env`); off when no token is configured. JSON in, JSON out.
 
+use crate::runtime::authorize;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,30 +27,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/budgets", get(budgets))
         .route("/route/explain", get(explain))
         .merge(crate::dashboard::routes())
-}
-
-/// Checks `Authorization: Bearer <admin token>` against the configured token's hash.
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = state.runtime.admin_token_hash else {
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            "the admin API is off: set [admin] token_env in the config",
-        ));
-    };
-    let presented = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(crate::config::hash_secret);
-    // Comparing hashes keeps the comparison's timing independent of the secret.
-    if presented == Some(expected) {
-        Ok(())
-    } else {
-        Err(
-            ApiError::new(ErrorKind::Authentication, "a valid admin token is required")
-                .with_code("invalid_admin_token"),
-        )
-    }
 }
 
 fn governance_error(e: GovernanceError) -> ApiError {

@@ -2,7 +2,6 @@
 //! at once with its location and a fix hint. `switchyard check`, startup and reload all run
 //! [`compile`], so they can never disagree.
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -10,147 +9,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
-use switchyard_router::{Catalog, DataClass, Deployment, Limits, Model, Prices};
-use switchyard_types::{Cloud, Jurisdiction, PricePerMillion, ProviderKind};
+use switchyard_router::{Catalog, Deployment, Limits, Model, Prices};
+use switchyard_types::ProviderKind;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    keys: Vec<RawKey>,
-    #[serde(default)]
-    providers: BTreeMap<String, RawProvider>,
-    #[serde(default)]
-    deployments: BTreeMap<String, RawDeployment>,
-    #[serde(default)]
-    models: BTreeMap<String, RawModel>,
-    #[serde(default)]
-    constraints: routing::RawConstraints,
-    #[serde(default)]
-    data_classes: BTreeMap<String, routing::RawConstraints>,
-    #[serde(default)]
-    retry: routing::RawRetry,
-    #[serde(default)]
-    breaker: routing::RawBreaker,
-    #[serde(default)]
-    governance: runtime::RawGovernance,
-    #[serde(default)]
-    ledger: runtime::RawLedger,
-    #[serde(default)]
-    admin: runtime::RawAdmin,
-}
-
+mod raw;
 mod routing;
 mod runtime;
 
 pub use runtime::{RuntimeSettings, StateBackend};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    max_body_bytes: Option<usize>,
-    max_attempts: Option<usize>,
-    reload_poll_ms: Option<u64>,
-    #[serde(default)]
-    timeouts: RawTimeouts,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTimeouts {
-    connect_ms: Option<u64>,
-    first_byte_ms: Option<u64>,
-    stall_ms: Option<u64>,
-    total_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKey {
-    name: String,
-    secret: Option<String>,
-    secret_env: Option<String>,
-    #[serde(default = "all_models")]
-    models: Vec<String>,
-    data_class: Option<String>,
-}
-
-fn all_models() -> Vec<String> {
-    vec!["*".to_string()]
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
-    kind: ProviderKind,
-    base_url: Option<String>,
-    api_key: Option<String>,
-    api_key_env: Option<String>,
-    api_version: Option<String>,
-    anthropic_version: Option<String>,
-    aws_access_key_id: Option<String>,
-    aws_access_key_id_env: Option<String>,
-    aws_secret_access_key: Option<String>,
-    aws_secret_access_key_env: Option<String>,
-    aws_session_token_env: Option<String>,
-    gcp_project: Option<String>,
-    gcp_location: Option<String>,
-    credentials_file: Option<std::path::PathBuf>,
-    cloud: Cloud,
-    region: String,
-    jurisdiction: Jurisdiction,
-    #[serde(default)]
-    http2_prior_knowledge: bool,
-    retry_statuses: Option<Vec<u16>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDeployment {
-    provider: String,
-    upstream_model: String,
-    price: Option<RawPrice>,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    tags: Vec<String>,
-    commitment: Option<routing::RawCommitment>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrice {
-    input: PricePerMillion,
-    output: PricePerMillion,
-    cached_input: Option<PricePerMillion>,
-    cache_write: Option<PricePerMillion>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    rpm: Option<u32>,
-    tpm: Option<u64>,
-    concurrency: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModel {
-    deployments: Vec<String>,
-    #[serde(default)]
-    strategy: routing::RawStrategy,
-    #[serde(default)]
-    weights: BTreeMap<String, u32>,
-    #[serde(default)]
-    fallbacks: Vec<String>,
-    #[serde(default)]
-    constraints: routing::RawConstraints,
-    hedging: Option<routing::RawHedging>,
-}
+use raw::*;
 
 /// One thing wrong (or suspicious) in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,26 +86,7 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
 }
 
-/// A client key from the config.
-#[derive(Debug)]
-pub struct KeyEntry {
-    /// The key's name (never the secret).
-    pub name: Arc<str>,
-    /// Model patterns this key may use: exact names, `*`, or a `prefix*`.
-    pub models: Vec<String>,
-    /// The data class of this key's requests, when it has one.
-    pub data_class: Option<DataClass>,
-}
-
-impl KeyEntry {
-    /// Whether this key may use `model`.
-    pub fn allows(&self, model: &str) -> bool {
-        self.models.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => model.starts_with(prefix),
-            None => p == model,
-        })
-    }
-}
+pub use crate::request::KeyEntry;
 
 /// Everything one config version compiles to; swapped atomically on reload.
 #[derive(Debug)]

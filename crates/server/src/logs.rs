@@ -134,10 +134,15 @@ fn run(rx: Receiver<Message>, format: LogFormat) {
             Ok(m) => m,
             Err(TryRecvError::Empty) => {
                 let _ = out.flush();
-                match rx.recv() {
+                let first = match rx.recv() {
                     Ok(m) => m,
                     Err(_) => break,
-                }
+                };
+                // Let lines gather before draining them: a sender wakes this thread only
+                // while it waits in `recv`, so under load one wake-up (a context switch on
+                // the serving core) covers many lines instead of one each.
+                std::thread::sleep(GATHER);
+                first
             }
             Err(TryRecvError::Disconnected) => break,
         };
@@ -161,6 +166,9 @@ fn run(rx: Receiver<Message>, format: LogFormat) {
     }
     let _ = out.flush();
 }
+
+/// How long the writer lets lines gather after waking.
+const GATHER: Duration = Duration::from_millis(2);
 
 const TARGET: &str = "switchyard_server::observe";
 const MESSAGE: &str = "request finished";

@@ -2,7 +2,6 @@
 //! ([`Context`]), where it ran ([`Served`]) and how it ended ([`Outcome`]). A leaf module:
 //! every request-path module imports it and it imports none of them.
 
-use crate::config::KeyEntry;
 use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,27 @@ pub(crate) use switchyard_protocol::client::ClientProtocol;
 use switchyard_router::{Attempt, AttemptLog, DataClass, Deployment};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
+
+/// A client key from the config.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// The key's name (never the secret).
+    pub name: Arc<str>,
+    /// Model patterns this key may use: exact names, `*`, or a `prefix*`.
+    pub models: Vec<String>,
+    /// The data class of this key's requests, when it has one.
+    pub data_class: Option<DataClass>,
+}
+
+impl KeyEntry {
+    /// Whether this key may use `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => p == model,
+        })
+    }
+}
 
 /// What an endpoint does, as logs, metrics and spans name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! limits and budgets, and the ledger writer. Opened at startup, drained at shutdown.
 
 use crate::config::{RuntimeSettings, StateBackend};
-use crate::StartError;
+use crate::error::ApiError;
+use crate::{AppState, StartError};
 use std::path::Path;
 use std::sync::Arc;
 use switchyard_governance::state::{
@@ -10,6 +11,7 @@ use switchyard_governance::state::{
 };
 use switchyard_governance::{open_key_store, CachedKeyStore, Governor, KeyStore};
 use switchyard_ledger::{LedgerStore, LedgerWriter, OnFull, WriterConfig};
+use switchyard_types::ErrorKind;
 
 /// Keys, governance and ledger of one gateway process.
 pub struct Runtime {
@@ -95,5 +97,29 @@ impl Runtime {
         self.governor.shutdown().await;
         let stats = self.ledger.shutdown().await;
         tracing::info!(?stats, "ledger flushed");
+    }
+}
+
+/// Checks `Authorization: Bearer <admin token>` against the configured token's hash.
+pub(crate) fn authorize(state: &AppState, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.runtime.admin_token_hash else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            "the admin API is off: set [admin] token_env in the config",
+        ));
+    };
+    let presented = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(crate::config::hash_secret);
+    // Comparing hashes keeps the comparison's timing independent of the secret.
+    if presented == Some(expected) {
+        Ok(())
+    } else {
+        Err(
+            ApiError::new(ErrorKind::Authentication, "a valid admin token is required")
+                .with_code("invalid_admin_token"),
+        )
     }
 }

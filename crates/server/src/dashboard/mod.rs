@@ -146,7 +146,7 @@ async fn overview_handler(
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ApiError> {
-    crate::admin::authorize(&state, &headers)?;
+    crate::runtime::authorize(&state, &headers)?;
     let bad = |m: String| ApiError::new(ErrorKind::InvalidRequest, m);
     let secs = overview::parse_window(q.window.as_deref().unwrap_or("15m")).map_err(bad)?;
     let until_ms = match non_empty(q.until) {
