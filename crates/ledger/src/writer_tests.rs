@@ -102,11 +102,34 @@ async fn flushes_when_a_batch_is_full() {
         w.record(r).await.unwrap();
     }
     settle().await;
-    assert_eq!(store.inner.len(), 20, "two full batches, five waiting");
-    assert_eq!(w.stats().batches, 2);
+    // The batch that filled up took the queued backlog with it: one append, not three.
+    assert_eq!(store.inner.len(), 25, "a full batch and its backlog");
+    assert_eq!(w.stats().batches, 1);
+    for r in traffic(1, 25, 5) {
+        w.record(r).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(
+        store.inner.len(),
+        25,
+        "five waiting for a full batch or the interval"
+    );
     let stats = w.shutdown().await;
-    assert_eq!(store.inner.len(), 25);
-    assert_eq!((stats.written, stats.pending, stats.batches), (25, 0, 3));
+    assert_eq!(store.inner.len(), 30);
+    assert_eq!((stats.written, stats.pending, stats.batches), (30, 0, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_is_appended_in_at_most_sixteen_batches_worth() {
+    let store = TestStore::new(0);
+    let w = LedgerWriter::spawn(store.clone(), config(10, Duration::from_secs(3_600)));
+    for r in traffic(1, 0, 200) {
+        w.record(r).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(store.inner.len(), 200);
+    assert_eq!(w.stats().batches, 2, "160 records, then the other 40");
+    w.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
