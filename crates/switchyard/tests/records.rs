@@ -221,3 +221,46 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
             .ok
     );
 }
+
+#[tokio::test]
+async fn token_counting_goes_through_the_same_admission_as_every_endpoint() {
+    let counter = sim("counter", SimProtocol::Anthropic).await;
+    let config = format!(
+        "{}{}{}{}[models.counting]\ndeployments = [\"d-count\"]\n",
+        server_toml(""),
+        admin_toml(),
+        anthropic_toml("counter", &counter),
+        deployment_toml("d-count", "counter", "claude-sonnet-4-5"),
+    );
+    let gw = Gateway::start(&config);
+    let (status, issued) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/keys",
+            Some(json!({"team": "t", "name": "counter", "limits": {"rpm": 2}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let secret = issued["secret"].as_str().unwrap().to_string();
+    let body = json!({"model": "counting", "messages": [{"role": "user", "content": "one two"}]});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = client()
+            .post(format!("{}/v1/messages/count_tokens", gw.url))
+            .header("x-api-key", &secret)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            assert_eq!(v["type"], "error", "{v}");
+            assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(stats(&counter).await["requests"].as_u64(), Some(2));
+}
