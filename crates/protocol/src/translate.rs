@@ -41,12 +41,21 @@ pub enum TranslateError {
     Truncated,
 }
 
+/// Whether a stream that closed without its end marker (OpenAI's `[DONE]`, Anthropic's
+/// `message_stop`, …) still carried the whole answer: its finish reason and its usage both
+/// arrived, so the marker would have added nothing. Some providers never send it.
+fn answer_complete(finished: bool, usage: Option<TokenUsage>) -> bool {
+    finished && usage.is_some()
+}
+
 /// OpenAI-shaped upstream → OpenAI client, event by event.
 pub struct OpenAiPassthrough {
     decoder: SseDecoder,
     include_usage: bool,
     usage: Option<TokenUsage>,
     deltas: u64,
+    /// A finish reason arrived.
+    finished: bool,
     done: bool,
 }
 
@@ -58,6 +67,7 @@ impl OpenAiPassthrough {
             include_usage,
             usage: None,
             deltas: 0,
+            finished: false,
             done: false,
         }
     }
@@ -82,6 +92,7 @@ impl OpenAiPassthrough {
         if !info.choices_empty && info.finish_reason.is_none() {
             self.deltas += 1;
         }
+        self.finished |= info.finish_reason.is_some();
         if let Some(usage) = info.usage {
             self.usage = Some(usage);
             if info.choices_empty && !self.include_usage {
@@ -109,6 +120,10 @@ impl Translator for OpenAiPassthrough {
     fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError> {
         if let Some(event) = self.decoder.finish() {
             self.process(event.data.as_bytes(), out)?;
+        }
+        if !self.done && answer_complete(self.finished, self.usage) {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.done = true;
         }
         if self.done {
             Ok(())
@@ -142,6 +157,8 @@ pub struct Translate {
     client: ClientEncoder,
     usage: Option<TokenUsage>,
     deltas: u64,
+    /// A finish reason arrived.
+    finished: bool,
     done: bool,
 }
 
@@ -153,6 +170,7 @@ impl Translate {
             client,
             usage: None,
             deltas: 0,
+            finished: false,
             done: false,
         }
     }
@@ -166,6 +184,7 @@ impl Translate {
             match &ev {
                 StreamEvent::Usage(u) => self.usage = Some(*u),
                 StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => self.deltas += 1,
+                StreamEvent::Finish(_) => self.finished = true,
                 _ => {}
             }
             self.client.encode(&ev, out);
@@ -190,6 +209,10 @@ impl Translator for Translate {
     fn end(&mut self, out: &mut Vec<u8>) -> Result<(), TranslateError> {
         if let Some(frame) = self.upstream.finish() {
             self.emit(frame, out)?;
+        }
+        if !self.done && answer_complete(self.finished, self.usage) {
+            self.client.finish(out);
+            self.done = true;
         }
         if self.done {
             Ok(())
@@ -275,6 +298,51 @@ mod tests {
         let (t, _, end) = run(true, &sse(&[ROLE, TEXT]));
         assert_eq!(end, Err(TranslateError::Truncated));
         assert!(!t.done());
+        // A finish reason without the usage that should follow it is still a cut stream.
+        let (_, _, end) = run(true, &sse(&[ROLE, TEXT, STOP]));
+        assert_eq!(end, Err(TranslateError::Truncated));
+    }
+
+    #[test]
+    fn a_stream_with_finish_and_usage_but_no_done_is_complete() {
+        for include_usage in [false, true] {
+            let (t, text, end) = run(include_usage, &sse(&[ROLE, TEXT, STOP, USAGE]));
+            assert_eq!(end, Ok(()));
+            assert!(t.done());
+            assert_eq!(t.usage().unwrap().output, 1);
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            assert_eq!(text.matches("[DONE]").count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_translated_stream_with_finish_and_usage_but_no_done_is_complete() {
+        use crate::client::{ClientProtocol, StreamIdentity};
+        use crate::upstream::upstream_codec;
+        let translate = |chunks: &[&str]| {
+            let client = ClientProtocol::AnthropicMessages.stream_encoder(
+                false,
+                StreamIdentity {
+                    id: "msg_1".into(),
+                    model: "m".into(),
+                    created: 1,
+                },
+            );
+            let mut t = Translate::new(
+                upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder(),
+                client,
+            );
+            let mut out = Vec::new();
+            let fed = t.feed(&sse(chunks), &mut out);
+            let end = fed.and_then(|()| t.end(&mut out));
+            (end, String::from_utf8(out).unwrap())
+        };
+        let (end, text) = translate(&[ROLE, TEXT, STOP, USAGE]);
+        assert_eq!(end, Ok(()));
+        assert!(text.contains("event: message_stop"), "{text}");
+        let (end, text) = translate(&[ROLE, TEXT]);
+        assert_eq!(end, Err(TranslateError::Truncated));
+        assert!(!text.contains("message_stop"), "{text}");
     }
 
     #[test]
