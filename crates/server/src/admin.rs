@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_governance::{budget_report, GovernanceError, KeySpec, TeamSpec};
+use switchyard_governance::{budget_report, GovernanceError, KeySpec, KeyStore, TeamSpec};
 use switchyard_ledger::{SpendBy, TimeRange};
 use switchyard_types::ErrorKind;
 
@@ -98,9 +98,11 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    // Through the cache, which forgets the key at once: this process stops accepting it now,
+    // the others within their cache's TTL.
     let info = state
         .runtime
-        .key_store
+        .keys
         .revoke_key(&id)
         .await
         .map_err(governance_error)?;
