@@ -41,22 +41,40 @@ pub enum TranslateError {
     Truncated,
 }
 
-/// Whether a stream that closed without its end marker (OpenAI's `[DONE]`, Anthropic's
-/// `message_stop`, …) still carried the whole answer: its finish reason and its usage both
-/// arrived, so the marker would have added nothing. Some providers never send it.
-fn answer_complete(finished: bool, usage: Option<TokenUsage>) -> bool {
-    finished && usage.is_some()
+/// What a translator has seen of the answer so far.
+#[derive(Debug, Default)]
+struct Seen {
+    usage: Option<TokenUsage>,
+    deltas: u64,
+    /// A finish reason arrived.
+    finished: bool,
+    /// The client has the complete answer.
+    done: bool,
+}
+
+impl Seen {
+    /// The upstream closed the stream. Without its end marker (OpenAI's `[DONE]`,
+    /// Anthropic's `message_stop`, …) the answer is still whole when its finish reason and
+    /// its usage both arrived — some providers never send the marker, and it would add
+    /// nothing — so `write_end` gives the client its own; otherwise the stream was cut.
+    fn close(&mut self, write_end: impl FnOnce()) -> Result<(), TranslateError> {
+        if !self.done && self.finished && self.usage.is_some() {
+            write_end();
+            self.done = true;
+        }
+        if self.done {
+            Ok(())
+        } else {
+            Err(TranslateError::Truncated)
+        }
+    }
 }
 
 /// OpenAI-shaped upstream → OpenAI client, event by event.
 pub struct OpenAiPassthrough {
     decoder: SseDecoder,
     include_usage: bool,
-    usage: Option<TokenUsage>,
-    deltas: u64,
-    /// A finish reason arrived.
-    finished: bool,
-    done: bool,
+    seen: Seen,
 }
 
 impl OpenAiPassthrough {
@@ -65,20 +83,17 @@ impl OpenAiPassthrough {
         OpenAiPassthrough {
             decoder: SseDecoder::new(),
             include_usage,
-            usage: None,
-            deltas: 0,
-            finished: false,
-            done: false,
+            seen: Seen::default(),
         }
     }
 
     fn process(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), TranslateError> {
-        if self.done {
+        if self.seen.done {
             return Ok(());
         }
         if data == b"[DONE]" {
             out.extend_from_slice(b"data: [DONE]\n\n");
-            self.done = true;
+            self.seen.done = true;
             return Ok(());
         }
         let info =
@@ -90,11 +105,11 @@ impl OpenAiPassthrough {
             return Ok(());
         }
         if !info.choices_empty && info.finish_reason.is_none() {
-            self.deltas += 1;
+            self.seen.deltas += 1;
         }
-        self.finished |= info.finish_reason.is_some();
+        self.seen.finished |= info.finish_reason.is_some();
         if let Some(usage) = info.usage {
-            self.usage = Some(usage);
+            self.seen.usage = Some(usage);
             if info.choices_empty && !self.include_usage {
                 return Ok(());
             }
@@ -121,15 +136,8 @@ impl Translator for OpenAiPassthrough {
         if let Some(event) = self.decoder.finish() {
             self.process(event.data.as_bytes(), out)?;
         }
-        if !self.done && answer_complete(self.finished, self.usage) {
-            out.extend_from_slice(b"data: [DONE]\n\n");
-            self.done = true;
-        }
-        if self.done {
-            Ok(())
-        } else {
-            Err(TranslateError::Truncated)
-        }
+        self.seen
+            .close(|| out.extend_from_slice(b"data: [DONE]\n\n"))
     }
 
     fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>) {
@@ -138,16 +146,16 @@ impl Translator for OpenAiPassthrough {
     }
 
     fn done(&self) -> bool {
-        self.done
+        self.seen.done
     }
 
     fn usage(&self) -> Option<TokenUsage> {
-        self.usage
+        self.seen.usage
     }
 
     fn deltas(&self) -> u64 {
         // The first chunk only announces the assistant's role.
-        self.deltas.saturating_sub(1)
+        self.seen.deltas.saturating_sub(1)
     }
 }
 
@@ -155,11 +163,7 @@ impl Translator for OpenAiPassthrough {
 pub struct Translate {
     upstream: Box<dyn UpstreamStream>,
     client: ClientEncoder,
-    usage: Option<TokenUsage>,
-    deltas: u64,
-    /// A finish reason arrived.
-    finished: bool,
-    done: bool,
+    seen: Seen,
 }
 
 impl Translate {
@@ -168,30 +172,29 @@ impl Translate {
         Translate {
             upstream,
             client,
-            usage: None,
-            deltas: 0,
-            finished: false,
-            done: false,
+            seen: Seen::default(),
         }
     }
 
     fn emit(&mut self, decoded: Frame, out: &mut Vec<u8>) -> Result<(), TranslateError> {
         // Whatever follows the end of the answer (even an undecodable frame) is ignored.
-        if self.done {
+        if self.seen.done {
             return Ok(());
         }
         for ev in decoded? {
             match &ev {
-                StreamEvent::Usage(u) => self.usage = Some(*u),
-                StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => self.deltas += 1,
-                StreamEvent::Finish(_) => self.finished = true,
+                StreamEvent::Usage(u) => self.seen.usage = Some(*u),
+                StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => {
+                    self.seen.deltas += 1
+                }
+                StreamEvent::Finish(_) => self.seen.finished = true,
                 _ => {}
             }
             self.client.encode(&ev, out);
         }
         if self.upstream.is_done() {
             self.client.finish(out);
-            self.done = true;
+            self.seen.done = true;
         }
         Ok(())
     }
@@ -210,15 +213,8 @@ impl Translator for Translate {
         if let Some(frame) = self.upstream.finish() {
             self.emit(frame, out)?;
         }
-        if !self.done && answer_complete(self.finished, self.usage) {
-            self.client.finish(out);
-            self.done = true;
-        }
-        if self.done {
-            Ok(())
-        } else {
-            Err(TranslateError::Truncated)
-        }
+        let client = &mut self.client;
+        self.seen.close(|| client.finish(out))
     }
 
     fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>) {
@@ -226,15 +222,15 @@ impl Translator for Translate {
     }
 
     fn done(&self) -> bool {
-        self.done
+        self.seen.done
     }
 
     fn usage(&self) -> Option<TokenUsage> {
-        self.usage
+        self.seen.usage
     }
 
     fn deltas(&self) -> u64 {
-        self.deltas
+        self.seen.deltas
     }
 }
 

@@ -79,18 +79,30 @@ pub trait UpstreamCodec: Send + Sync {
         answers: &[UpstreamAnswer<'_>],
     ) -> Result<ClientAnswer, DecodeError>;
 
+    // Token counting: most protocols have none, so that is the default; the ones that
+    // count override all three.
+
     /// Whether the protocol has a token-counting endpoint.
-    fn counts_tokens(&self) -> bool;
+    fn counts_tokens(&self) -> bool {
+        false
+    }
 
     /// The body of a token count for `req`.
     fn encode_count_tokens(
         &self,
-        req: &ChatRequest,
-        upstream_model: &str,
-    ) -> Result<Vec<u8>, Unsupported>;
+        _req: &ChatRequest,
+        _upstream_model: &str,
+    ) -> Result<Vec<u8>, Unsupported> {
+        Err(Unsupported::new(self.name(), "token counting"))
+    }
 
     /// A token count answer → the input tokens.
-    fn decode_count_tokens(&self, body: &[u8]) -> Result<u64, DecodeError>;
+    fn decode_count_tokens(&self, _body: &[u8]) -> Result<u64, DecodeError> {
+        Err(DecodeError::new(format!(
+            "the {} protocol has no token counting",
+            self.name()
+        )))
+    }
 }
 
 /// One upstream answer: its headers and complete body.
@@ -221,6 +233,14 @@ impl<D: SseEvents> UpstreamStream for SseStream<D> {
     }
 }
 
+/// An SSE-framed stream decoded by `events`.
+fn sse<D: SseEvents + 'static>(events: D) -> Box<dyn UpstreamStream> {
+    Box::new(SseStream {
+        frames: SseDecoder::new(),
+        events,
+    })
+}
+
 /// A Bedrock ConverseStream: AWS event-stream frames.
 struct EventStream {
     frames: EventStreamDecoder,
@@ -328,10 +348,7 @@ impl UpstreamCodec for OpenAiChat {
     }
 
     fn stream_decoder(&self) -> Box<dyn UpstreamStream> {
-        Box::new(SseStream {
-            frames: SseDecoder::new(),
-            events: openai_chat::StreamDecoder::new(),
-        })
+        sse(openai_chat::StreamDecoder::new())
     }
 
     fn stream_media_type(&self) -> &'static str {
@@ -362,20 +379,6 @@ impl UpstreamCodec for OpenAiChat {
             usage: openai_chat::embeddings_usage(only_answer(answers)?),
         })
     }
-
-    fn counts_tokens(&self) -> bool {
-        false
-    }
-
-    fn encode_count_tokens(&self, _: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
-        Err(Unsupported::new(self.name(), "token counting"))
-    }
-
-    fn decode_count_tokens(&self, _: &[u8]) -> Result<u64, DecodeError> {
-        Err(DecodeError::new(
-            "the openai protocol has no token counting",
-        ))
-    }
 }
 
 /// Anthropic Messages.
@@ -403,10 +406,7 @@ impl UpstreamCodec for AnthropicMessages {
     }
 
     fn stream_decoder(&self) -> Box<dyn UpstreamStream> {
-        Box::new(SseStream {
-            frames: SseDecoder::new(),
-            events: anthropic_messages::StreamDecoder::new(),
-        })
+        sse(anthropic_messages::StreamDecoder::new())
     }
 
     fn stream_media_type(&self) -> &'static str {
@@ -534,20 +534,6 @@ impl UpstreamCodec for BedrockConverse {
         }
         Ok(embeddings_answer(parsed, upstream_model, response))
     }
-
-    fn counts_tokens(&self) -> bool {
-        false
-    }
-
-    fn encode_count_tokens(&self, _: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
-        Err(Unsupported::new(self.name(), "token counting"))
-    }
-
-    fn decode_count_tokens(&self, _: &[u8]) -> Result<u64, DecodeError> {
-        Err(DecodeError::new(
-            "the bedrock protocol has no token counting",
-        ))
-    }
 }
 
 /// Which of Google's two surfaces of `generateContent`; they differ only for embeddings.
@@ -584,10 +570,7 @@ impl UpstreamCodec for Google {
     }
 
     fn stream_decoder(&self) -> Box<dyn UpstreamStream> {
-        Box::new(SseStream {
-            frames: SseDecoder::new(),
-            events: gemini::StreamDecoder::new(),
-        })
+        sse(gemini::StreamDecoder::new())
     }
 
     fn stream_media_type(&self) -> &'static str {

@@ -115,7 +115,6 @@ impl Gateway {
         })
         .map_err(|e| StartError::Client(e.message))?;
         let runtime = Runtime::open(&snapshot.settings.runtime, base).await?;
-        metrics::handle();
         Ok(Gateway {
             state: Arc::new(AppState {
                 snapshot: ArcSwap::from_pointee(snapshot),

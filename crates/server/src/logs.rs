@@ -78,11 +78,11 @@ pub(crate) fn start(format: LogFormat) -> Option<LogGuard> {
     Some(LogGuard)
 }
 
-/// Writes a request's end line; false when no writer runs (the caller logs through `tracing`).
-pub(crate) fn access(line: AccessLine) -> bool {
-    match QUEUE.get() {
-        Some(q) => q.send(Message::Access(Box::new(line))).is_ok(),
-        None => false,
+/// Writes a request's end line. Without a writer (no `Telemetry::init` in
+/// this process) there is no log, as for every other line.
+pub(crate) fn access(line: AccessLine) {
+    if let Some(q) = QUEUE.get() {
+        let _ = q.send(Message::Access(Box::new(line)));
     }
 }
 

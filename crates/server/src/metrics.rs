@@ -181,7 +181,7 @@ impl Meters {
 
     /// Records a finished request. Only configured model names become labels: a request
     /// that never resolved its model counts in the error-response metric alone.
-    pub fn record(&self, end: &RequestEnd<'_>, cost: switchyard_types::Money) {
+    pub fn record(&self, end: &RequestEnd<'_>) {
         let ctx = end.ctx;
         if !ctx.model_known {
             return;
@@ -193,15 +193,14 @@ impl Meters {
             _ => counter!(Metric::Requests.name(), "model" => ctx.model.to_string(), "front_door" => ctx.dialect.as_str(), "outcome" => end.outcome.as_str()).increment(1),
         }
         let attempts = end.attempts();
-        let served = end
-            .served
-            .and_then(|s| model.and_then(|m| m.served.get(&*s.deployment.id)));
+        // The serving deployment and its resolved handles.
+        let served = end.served.and_then(|s| {
+            let id = &s.deployment.id;
+            Some((id, model?.served.get(&**id)?))
+        });
         for a in attempts {
-            match (a.error, served) {
-                (None, Some(s))
-                    if !a.cancelled
-                        && Some(&a.deployment) == end.served.map(|s| &s.deployment.id) =>
-                {
+            match served {
+                Some((id, s)) if a.error.is_none() && a.deployment == *id => {
                     s.attempt_ok.increment(1)
                 }
                 _ => {
@@ -223,7 +222,7 @@ impl Meters {
         };
         let slow;
         let meters = match served {
-            Some(m) => m,
+            Some((_, m)) => m,
             None => {
                 slow = ServedMeters::new(&ctx.model, &s.deployment);
                 &slow
@@ -244,7 +243,7 @@ impl Meters {
             if end.outcome == Outcome::Ok || end.usage_estimated {
                 meters
                     .cost
-                    .increment(u64::try_from(cost.nanos()).unwrap_or(0));
+                    .increment(u64::try_from(end.cost.nanos()).unwrap_or(0));
             }
         }
     }

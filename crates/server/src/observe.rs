@@ -19,7 +19,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Writes a request's end to logs, metrics, span attributes and the ledger.
 pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
     let usage = end.usage.unwrap_or_default();
-    let cost = end.cost();
+    let latency_ms = end.ctx.started.elapsed().as_millis() as u64;
     let attempts = end.attempts().len();
     if tracing::enabled!(tracing::Level::INFO) {
         let ctx = end.ctx;
@@ -37,40 +37,14 @@ pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
             attempts,
             tokens: [usage.input, usage.output, usage.cached_input],
             usage_estimated: end.usage_estimated,
-            cost,
-            latency_ms: ctx.started.elapsed().as_millis() as u64,
+            cost: end.cost,
+            latency_ms,
             ttft_ms: end.ttft.map(|t| t.as_millis() as u64),
             outcome: end.outcome.as_str(),
         };
-        // Without the process's log writer (in-process tests), through `tracing`.
-        if !logs::access(line) {
-            let (deployment, provider) = match end.served {
-                Some(s) => (&*s.deployment.id, &*s.deployment.provider.id),
-                None => ("", ""),
-            };
-            tracing::info!(
-                request_id = ?end.ctx.request_id,
-                dialect = end.ctx.dialect.as_str(),
-                api = end.ctx.api.as_str(),
-                key = %end.ctx.key,
-                model = %end.ctx.model,
-                stream = end.ctx.stream,
-                deployment,
-                provider,
-                attempts,
-                input_tokens = usage.input,
-                output_tokens = usage.output,
-                cached_tokens = usage.cached_input,
-                usage_estimated = end.usage_estimated,
-                cost_usd = cost.as_usd(),
-                latency_ms = end.ctx.started.elapsed().as_millis() as u64,
-                ttft_ms = end.ttft.map(|t| t.as_millis() as u64),
-                outcome = end.outcome.as_str(),
-                "request finished"
-            );
-        }
+        logs::access(line);
     }
-    meters.record(end, cost);
+    meters.record(end);
     if crate::telemetry::traces_enabled() {
         let span = &end.ctx.span;
         span.record("gen_ai.usage.input_tokens", usage.input);
@@ -82,13 +56,13 @@ pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
             span.record("gen_ai.provider.name", s.deployment.kind().as_str());
         }
     }
-    if let Err(e) = end.ctx.ledger.try_record(ledger_record(end, cost)) {
+    if let Err(e) = end.ctx.ledger.try_record(ledger_record(end, latency_ms)) {
         tracing::error!(request_id = ?end.ctx.request_id, error = %e, "ledger record dropped");
     }
 }
 
 /// The request's ledger record.
-fn ledger_record(end: &RequestEnd<'_>, cost: Money) -> LedgerRecord {
+fn ledger_record(end: &RequestEnd<'_>, latency_ms: u64) -> LedgerRecord {
     let ctx = end.ctx;
     let mut r = LedgerRecord::new(
         ctx.request_id.to_str().unwrap_or_default(),
@@ -123,8 +97,8 @@ fn ledger_record(end: &RequestEnd<'_>, cost: Money) -> LedgerRecord {
     r.usage = end.usage.unwrap_or_default();
     // A failed request cost nothing; a served one is priced unless its deployment has no price.
     r.price_known = end.served.is_none() || !end.unpriced;
-    r.cost = if r.price_known { cost } else { Money::ZERO };
-    r.latency_ms = ctx.started.elapsed().as_millis() as u64;
+    r.cost = if r.price_known { end.cost } else { Money::ZERO };
+    r.latency_ms = latency_ms;
     r.ttft_ms = end.ttft.map(|t| t.as_millis() as u64);
     r.outcome = match end.outcome {
         Outcome::Ok => LedgerOutcome::Ok,
@@ -224,6 +198,7 @@ impl Pending {
             served: None,
             failed_attempts: attempts,
             usage: None,
+            cost: Money::ZERO,
             usage_estimated: false,
             ttft: None,
             outcome: Outcome::Failed(kind),
@@ -233,7 +208,13 @@ impl Pending {
     }
 
     /// Records a complete answer from `served`.
-    pub fn answered(&mut self, served: &Served, usage: Option<TokenUsage>, unpriced: bool) {
+    pub fn answered(
+        &mut self,
+        served: &Served,
+        usage: Option<TokenUsage>,
+        cost: Money,
+        unpriced: bool,
+    ) {
         if !std::mem::take(&mut self.owed) {
             return;
         }
@@ -242,6 +223,7 @@ impl Pending {
             served: Some(served),
             failed_attempts: &[],
             usage,
+            cost,
             usage_estimated: false,
             ttft: None,
             outcome: Outcome::Ok,
@@ -266,6 +248,7 @@ impl Drop for Pending {
                 served: None,
                 failed_attempts: &attempts,
                 usage: None,
+                cost: Money::ZERO,
                 usage_estimated: false,
                 ttft: None,
                 outcome: Outcome::ClientDisconnected,

@@ -207,6 +207,7 @@ impl Drop for Forwarding {
             served: Some(&self.served),
             failed_attempts: &[],
             usage,
+            cost,
             usage_estimated: estimated,
             ttft: self.ttft,
             outcome,

@@ -183,6 +183,9 @@ pub(crate) struct RequestEnd<'a> {
     pub failed_attempts: &'a [Attempt],
     /// Token counts reported by the upstream.
     pub usage: Option<TokenUsage>,
+    /// What the served attempt cost at its deployment's prices (computed once, when the
+    /// capacity permit was settled).
+    pub cost: Money,
     /// Whether `usage` is partly estimated (a stream that broke before its usage arrived).
     pub usage_estimated: bool,
     /// Time to the first byte of a stream reaching the client.
@@ -194,14 +197,6 @@ pub(crate) struct RequestEnd<'a> {
 }
 
 impl RequestEnd<'_> {
-    /// The cost of the served attempt at the deployment's prices.
-    pub fn cost(&self) -> Money {
-        match (self.served, self.usage) {
-            (Some(s), Some(u)) => s.deployment.prices.cost(&u),
-            _ => Money::ZERO,
-        }
-    }
-
     /// Every attempt of the request, in order.
     pub fn attempts(&self) -> &[Attempt] {
         self.served.map_or(self.failed_attempts, |s| &s.attempts)

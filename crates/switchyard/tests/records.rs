@@ -25,15 +25,18 @@ fn id_of(r: &reqwest::Response) -> String {
     r.headers()["x-request-id"].to_str().unwrap().to_string()
 }
 
-async fn post_as(gw: &Gateway, path: &str, body: &Value, anthropic: bool) -> reqwest::Response {
-    let mut req = client()
+/// POSTs `body` with `secret`, the way an Anthropic SDK does (`x-api-key` and
+/// `anthropic-version`).
+async fn post_anthropic(gw: &Gateway, secret: &str, path: &str, body: &Value) -> reqwest::Response {
+    client()
         .post(format!("{}{path}", gw.url))
-        .bearer_auth(KEY)
-        .header("content-type", "application/json");
-    if anthropic {
-        req = req.header("anthropic-version", "2023-06-01");
-    }
-    req.body(body.to_string()).send().await.unwrap()
+        .header("x-api-key", secret)
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Polls `check` (state, not time) until it holds, for at most 10 s.
@@ -100,7 +103,7 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
         .await;
     expect(&r, 200, Outcome::Ok, vec!["d-good"]);
     let count = json!({"model": "counting", "messages": [{"role": "user", "content": "one two"}]});
-    let r = post_as(&gw, "/v1/messages/count_tokens", &count, true).await;
+    let r = post_anthropic(&gw, KEY, "/v1/messages/count_tokens", &count).await;
     expect(&r, 200, Outcome::Ok, vec!["d-count"]);
 
     // Refused before routing: unreadable body, unknown model, a model that cannot count.
@@ -118,7 +121,7 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
         .await;
     expect(&r, 404, Outcome::Error(ErrorKind::NotFound), vec![]);
     let count_ok = json!({"model": "ok", "messages": [{"role": "user", "content": "x"}]});
-    let r = post_as(&gw, "/v1/messages/count_tokens", &count_ok, true).await;
+    let r = post_anthropic(&gw, KEY, "/v1/messages/count_tokens", &count_ok).await;
     expect(&r, 400, Outcome::Error(ErrorKind::InvalidRequest), vec![]);
 
     // Failed upstream: both deployments answer 500 (and their breakers open).
@@ -175,12 +178,16 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
     .await;
     leaving.abort();
     assert!(leaving.await.unwrap_err().is_cancelled());
+    // Stop only once the gateway has seen the client go: a SIGTERM before that would be a
+    // shutdown with a call in flight, not a disconnect.
+    gw.wait_for_line("the disconnected call's end", |v| {
+        v["fields"]["message"] == "request finished"
+            && v["fields"]["outcome"] == "client_disconnected"
+    });
 
     // SIGTERM flushes the ledger.
     assert_eq!(gw.stop(), Some(0));
-    let url = format!("sqlite://{}/switchyard.db", gw.dir.path().display());
-    let store = switchyard_ledger::open(&url, false).await.unwrap();
-    let records: Vec<StoredRecord> = store.records(0, i64::MAX, 1000).await.unwrap();
+    let records: Vec<StoredRecord> = gw.ledger().await;
 
     let mut by_id: HashMap<&str, Vec<&StoredRecord>> = HashMap::new();
     for r in &records {
@@ -201,7 +208,7 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
         .iter()
         .filter(|r| &*r.record.model == "hanging")
         .collect();
-    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left.len(), 1, "{records:#?}");
     let rec = &left[0].record;
     assert_eq!(rec.outcome, Outcome::ClientDisconnected);
     assert_eq!(rec.attempts.len(), 1);
@@ -214,12 +221,6 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
         let priced = rec.outcome == Outcome::Ok && &*rec.model != "counting";
         assert_eq!(rec.cost.nanos() > 0, priced, "{rec:?}");
     }
-    assert!(
-        switchyard_ledger::audit::verify(store.as_ref())
-            .await
-            .unwrap()
-            .ok
-    );
 }
 
 #[tokio::test]
@@ -245,15 +246,7 @@ async fn token_counting_goes_through_the_same_admission_as_every_endpoint() {
     let body = json!({"model": "counting", "messages": [{"role": "user", "content": "one two"}]});
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let r = client()
-            .post(format!("{}/v1/messages/count_tokens", gw.url))
-            .header("x-api-key", &secret)
-            .header("anthropic-version", "2023-06-01")
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
+        let r = post_anthropic(&gw, &secret, "/v1/messages/count_tokens", &body).await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();

@@ -356,7 +356,7 @@ pub(crate) fn respond(
                 // Replaces the reservation with the real cost, on a tracked task.
                 admission.settle_detached(spent, cost);
             }
-            pending.answered(&record, usage, unpriced);
+            pending.answered(&record, usage, cost, unpriced);
             let mut response = Response::new(Body::from(body));
             let h = response.headers_mut();
             h.insert(
@@ -367,22 +367,24 @@ pub(crate) fn respond(
             response
         }
         Answer::Stream(relay) => {
-            let (ctx, meters) = pending.hand_over();
-            let mut response = Response::new(Body::from_stream(relay.into_stream(
-                ctx,
-                meters,
-                record.clone(),
-                served.permit,
-                admission,
-                unpriced,
-            )));
-            let h = response.headers_mut();
+            let mut h = HeaderMap::new();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/event-stream"),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            write_served_headers(&record, None, h);
+            // Written before the relay takes the record along.
+            write_served_headers(&record, None, &mut h);
+            let (ctx, meters) = pending.hand_over();
+            let mut response = Response::new(Body::from_stream(relay.into_stream(
+                ctx,
+                meters,
+                record,
+                served.permit,
+                admission,
+                unpriced,
+            )));
+            *response.headers_mut() = h;
             response
         }
     }

@@ -137,20 +137,24 @@ impl Gateway {
 
     /// Waits (at most 30 s) for a log line whose message is `message`, and returns it.
     pub fn wait_for_log(&mut self, message: &str) -> Value {
+        self.wait_for_line(message, |v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message))
+        })
+    }
+
+    /// Waits (at most 30 s) for a JSON log line that `matches` (`what` names it in the
+    /// failure), and returns it; earlier lines are consumed.
+    pub fn wait_for_line(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(v)
-                    if v["fields"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains(message)) =>
-                {
-                    return v
-                }
+                Ok(v) if matches(&v) => return v,
                 Ok(_) => continue,
                 Err(_) => panic!(
-                    "no log line '{message}' within 30 s; the gateway logged:\n{}",
+                    "no log line '{what}' within 30 s; the gateway logged:\n{}",
                     self.logs.lock().unwrap().join("\n")
                 ),
             }
@@ -165,6 +169,18 @@ impl Gateway {
     /// The process id (for signals).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The records of the gateway's default SQLite ledger (read after it stopped), once
+    /// their hash chain verified.
+    pub async fn ledger(&self) -> Vec<switchyard_ledger::StoredRecord> {
+        let url = format!("sqlite://{}/switchyard.db", self.dir.path().display());
+        let store = switchyard_ledger::open(&url, false).await.unwrap();
+        let report = switchyard_ledger::audit::verify(store.as_ref())
+            .await
+            .unwrap();
+        assert!(report.ok, "the ledger's chain does not verify: {report:?}");
+        store.records(0, i64::MAX, 1_000_000).await.unwrap()
     }
 
     /// The config file's path.
