@@ -83,9 +83,11 @@ async fn rotate_key(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let grace = Duration::from_secs(body.map(|b| b.grace_secs).unwrap_or_default());
+    // Through the cache, like revocation: without a grace period the old secret stops
+    // working in this process at once.
     let issued = state
         .runtime
-        .key_store
+        .keys
         .rotate_key(&id, grace)
         .await
         .map_err(governance_error)?;

@@ -15,7 +15,8 @@ use switchyard_types::ErrorKind;
 
 /// Keys, governance and ledger of one gateway process.
 pub struct Runtime {
-    /// Managed keys, for admin writes (uncached).
+    /// Managed keys, uncached (listings and creation; revocation and rotation go through
+    /// `keys` so this process forgets them at once).
     pub key_store: Arc<dyn KeyStore>,
     /// Managed keys as the request path reads them (cached for at most a second, so a revoked
     /// key stops working on every process within a second).
