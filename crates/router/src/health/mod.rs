@@ -379,18 +379,40 @@ impl Permit {
         self.probe
     }
 
+    /// The attempt committed. A complete answer is a success; a stream has only started, so
+    /// its time to first event is recorded and the verdict waits for its end
+    /// ([`Permit::stream_completed`] or [`Permit::stream_broke`]).
     pub(crate) fn succeeded(&mut self, latency: Duration, stream: bool) {
-        self.reported = true;
         let now = Instant::now();
         let mut s = self.slot.lock();
-        s.breaker.success(now, &self.breaker);
         record_latency(&mut s, latency, stream, now);
+        if !stream {
+            self.reported = true;
+            s.breaker.success(now, &self.breaker);
+        }
     }
 
     pub(crate) fn failed(&mut self, error: &AttemptError, rate_cooldown: Duration) {
         self.reported = true;
         let mut s = self.slot.lock();
         record_failure(&mut s, error, &self.breaker, rate_cooldown);
+    }
+
+    /// The stream this permit is for delivered its whole answer: a success for the breaker.
+    pub fn stream_completed(&mut self) {
+        if !self.reported {
+            self.reported = true;
+            self.slot.lock().breaker.success(Instant::now(), &self.breaker);
+        }
+    }
+
+    /// The stream broke after it started (cut, stalled, malformed, an error event): a failure
+    /// against the deployment's health, as if the attempt had failed before its first event.
+    /// A permit dropped with neither verdict (the client left) judges nothing.
+    pub fn stream_broke(&mut self, error: &AttemptError, rate_cooldown: Duration) {
+        if !self.reported {
+            self.failed(error, rate_cooldown);
+        }
     }
 
     /// Settles the served request's real usage: corrects the TPM estimate, draws on a
