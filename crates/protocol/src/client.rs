@@ -95,6 +95,22 @@ enum Encoder {
 }
 
 impl ClientEncoder {
+    /// An OpenAI chat encoder continuing a passed-through stream named `identity`.
+    pub(crate) fn openai_resumed(include_usage: bool, identity: StreamIdentity) -> ClientEncoder {
+        let inner = openai_chat::StreamEncoder::resumed(
+            identity.id.clone(),
+            identity.model.clone(),
+            identity.created,
+            include_usage,
+        );
+        ClientEncoder {
+            protocol: ClientProtocol::OpenAiChat,
+            include_usage,
+            fallback: identity,
+            inner: Some(Encoder::OpenAiChat(inner)),
+        }
+    }
+
     /// The encoder, created at the upstream's start event (it needs the id and model).
     fn get(&mut self, start: Option<(&str, &str, u64)>) -> &mut Encoder {
         let (protocol, include_usage, fallback) =

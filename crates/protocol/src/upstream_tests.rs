@@ -206,6 +206,7 @@ fn a_bedrock_event_stream_reaches_an_anthropic_client() {
         let mut t = Translate::new(
             upstream_codec(ProviderKind::Bedrock).stream_decoder(),
             ClientProtocol::AnthropicMessages.stream_encoder(false, identity()),
+            crate::translate::Options::default(),
         );
         let (text, end) = translate(&mut t, &b, step);
         assert_eq!(end, Ok(()), "{text}");
@@ -226,6 +227,7 @@ fn an_anthropic_stream_error_reaches_an_openai_client_as_its_kind() {
     let mut t = Translate::new(
         upstream_codec(ProviderKind::Anthropic).stream_decoder(),
         ClientProtocol::OpenAiChat.stream_encoder(true, identity()),
+        crate::translate::Options::default(),
     );
     let (_, end) = translate(&mut t, sse.as_bytes(), 16);
     assert_eq!(
@@ -244,6 +246,7 @@ fn a_gemini_stream_cut_short_is_truncated() {
     let mut t = Translate::new(
         upstream_codec(ProviderKind::Gemini).stream_decoder(),
         ClientProtocol::OpenAiChat.stream_encoder(false, identity()),
+        crate::translate::Options::default(),
     );
     let (text, end) = translate(&mut t, sse.as_bytes(), 5);
     assert_eq!(end, Err(TranslateError::Truncated));

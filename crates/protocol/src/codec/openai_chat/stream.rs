@@ -9,11 +9,12 @@ use super::wire::{
 use crate::canonical::{FinishReason, StreamEvent};
 use crate::json;
 use crate::DecodeError;
+use std::borrow::Cow;
 use switchyard_types::{ErrorKind, TokenUsage};
 
 /// What the gateway needs to know about one upstream `data:` payload in a passed-through stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChunkInfo {
+pub struct ChunkInfo<'a> {
     /// The chunk's `usage`, when not null.
     pub usage: Option<TokenUsage>,
     /// `choices` is empty or absent (the usage chunk, Azure's preamble, an error).
@@ -24,25 +25,51 @@ pub struct ChunkInfo {
     pub finish_reason: Option<FinishReason>,
     /// An `{"error": {...}}` event.
     pub error: Option<UpstreamStreamError>,
+    /// Choice 0's text delta, for continuing a broken stream elsewhere.
+    pub text: Option<Cow<'a, str>>,
+    /// Choice 0's delta calls a tool.
+    pub tool_call: bool,
+    /// The chunk's `id`, `model` and `created`, when it names them.
+    pub id: Option<Cow<'a, str>>,
+    /// See `id`.
+    pub model: Option<Cow<'a, str>>,
+    /// See `id`.
+    pub created: Option<u64>,
 }
 
-/// Reads only `object`, `choices[].finish_reason`, `usage` and `error` of one chunk.
+/// Reads only `id`, `model`, `created`, `object`, `choices[].finish_reason`, choice 0's delta
+/// text, `usage` and `error` of one chunk; borrowed, so the pass-through path allocates nothing
+/// for the text it forwards.
 ///
 /// `[DONE]` is not JSON: callers check for it before calling this.
-pub fn inspect_chunk(data: &[u8]) -> Result<ChunkInfo, DecodeError> {
+pub fn inspect_chunk(data: &[u8]) -> Result<ChunkInfo<'_>, DecodeError> {
     let probe: ChunkProbeIn<'_> = serde_json::from_slice(data)
         .map_err(|e| DecodeError::new(format!("invalid upstream stream chunk: {e}")))?;
     let choices = probe.choices.unwrap_or_default();
     let choices_empty = choices.is_empty();
+    let finish_reason = choices
+        .iter()
+        .find_map(|c| c.finish_reason.as_deref())
+        .map(finish_reason_from_wire);
+    let delta = choices
+        .into_iter()
+        .find(|c| c.index == 0)
+        .and_then(|c| c.delta);
+    let (text, tool_call) = match delta {
+        Some(d) => (d.content, d.tool_calls.is_some()),
+        None => (None, false),
+    };
     Ok(ChunkInfo {
         usage: probe.usage.map(|u| u.to_usage()),
         choices_empty,
         azure_preamble: choices_empty && probe.object.as_deref() == Some(""),
-        finish_reason: choices
-            .iter()
-            .find_map(|c| c.finish_reason.as_deref())
-            .map(finish_reason_from_wire),
+        finish_reason,
         error: probe.error.as_ref().map(stream_error),
+        text: text.filter(|t| !t.is_empty()),
+        tool_call,
+        id: probe.id,
+        model: probe.model,
+        created: probe.created,
     })
 }
 
@@ -173,6 +200,15 @@ impl StreamEncoder {
             role_sent: false,
             usage: None,
             closed: false,
+        }
+    }
+
+    /// An encoder continuing a stream whose first chunks (the role among them) the client
+    /// already has.
+    pub fn resumed(id: String, model: String, created: u64, include_usage: bool) -> Self {
+        StreamEncoder {
+            role_sent: true,
+            ..StreamEncoder::new(id, model, created, include_usage)
         }
     }
 

@@ -609,7 +609,15 @@ fn inspect_chunk_recognises_each_chunk_kind() {
     assert!(info.azure_preamble && info.choices_empty && info.usage.is_none());
 
     let content = br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"xyz"}"#;
-    assert_eq!(inspect_chunk(content).unwrap(), ChunkInfo::default());
+    let info = inspect_chunk(content).unwrap();
+    assert_eq!(info.text.as_deref(), Some("hi"));
+    assert_eq!(
+        (info.id.as_deref(), info.model.as_deref(), info.created),
+        (Some("c"), Some("m"), Some(1))
+    );
+    assert!(!info.tool_call && info.usage.is_none() && info.finish_reason.is_none());
+    let call = br#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}"#;
+    assert!(inspect_chunk(call).unwrap().tool_call);
 
     let finish = br#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#;
     assert_eq!(

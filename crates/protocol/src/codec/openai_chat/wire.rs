@@ -419,6 +419,12 @@ pub(super) struct ToolCallDeltaIn {
 pub(super) struct ChunkProbeIn<'a> {
     #[serde(default, borrow)]
     pub object: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub created: Option<u64>,
     #[serde(default)]
     pub choices: Option<Vec<ChoiceProbeIn<'a>>>,
     #[serde(default)]
@@ -429,8 +435,21 @@ pub(super) struct ChunkProbeIn<'a> {
 
 #[derive(Deserialize)]
 pub(super) struct ChoiceProbeIn<'a> {
+    #[serde(default)]
+    pub index: u32,
     #[serde(default, borrow)]
     pub finish_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub delta: Option<DeltaProbeIn<'a>>,
+}
+
+/// A delta's text (borrowed unless it has escapes) and whether it calls a tool.
+#[derive(Deserialize)]
+pub(super) struct DeltaProbeIn<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    pub tool_calls: Option<serde::de::IgnoredAny>,
 }
 
 /// `{"error": {...}}` in OpenAI, Azure and vLLM flavours.
