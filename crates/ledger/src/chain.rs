@@ -26,6 +26,7 @@
 
 use crate::record::{LedgerRecord, StoredRecord};
 use serde::Serialize;
+use switchyard_types::TokenUsage;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first record.
@@ -69,6 +70,17 @@ struct CanonicalAttempt<'a> {
     status: Option<u16>,
     error_kind: Option<&'static str>,
     latency_ms: u64,
+    // Absent unless set, so records written before these existed keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<CanonicalUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_nanos: Option<i64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    malformed_events: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -78,6 +90,18 @@ struct CanonicalUsage {
     cached_input: u64,
     cache_write: u64,
     reasoning: u64,
+}
+
+impl CanonicalUsage {
+    fn of(u: &TokenUsage) -> CanonicalUsage {
+        CanonicalUsage {
+            input: u.input,
+            output: u.output,
+            cached_input: u.cached_input,
+            cache_write: u.cache_write,
+            reasoning: u.reasoning,
+        }
+    }
 }
 
 /// The canonical JSON bytes of a record (see the module docs).
@@ -104,15 +128,12 @@ pub fn canonical_json(r: &LedgerRecord) -> Vec<u8> {
                 status: a.status,
                 error_kind: a.error_kind.map(|k| k.as_str()),
                 latency_ms: a.latency_ms,
+                usage: a.usage.as_ref().map(CanonicalUsage::of),
+                cost_nanos: a.cost_nanos,
+                malformed_events: a.malformed_events,
             })
             .collect(),
-        usage: CanonicalUsage {
-            input: r.usage.input,
-            output: r.usage.output,
-            cached_input: r.usage.cached_input,
-            cache_write: r.usage.cache_write,
-            reasoning: r.usage.reasoning,
-        },
+        usage: CanonicalUsage::of(&r.usage),
         cost_nanos: r.cost.nanos(),
         price_known: r.price_known,
         latency_ms: r.latency_ms,

@@ -209,6 +209,7 @@ fn full_record() -> LedgerRecord {
             status: Some(429),
             error_kind: Some(switchyard_types::ErrorKind::RateLimited),
             latency_ms: 12,
+            ..Default::default()
         },
         crate::record::AttemptRecord {
             deployment: "gpt-4o@azure-eu".into(),
@@ -216,6 +217,7 @@ fn full_record() -> LedgerRecord {
             status: Some(200),
             error_kind: None,
             latency_ms: 340,
+            ..Default::default()
         },
     ];
     r.usage = switchyard_types::TokenUsage {

@@ -90,7 +90,7 @@ impl LedgerRecord {
 }
 
 /// One upstream attempt inside a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     /// The deployment tried.
     pub deployment: Arc<str>,
@@ -102,6 +102,20 @@ pub struct AttemptRecord {
     pub error_kind: Option<ErrorKind>,
     /// How long the attempt took, in milliseconds.
     pub latency_ms: u64,
+    /// What this attempt consumed, when the answer came in parts (a stream that broke and
+    /// was continued on another deployment); the record's usage is then the parts' sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
+    /// What this attempt cost at its deployment's prices, in nano-USD, with `usage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_nanos: Option<i64>,
+    /// Unreadable events the gateway skipped in this attempt's stream.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub malformed_events: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a request ended.

@@ -124,6 +124,7 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
                     status: Some(429),
                     error_kind: Some(ErrorKind::RateLimited),
                     latency_ms: rng.next() % 50,
+                    ..Default::default()
                 });
             }
             attempts.push(AttemptRecord {
@@ -132,6 +133,7 @@ pub fn traffic(seed: u64, start_ms: i64, n: usize) -> Vec<LedgerRecord> {
                 status: Some(200),
                 error_kind: None,
                 latency_ms: 100 + rng.next() % 900,
+                ..Default::default()
             });
             let mut r = LedgerRecord::new(format!("req-{seed}-{i}"), t, place.model);
             r.key_id = Some(format!("key-{}", rng.next() % 6).into());

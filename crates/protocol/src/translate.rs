@@ -40,8 +40,9 @@ pub trait Translator: Send {
     fn delivered(&self) -> Option<&str>;
     /// Continues the answer from another upstream, whose stream `upstream` decodes: its start
     /// is not repeated, whitespace the client already has is not doubled, and the usage the
-    /// client sees counts the output of every part.
-    fn resume(self: Box<Self>, upstream: Box<dyn UpstreamStream>) -> Box<dyn Translator>;
+    /// client sees counts the output of every part. Returns the translator to use from now
+    /// on when this one cannot continue in place (a pass-through becomes a translation).
+    fn resume(&mut self, upstream: Box<dyn UpstreamStream>) -> Option<Box<dyn Translator>>;
 }
 
 /// What to do with an event that cannot be read inside an otherwise valid stream.
@@ -280,10 +281,10 @@ impl Translator for OpenAiPassthrough {
         self.seen.delivered()
     }
 
-    fn resume(self: Box<Self>, upstream: Box<dyn UpstreamStream>) -> Box<dyn Translator> {
+    fn resume(&mut self, upstream: Box<dyn UpstreamStream>) -> Option<Box<dyn Translator>> {
         // The continuation comes from a foreign stream, so it is written by the encoder, under
         // the id, model and time the client already has.
-        let identity = self.identity.unwrap_or_else(|| StreamIdentity {
+        let identity = self.identity.take().unwrap_or_else(|| StreamIdentity {
             id: String::new(),
             model: String::new(),
             created: 0,
@@ -292,10 +293,10 @@ impl Translator for OpenAiPassthrough {
         let mut t = Translate {
             upstream,
             client,
-            seen: self.seen,
+            seen: std::mem::take(&mut self.seen),
         };
         t.seen.resume();
-        Box::new(t)
+        Some(Box::new(t))
     }
 }
 
@@ -402,10 +403,10 @@ impl Translator for Translate {
         self.seen.delivered()
     }
 
-    fn resume(mut self: Box<Self>, upstream: Box<dyn UpstreamStream>) -> Box<dyn Translator> {
+    fn resume(&mut self, upstream: Box<dyn UpstreamStream>) -> Option<Box<dyn Translator>> {
         self.upstream = upstream;
         self.seen.resume();
-        self
+        None
     }
 }
 
@@ -613,7 +614,7 @@ mod tests {
         assert_eq!(t.deltas(), 2);
 
         let next = upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder();
-        let mut t = t.resume(next);
+        let mut t = t.resume(next).unwrap();
         let other_role = ROLE.replace("\"c1\"", "\"c2\"");
         let usage = r#"{"id":"c2","object":"chat.completion.chunk","created":2,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}"#;
         let rest = [&other_role, &text_chunk("ld!"), STOP, usage, "[DONE]"];
@@ -649,7 +650,7 @@ mod tests {
         t.feed(&sse(&[ROLE, &text_chunk("one "), &text_chunk("two ")]), &mut out)
             .unwrap();
         assert_eq!(t.delivered(), Some("one two "));
-        let mut t = t.resume(decoder());
+        assert!(t.resume(decoder()).is_none());
         let rest = [ROLE, &text_chunk(" three"), STOP, USAGE, "[DONE]"];
         t.feed(&sse(&rest), &mut out).unwrap();
         assert_eq!(t.end(&mut out), Ok(()));

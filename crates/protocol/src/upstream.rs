@@ -50,6 +50,22 @@ pub trait UpstreamCodec: Send + Sync {
         upstream_model: &str,
     ) -> Result<Vec<u8>, Unsupported>;
 
+    /// Whether the protocol continues a trailing assistant message (a prefill) rather than
+    /// answering after it: the default of a deployment's `accepts_prefill`.
+    fn accepts_prefill(&self) -> bool {
+        false
+    }
+
+    /// The body that continues `req`'s answer, whose last message is the assistant text
+    /// delivered so far (see [`accepts_prefill`](UpstreamCodec::accepts_prefill)).
+    fn encode_continuation(
+        &self,
+        req: &ChatRequest,
+        upstream_model: &str,
+    ) -> Result<Vec<u8>, Unsupported> {
+        self.encode_request(req, upstream_model)
+    }
+
     /// A complete (non-streamed) chat answer → canonical.
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError>;
 
@@ -343,6 +359,14 @@ impl UpstreamCodec for OpenAiChat {
         Ok(openai_chat::encode_request(req, upstream_model))
     }
 
+    fn encode_continuation(
+        &self,
+        req: &ChatRequest,
+        upstream_model: &str,
+    ) -> Result<Vec<u8>, Unsupported> {
+        Ok(openai_chat::encode_continuation(req, upstream_model))
+    }
+
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
         openai_chat::decode_response(body)
     }
@@ -399,6 +423,10 @@ impl UpstreamCodec for AnthropicMessages {
         upstream_model: &str,
     ) -> Result<Vec<u8>, Unsupported> {
         anthropic_messages::encode_request(req, upstream_model, DEFAULT_MAX_TOKENS)
+    }
+
+    fn accepts_prefill(&self) -> bool {
+        true
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
@@ -484,6 +512,12 @@ impl UpstreamCodec for BedrockConverse {
     fn encode_request(&self, req: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
         // The model id goes in the URL.
         bedrock_converse::encode_request(req)
+    }
+
+    fn accepts_prefill(&self) -> bool {
+        // Converse continues a trailing assistant message (Claude models do; others may not,
+        // which `accepts_prefill = false` on the deployment says).
+        true
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {

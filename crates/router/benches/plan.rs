@@ -48,6 +48,7 @@ fn deployment(i: usize) -> Arc<Deployment> {
             vec![]
         },
         commitment: None,
+        accepts_prefill: false,
     })
 }
 

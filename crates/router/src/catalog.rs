@@ -8,6 +8,7 @@ use crate::strategy::Strategy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_protocol::translate::Malformed;
 use switchyard_providers::{Endpoints, ProviderSpec};
 pub use switchyard_types::Prices;
 use switchyard_types::{Money, ProviderKind};
@@ -31,6 +32,9 @@ pub struct Deployment {
     pub tags: Vec<String>,
     /// A prepaid amount or provisioned capacity, if any.
     pub commitment: Option<Commitment>,
+    /// Continues a trailing assistant message (so it can finish another deployment's broken
+    /// stream): its protocol's default unless configured.
+    pub accepts_prefill: bool,
 }
 
 impl Deployment {
@@ -153,6 +157,27 @@ pub struct Model {
     pub constraints: Constraints,
     /// Hedging of non-streaming requests, when enabled for this model.
     pub hedging: Option<Hedging>,
+    /// What its streams do when an upstream breaks or sends what it cannot read.
+    pub streams: StreamPolicy,
+}
+
+/// How a model's streams survive their upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamPolicy {
+    /// A stream that breaks after the client got text.
+    pub recovery: StreamRecovery,
+    /// An event that cannot be read inside an otherwise valid stream.
+    pub malformed: Malformed,
+}
+
+/// What a stream that broke mid-answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamRecovery {
+    /// Continue the answer on the next eligible deployment that accepts a prefill.
+    #[default]
+    Continue,
+    /// End the client's stream with the error.
+    Error,
 }
 
 impl Model {
@@ -165,6 +190,7 @@ impl Model {
             fallbacks: Vec::new(),
             constraints: Constraints::default(),
             hedging: None,
+            streams: StreamPolicy::default(),
         }
     }
 }

@@ -28,7 +28,8 @@ mod strategy;
 
 pub use attempt::{execute, Attempt, AttemptLog, Failed, Served};
 pub use catalog::{
-    Catalog, Commitment, Deployment, Hedging, Limits, Model, Period, Policy, Prices,
+    Catalog, Commitment, Deployment, Hedging, Limits, Model, Period, Policy, Prices, StreamPolicy,
+    StreamRecovery,
 };
 pub use constraints::{
     ConstraintSource, Constraints, DataClass, DataClassError, DataPolicy, Exclusion, Filter,

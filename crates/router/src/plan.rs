@@ -93,6 +93,20 @@ impl Plan {
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
     }
+
+    /// The plan narrowed to the candidates `keep` accepts, in order and without hedging: what
+    /// is left to continue a stream that broke on one of them.
+    pub fn narrowed(&self, keep: impl Fn(&Candidate) -> bool) -> Plan {
+        Plan {
+            model: self.model.clone(),
+            candidates: self.candidates.iter().filter(|c| keep(c)).cloned().collect(),
+            excluded: Vec::new(),
+            estimate: self.estimate,
+            stream: self.stream,
+            hedging: None,
+            policy: self.policy.clone(),
+        }
+    }
 }
 
 /// Nothing is eligible: which constraint or condition removed which deployment.

@@ -89,6 +89,7 @@ impl D {
             limits: self.limits,
             tags: self.tags,
             commitment: self.commitment,
+            accepts_prefill: false,
         })
     }
 }

@@ -71,6 +71,7 @@ impl Fleet {
             limits: Limits::default(),
             tags: vec![],
             commitment,
+            accepts_prefill: false,
         })
     }
 

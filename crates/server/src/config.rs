@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
+use switchyard_protocol::translate::Malformed;
 use switchyard_router::{Catalog, Deployment, Limits, Model, Prices};
 use switchyard_types::ProviderKind;
 
@@ -539,6 +540,10 @@ impl Compiler {
                     },
                     tags: d.tags.clone(),
                     commitment: d.commitment.as_ref().and_then(|c| self.commitment(&loc, c)),
+                    accepts_prefill: d.accepts_prefill.unwrap_or_else(|| {
+                        switchyard_protocol::upstream::upstream_codec(provider.kind)
+                            .accepts_prefill()
+                    }),
                 }),
             );
         }
@@ -598,6 +603,16 @@ impl Compiler {
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 constraints,
                 hedging,
+                streams: switchyard_router::StreamPolicy {
+                    recovery: match m.stream_recovery {
+                        RawStreamRecovery::Continue => switchyard_router::StreamRecovery::Continue,
+                        RawStreamRecovery::Error => switchyard_router::StreamRecovery::Error,
+                    },
+                    malformed: match m.malformed_stream_events {
+                        RawMalformed::Skip => Malformed::Skip,
+                        RawMalformed::Fail => Malformed::Fail,
+                    },
+                },
             });
         }
         Catalog::with_policy(models, policy)

@@ -8,12 +8,12 @@ use crate::request::ClientProtocol;
 use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
-use switchyard_protocol::translate::{OpenAiPassthrough, Translate, Translator};
-use switchyard_protocol::upstream::{upstream_codec, UpstreamAnswer, UpstreamCodec};
-use switchyard_protocol::{ChatRequest, DecodeError, Unsupported};
+use switchyard_protocol::translate::{OpenAiPassthrough, Options, Translate, Translator};
+use switchyard_protocol::upstream::{upstream_codec, UpstreamAnswer, UpstreamCodec, UpstreamStream};
+use switchyard_protocol::{ChatRequest, DecodeError, Message, Role, Unsupported};
 use switchyard_providers::{AttemptError, Operation, Timeouts, Upstream};
 use switchyard_router::Deployment;
-use switchyard_types::{ErrorKind, TokenUsage};
+use switchyard_types::{ErrorKind, ProviderKind, TokenUsage};
 
 pub(crate) use switchyard_protocol::upstream::DEFAULT_MAX_TOKENS;
 
@@ -98,11 +98,46 @@ impl IngressRequest {
         Ok((Bytes::from(body), Some(response.usage)))
     }
 
+    /// The body that continues, on `d`, an answer of which the client already has
+    /// `delivered` (`spent` output tokens): the request with that text as a trailing
+    /// assistant message, and its output cap less what was spent. With nothing delivered it
+    /// is the request itself, in `d`'s protocol.
+    pub fn continuation_body(
+        &self,
+        d: &Deployment,
+        delivered: &str,
+        spent: u64,
+    ) -> Result<Bytes, AttemptError> {
+        let mut req = self.canonical().clone();
+        // Anthropic refuses a prefill that ends in whitespace; the translator drops the
+        // continuation's leading whitespace when the client's text already ends in some.
+        let prefill = delivered.trim_end();
+        if prefill.is_empty() {
+            return codec(d)
+                .encode_request(&req, &d.upstream_model)
+                .map(Bytes::from)
+                .map_err(|e| inexpressible(d, &e));
+        }
+        req.messages.push(Message::text(Role::Assistant, prefill));
+        if let Some(max) = req.max_tokens {
+            let left = u64::from(max).saturating_sub(spent).max(1);
+            req.max_tokens = Some(u32::try_from(left).unwrap_or(max));
+        }
+        codec(d)
+            .encode_continuation(&req, &d.upstream_model)
+            .map(Bytes::from)
+            .map_err(|e| inexpressible(d, &e))
+    }
+
     /// The stream translator for one attempt on `d`.
-    pub fn translator(&self, d: &Deployment) -> Result<Box<dyn Translator>, AttemptError> {
+    pub fn translator(
+        &self,
+        d: &Deployment,
+        options: Options,
+    ) -> Result<Box<dyn Translator>, AttemptError> {
         let include_usage = self.canonical().include_usage;
         if self.passthrough(d).is_some() {
-            return Ok(Box::new(OpenAiPassthrough::new(include_usage)));
+            return Ok(Box::new(OpenAiPassthrough::new(include_usage, options)));
         }
         let client = self.dialect().stream_encoder(
             include_usage,
@@ -112,8 +147,17 @@ impl IngressRequest {
                 created: unix_now(),
             },
         );
-        Ok(Box::new(Translate::new(codec(d).stream_decoder(), client)))
+        Ok(Box::new(Translate::new(
+            codec(d).stream_decoder(),
+            client,
+            options,
+        )))
     }
+}
+
+/// A fresh stream decoder for `kind`'s protocol (a continuation's).
+pub(crate) fn stream_decoder(kind: ProviderKind) -> Box<dyn UpstreamStream> {
+    upstream_codec(kind).stream_decoder()
 }
 
 /// The request asks for something `d`'s protocol cannot express: the client's 400.

@@ -19,8 +19,8 @@ use switchyard_types::{ErrorKind, ProviderKind};
 
 /// A chat request from either front door, streamed or not.
 pub(crate) struct Chat {
-    /// The decoded request.
-    pub request: IngressRequest,
+    /// The decoded request (shared with the stream, which may continue it elsewhere).
+    pub request: Arc<IngressRequest>,
     /// The body's `switchyard` routing extension, raw JSON.
     pub extension: Option<String>,
 }
@@ -40,6 +40,10 @@ impl Endpoint for Chat {
         }
     }
 
+    fn continuation(&self) -> Option<Arc<IngressRequest>> {
+        Some(self.request.clone())
+    }
+
     async fn attempt(
         &self,
         state: &Arc<AppState>,
@@ -54,7 +58,7 @@ impl Endpoint for Chat {
             .send(&d.provider, &d.endpoints, op, body, limits.timeouts)
             .await?;
         if stream {
-            let translator = self.request.translator(&d)?;
+            let translator = self.request.translator(&d, limits.translate)?;
             let relay = Relay::open(sent, d.provider.clone(), translator, limits.stall).await?;
             return Ok(Answer::Stream(relay));
         }

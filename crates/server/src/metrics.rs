@@ -32,6 +32,8 @@ pub(crate) enum Metric {
     RedisDown,
     RedisErrors,
     LedgerRecords,
+    StreamMalformedEvents,
+    StreamRecoveries,
 }
 
 impl Metric {
@@ -51,6 +53,8 @@ impl Metric {
             Metric::RedisDown => "switchyard_state_redis_down",
             Metric::RedisErrors => "switchyard_state_redis_errors_total",
             Metric::LedgerRecords => "switchyard_ledger_records",
+            Metric::StreamMalformedEvents => "switchyard_stream_malformed_events_total",
+            Metric::StreamRecoveries => "switchyard_stream_recoveries_total",
         }
     }
 }
@@ -77,6 +81,19 @@ pub(crate) fn handle() -> &'static PrometheusHandle {
 /// nothing eligible — or failed upstream), by front door and error kind.
 pub(crate) fn rejected(front_door: &'static str, kind: switchyard_types::ErrorKind) {
     counter!(Metric::Rejections.name(), "front_door" => front_door, "kind" => kind.as_str())
+        .increment(1);
+}
+
+/// Counts unreadable events skipped in one request's stream (rare: the registry path).
+pub(crate) fn malformed_events(model: &Arc<str>, deployment: &Arc<str>, n: u32) {
+    counter!(Metric::StreamMalformedEvents.name(), "model" => model.to_string(), "deployment" => deployment.to_string())
+        .increment(u64::from(n));
+}
+
+/// Counts an attempt to continue a broken stream elsewhere, by whether it was continued.
+pub(crate) fn stream_recovery(model: &Arc<str>, continued: bool) {
+    let outcome = if continued { "continued" } else { "failed" };
+    counter!(Metric::StreamRecoveries.name(), "model" => model.to_string(), "outcome" => outcome)
         .increment(1);
 }
 

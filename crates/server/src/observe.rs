@@ -81,8 +81,17 @@ fn ledger_record(end: &RequestEnd<'_>, latency_ms: u64) -> LedgerRecord {
             status: a.status,
             error_kind: a.error,
             latency_ms: a.latency.as_millis() as u64,
+            ..AttemptRecord::default()
         })
         .collect();
+    // An answer served in parts (or with skipped events) accounts for each part's attempt.
+    for part in end.parts {
+        if let Some(a) = r.attempts.get_mut(part.attempt) {
+            a.usage = Some(part.usage);
+            a.cost_nanos = Some(part.cost.nanos());
+            a.malformed_events = part.malformed_events;
+        }
+    }
     if let Some(s) = end.served {
         let d = &s.deployment;
         r.deployment = Some(d.id.clone());
@@ -203,6 +212,7 @@ impl Pending {
             ttft: None,
             outcome: Outcome::Failed(kind),
             unpriced: false,
+            parts: &[],
         };
         emit(&end, &self.meters);
     }
@@ -228,6 +238,7 @@ impl Pending {
             ttft: None,
             outcome: Outcome::Ok,
             unpriced,
+            parts: &[],
         };
         emit(&end, &self.meters);
     }
@@ -253,6 +264,7 @@ impl Drop for Pending {
                 ttft: None,
                 outcome: Outcome::ClientDisconnected,
                 unpriced: false,
+                parts: &[],
             };
             emit(&end, &self.meters);
         }

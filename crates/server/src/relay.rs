@@ -3,24 +3,33 @@
 //! The [`Relay`] owns the plumbing every stream shares (timeouts, first-event commit, client
 //! disconnects, the end-of-request record); a [`Translator`] from
 //! `switchyard_protocol::translate` turns upstream bytes into client bytes, so this module
-//! knows no protocol. A stream that breaks after its first event ends with an error event in
-//! the client's protocol and never with a clean end marker, so no client mistakes half an
-//! answer for a whole one.
+//! knows no protocol.
+//!
+//! A stream that breaks after its first event (cut, stalled, unreadable, an error event) is
+//! continued on the next eligible deployment when its model allows it ([`Recovery`]): the
+//! text already delivered goes there as an assistant prefill and the continuation is spliced
+//! into the same client stream. When nothing can continue it, the stream ends with an error
+//! event in the client's protocol and never with a clean end marker, so no client mistakes
+//! half an answer for a whole one.
 
-use crate::metrics::Meters;
+use crate::egress::IngressRequest;
+use crate::metrics::{self, Meters};
 use crate::observe;
-use crate::request::{Context, Outcome, RequestEnd, Served};
+use crate::pipeline::AttemptLimits;
+use crate::request::{Context, Outcome, Part, RequestEnd, Served};
+use crate::AppState;
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_governance::Admission;
 use switchyard_protocol::translate::{TranslateError, Translator};
-use switchyard_providers::{AttemptError, ProviderSpec, Sent};
-use switchyard_router::Permit;
-use switchyard_types::ErrorKind;
+use switchyard_providers::{AttemptError, Operation, ProviderSpec, Sent};
+use switchyard_router::{Budget, Permit, Plan};
+use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
 
 /// A translation failure as the attempt's error, naming the provider.
@@ -56,6 +65,9 @@ pub(crate) struct Relay {
     out: Vec<u8>,
     stall: Duration,
     deadline: Instant,
+    /// Until the current upstream's first event, its first-byte deadline replaces the stall
+    /// limit (a continuation starts with a fresh request).
+    first_event_by: Option<Instant>,
 }
 
 impl Relay {
@@ -75,6 +87,7 @@ impl Relay {
             out: Vec::with_capacity(1024),
             stall,
             deadline: sent.deadline,
+            first_event_by: None,
         };
         while relay.out.is_empty() && !relay.translator.done() {
             relay.fill(first_event_by).await?;
@@ -104,114 +117,304 @@ impl Relay {
         result.map_err(|e| attempt_error(e, &self.provider.id))
     }
 
+    /// Hands the answer to a new upstream stream (a continuation on `provider`).
+    fn switch(&mut self, sent: Sent, provider: Arc<ProviderSpec>) {
+        let decoder = crate::egress::stream_decoder(provider.kind);
+        if let Some(next) = self.translator.resume(decoder) {
+            self.translator = next;
+        }
+        self.body = sent.response.bytes_stream().boxed();
+        self.provider = provider;
+        self.deadline = sent.deadline;
+        self.first_event_by = Some(sent.first_byte_deadline);
+    }
+
     /// The client-facing byte stream. Dropping it (client gone) drops the upstream response,
     /// which closes that connection and so cancels the upstream call.
-    pub fn into_stream(
-        self,
+    pub fn into_stream(self, f: Forwarding) -> impl Stream<Item = Result<Bytes, Infallible>> {
+        let mut state = f;
+        state.relay = Some(self);
+        futures_util::stream::unfold(state, |mut s| async move {
+            let bytes = s.next().await?;
+            Some((Ok(bytes), s))
+        })
+    }
+}
+
+/// What a broken stream needs to be continued on another deployment.
+pub(crate) struct Recovery {
+    /// Upstream connections and deployment health.
+    pub state: Arc<AppState>,
+    /// The client's request, to build the continuation from.
+    pub request: Arc<IngressRequest>,
+    /// The request's plan: continuations go to its other candidates.
+    pub plan: Plan,
+    /// The request's attempt and time budget (continuations spend from it).
+    pub budget: Budget,
+    /// Time limits of a continuation attempt.
+    pub limits: AttemptLimits,
+    /// How long a deployment that hit a rate limit rests.
+    pub rate_cooldown: Duration,
+}
+
+/// A stream in flight; records the request when it ends, however it ends.
+pub(crate) struct Forwarding {
+    relay: Option<Relay>,
+    ctx: Context,
+    meters: Arc<Meters>,
+    served: Served,
+    /// The current deployment's capacity, held until its part of the stream ends, then
+    /// settled with its usage.
+    permit: Option<Permit>,
+    /// The budget reservation, settled with the real cost when the stream ends.
+    admission: Option<Admission>,
+    /// The deployment has no known price.
+    unpriced: bool,
+    recovery: Option<Recovery>,
+    /// Parts of the answer served by deployments whose streams broke, already settled.
+    parts: Vec<Part>,
+    ttft: Option<Duration>,
+    outcome: Option<Outcome>,
+}
+
+impl Forwarding {
+    /// The state of a stream about to be relayed.
+    pub fn new(
         ctx: Context,
         meters: Arc<Meters>,
         served: Served,
         permit: Permit,
         admission: Option<Admission>,
         unpriced: bool,
-    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-        let state = Forwarding {
-            relay: self,
+        recovery: Option<Recovery>,
+    ) -> Forwarding {
+        Forwarding {
+            relay: None,
             ctx,
             meters,
             served,
             permit: Some(permit),
             admission,
             unpriced,
+            recovery,
+            parts: Vec::new(),
             ttft: None,
             outcome: None,
-        };
-        futures_util::stream::unfold(state, |mut s| async move {
-            loop {
-                if !s.relay.out.is_empty() {
-                    if s.ttft.is_none() {
-                        s.ttft = Some(s.ctx.started.elapsed());
-                    }
-                    let bytes = Bytes::from(std::mem::take(&mut s.relay.out));
-                    return Some((Ok(bytes), s));
+        }
+    }
+
+    /// The next bytes for the client, or `None` at the end.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            let relay = self.relay.as_mut()?;
+            if !relay.out.is_empty() {
+                if self.ttft.is_none() {
+                    self.ttft = Some(self.ctx.started.elapsed());
                 }
-                if s.outcome.is_some() {
-                    return None;
+                relay.first_event_by = None;
+                return Some(Bytes::from(std::mem::take(&mut relay.out)));
+            }
+            if self.outcome.is_some() {
+                return None;
+            }
+            if relay.translator.done() {
+                if let Some(p) = self.permit.as_mut() {
+                    p.stream_completed();
                 }
-                if s.relay.translator.done() {
-                    s.outcome = Some(Outcome::Ok);
+                self.outcome = Some(Outcome::Ok);
+                continue;
+            }
+            let by = relay
+                .first_event_by
+                .unwrap_or_else(|| Instant::now() + relay.stall);
+            if let Err(e) = relay.fill(by).await {
+                tracing::warn!(request_id = ?self.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
+                let cooldown = self.recovery.as_ref().map_or(Duration::ZERO, |r| r.rate_cooldown);
+                if let Some(p) = self.permit.as_mut() {
+                    p.stream_broke(&e, cooldown);
+                }
+                if self.recover(&e).await {
                     continue;
                 }
-                let by = Instant::now() + s.relay.stall;
-                if let Err(e) = s.relay.fill(by).await {
-                    tracing::warn!(request_id = ?s.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
-                    s.relay
-                        .translator
-                        .fail(e.kind, &e.message, &mut s.relay.out);
-                    s.outcome = Some(Outcome::Failed(e.kind));
-                }
+                let relay = self.relay.as_mut()?;
+                relay.translator.fail(e.kind, &e.message, &mut relay.out);
+                self.outcome = Some(Outcome::Failed(e.kind));
             }
+        }
+    }
+
+    /// What the current part consumed: the usage its upstream reported, or an estimate for
+    /// what it never got to report.
+    fn part_usage(&self, complete: bool) -> (TokenUsage, bool) {
+        let Some(relay) = &self.relay else {
+            return (TokenUsage::default(), false);
+        };
+        let reported = relay.translator.usage();
+        if complete {
+            if let Some(u) = reported {
+                return (u, false);
+            }
+        }
+        // A broken stream was still consumed upstream: meter what we know, estimating what
+        // the upstream never got to report.
+        let mut u = reported.unwrap_or_default();
+        let mut estimated = false;
+        if u.input == 0 {
+            u.input = self.ctx.input_estimate;
+            estimated = true;
+        }
+        let deltas = relay.translator.deltas();
+        if u.output < deltas {
+            u.output = deltas;
+            estimated = true;
+        }
+        (u, estimated || reported.is_none())
+    }
+
+    /// Ends the current part: settles its permit with its usage and keeps its account.
+    fn close_part(&mut self, complete: bool) -> Option<Part> {
+        let permit = self.permit.take()?;
+        let (usage, estimated) = self.part_usage(complete);
+        let cost = permit.settle(&usage).cost;
+        let skipped = self.relay.as_ref().map_or(0, |r| r.translator.skipped());
+        let previous: u32 = self.parts.iter().map(|p| p.malformed_events).sum();
+        Some(Part {
+            attempt: self.served.attempts.len().saturating_sub(1),
+            usage,
+            cost,
+            estimated,
+            malformed_events: skipped.saturating_sub(previous),
         })
     }
-}
 
-/// A stream in flight; records the request when it ends, however it ends.
-struct Forwarding {
-    relay: Relay,
-    ctx: Context,
-    meters: Arc<Meters>,
-    served: Served,
-    /// The deployment's capacity, held until the stream ends, then settled with its usage.
-    permit: Option<Permit>,
-    /// The budget reservation, settled with the real cost when the stream ends.
-    admission: Option<Admission>,
-    /// The deployment has no known price.
-    unpriced: bool,
-    ttft: Option<Duration>,
-    outcome: Option<Outcome>,
+    /// Continues the answer on another deployment after `error` broke it; `false` when the
+    /// model does not allow it, the answer cannot be continued (a tool call), no candidate is
+    /// left that accepts the prefill, or every continuation attempt failed. The client's
+    /// stream then ends with `error`, never with a continuation's own rejection.
+    async fn recover(&mut self, error: &AttemptError) -> bool {
+        let (Some(recovery), Some(relay)) = (&self.recovery, &self.relay) else {
+            return false;
+        };
+        let Some(delivered) = relay.translator.delivered() else {
+            return false;
+        };
+        let needs_prefill = !delivered.trim().is_empty();
+        let tried: HashSet<&str> = self
+            .served
+            .attempts
+            .iter()
+            .map(|a| &*a.deployment)
+            .collect();
+        let plan = recovery.plan.narrowed(|c| {
+            !tried.contains(&*c.deployment.id) && (!needs_prefill || c.deployment.accepts_prefill)
+        });
+        let elapsed = self.ctx.started.elapsed();
+        let budget = Budget {
+            max_attempts: recovery
+                .budget
+                .max_attempts
+                .saturating_sub(self.served.attempts.len()),
+            time: recovery.budget.time.saturating_sub(elapsed),
+            backoff: recovery.budget.backoff,
+        };
+        if plan.candidates.is_empty() || budget.max_attempts == 0 || budget.time.is_zero() {
+            metrics::stream_recovery(&self.ctx.model, false);
+            return false;
+        }
+        // The broken part is over: its upstream is billed for what it produced.
+        if let Some(last) = self.served.attempts.last_mut() {
+            last.error = Some(error.kind);
+            last.retryable = true;
+        }
+        if let Some(part) = self.close_part(false) {
+            self.parts.push(part);
+        }
+        let Some(recovery) = &self.recovery else {
+            return false;
+        };
+        let Some(relay) = &self.relay else {
+            return false;
+        };
+        let delivered = relay.translator.delivered().unwrap_or_default().to_owned();
+        let spent: u64 = self.parts.iter().map(|p| p.usage.output).sum();
+        let request = &recovery.request;
+        let (state, limits) = (&recovery.state, recovery.limits);
+        let result = switchyard_router::execute(&plan, &state.health, &budget, |d| {
+            let body = request.continuation_body(&d, &delivered, spent);
+            async move {
+                let sent = state
+                    .upstream
+                    .send(
+                        &d.provider,
+                        &d.endpoints,
+                        Operation::Chat { stream: true },
+                        body?,
+                        limits.timeouts,
+                    )
+                    .await?;
+                Ok(sent)
+            }
+        })
+        .await;
+        match result {
+            Ok(served) => {
+                tracing::info!(request_id = ?self.ctx.request_id, deployment = %served.deployment.id, "stream continued on another deployment");
+                metrics::stream_recovery(&self.ctx.model, true);
+                self.served.attempts.extend(served.attempts);
+                self.served.deployment = served.deployment.clone();
+                self.unpriced = recovery.state.snapshot().unpriced.contains(&served.deployment.id);
+                self.permit = Some(served.permit);
+                if let Some(relay) = self.relay.as_mut() {
+                    relay.switch(served.value, served.deployment.provider.clone());
+                }
+                true
+            }
+            Err(failed) => {
+                tracing::warn!(request_id = ?self.ctx.request_id, kind = %failed.error.kind, error = %failed.error.message, "no deployment could continue the stream");
+                metrics::stream_recovery(&self.ctx.model, false);
+                self.served.attempts.extend(failed.attempts);
+                false
+            }
+        }
+    }
 }
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
         let outcome = self.outcome.unwrap_or(Outcome::ClientDisconnected);
-        let reported = self.relay.translator.usage();
-        let (usage, estimated) = if outcome == Outcome::Ok {
-            (reported, false)
-        } else {
-            // A broken stream was still consumed upstream: meter what we know, estimating
-            // what the upstream never got to report.
-            let mut u = reported.unwrap_or_default();
-            let mut estimated = false;
-            if u.input == 0 {
-                u.input = self.ctx.input_estimate;
-                estimated = true;
-            }
-            let deltas = self.relay.translator.deltas();
-            if u.output < deltas {
-                u.output = deltas;
-                estimated = true;
-            }
-            (Some(u), estimated)
-        };
-        let spent = usage.unwrap_or_default();
-        let cost = match self.permit.take() {
-            Some(permit) => permit.settle(&spent).cost,
-            None => self.served.deployment.prices.cost(&spent),
-        };
+        let last = self.close_part(outcome == Outcome::Ok);
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.extend(last);
+        let mut usage = TokenUsage::default();
+        let mut cost = Money::ZERO;
+        for p in &parts {
+            usage.add(&p.usage);
+            cost = Money(cost.0 + p.cost.0);
+        }
+        let estimated = parts.iter().any(|p| p.estimated);
+        let malformed: u32 = parts.iter().map(|p| p.malformed_events).sum();
+        if malformed > 0 {
+            metrics::malformed_events(&self.ctx.model, &self.served.deployment.id, malformed);
+        }
         // On a tracked task: the budget learns the real cost even when the client went away.
         if let Some(admission) = self.admission.take() {
-            admission.settle_detached(spent, cost);
+            admission.settle_detached(usage, cost);
+        }
+        // One part with nothing unusual: the record's totals say it all.
+        if parts.len() == 1 && malformed == 0 {
+            parts.clear();
         }
         let end = RequestEnd {
             ctx: &self.ctx,
             served: Some(&self.served),
             failed_attempts: &[],
-            usage,
+            usage: Some(usage),
             cost,
             usage_estimated: estimated,
             ttft: self.ttft,
             outcome,
             unpriced: self.unpriced,
+            parts: &parts,
         };
         observe::emit(&end, &self.meters);
     }

@@ -194,6 +194,24 @@ pub(crate) struct RequestEnd<'a> {
     pub outcome: Outcome,
     /// The serving deployment has no known price.
     pub unpriced: bool,
+    /// The answer's parts, when it came in several (a stream continued elsewhere) or one
+    /// had events skipped; empty otherwise.
+    pub parts: &'a [Part],
+}
+
+/// One deployment's share of a streamed answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Part {
+    /// Its attempt, as an index into the request's attempts.
+    pub attempt: usize,
+    /// What it consumed.
+    pub usage: TokenUsage,
+    /// What that cost at its deployment's prices.
+    pub cost: Money,
+    /// The usage is partly estimated (the part broke before its usage arrived).
+    pub estimated: bool,
+    /// Unreadable events skipped in it.
+    pub malformed_events: u32,
 }
 
 impl RequestEnd<'_> {

@@ -288,6 +288,15 @@ impl TokenUsage {
     pub fn total(&self) -> u64 {
         self.input + self.output
     }
+
+    /// Adds another part's counts (an answer served in parts).
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cached_input += other.cached_input;
+        self.cache_write += other.cache_write;
+        self.reasoning += other.reasoning;
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ pub(super) struct RawDeployment {
     #[serde(default)]
     pub(super) tags: Vec<String>,
     pub(super) commitment: Option<super::routing::RawCommitment>,
+    pub(super) accepts_prefill: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,4 +138,24 @@ pub(super) struct RawModel {
     #[serde(default)]
     pub(super) constraints: super::routing::RawConstraints,
     pub(super) hedging: Option<super::routing::RawHedging>,
+    #[serde(default)]
+    pub(super) stream_recovery: RawStreamRecovery,
+    #[serde(default)]
+    pub(super) malformed_stream_events: RawMalformed,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawStreamRecovery {
+    #[default]
+    Continue,
+    Error,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawMalformed {
+    #[default]
+    Skip,
+    Fail,
 }

@@ -67,6 +67,7 @@ fn rec(t: i64, model: &str, tried: &[&str], served: &str, cost: i64) -> LedgerRe
             status: Some(500),
             error_kind: Some(ErrorKind::UpstreamServer),
             latency_ms: 3,
+            ..Default::default()
         });
     }
     r.attempts.push(AttemptRecord {
@@ -75,6 +76,7 @@ fn rec(t: i64, model: &str, tried: &[&str], served: &str, cost: i64) -> LedgerRe
         status: Some(200),
         error_kind: None,
         latency_ms: 10,
+        ..Default::default()
     });
     r.usage = TokenUsage {
         input: 100,

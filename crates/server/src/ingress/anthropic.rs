@@ -41,7 +41,7 @@ pub(crate) async fn messages(
         require_version(headers)?;
         let request = anthropic_messages::decode_request(&bytes)?;
         Ok(Chat {
-            request: IngressRequest::Anthropic(request),
+            request: std::sync::Arc::new(IngressRequest::Anthropic(request)),
             extension: extension(&bytes)?,
         })
     })

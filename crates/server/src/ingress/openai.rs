@@ -29,7 +29,7 @@ pub(crate) async fn chat(
         let parsed = openai_chat::decode_request(&bytes)?;
         let extension = parsed.raw_field(GATEWAY_EXTENSION).map(str::to_string);
         Ok(Chat {
-            request: IngressRequest::OpenAi(parsed),
+            request: std::sync::Arc::new(IngressRequest::OpenAi(parsed)),
             extension,
         })
     })

@@ -11,7 +11,8 @@ pub(crate) mod phases;
 
 use crate::error::ApiError;
 use crate::observe::{self, Pending, Tracker};
-use crate::relay::Relay;
+use crate::egress::IngressRequest;
+use crate::relay::{Recovery, Relay};
 use crate::request::{Api, Caller, ClientProtocol, Context};
 use crate::{AppState, Snapshot};
 use axum::body::Body;
@@ -22,7 +23,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_providers::{AttemptError, Timeouts};
-use switchyard_router::{AttemptLog, Deployment, Estimate, Model, Plan};
+use switchyard_protocol::translate::Options;
+use switchyard_router::{AttemptLog, Deployment, Estimate, Model, Plan, StreamRecovery};
 use switchyard_types::TokenUsage;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -64,13 +66,15 @@ pub(crate) enum Answer {
     Stream(Relay),
 }
 
-/// Time limits of one attempt.
+/// Time limits of one attempt, and how its stream is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AttemptLimits {
     /// Until the response headers and until the end.
     pub timeouts: Timeouts,
     /// Longest silence inside a stream.
     pub stall: Duration,
+    /// Unreadable events, and whether the delivered text is kept for a continuation.
+    pub translate: Options,
 }
 
 /// One endpoint: the parts of the request path that differ between chat, embeddings and
@@ -86,6 +90,11 @@ pub(crate) trait Endpoint: Send + Sync + 'static {
 
     /// Removes planned deployments that cannot serve this endpoint.
     fn narrow(&self, _plan: &mut Plan) {}
+
+    /// The request a broken stream is continued from, when this endpoint streams text.
+    fn continuation(&self) -> Option<Arc<IngressRequest>> {
+        None
+    }
 
     /// One upstream attempt on `d`.
     fn attempt(
@@ -179,7 +188,8 @@ async fn serve<E: Endpoint>(
     // Admit.
     let admission = phases::admit(state, caller, &model.name, &plan, &ask).await?;
     // Attempt loop.
-    let limits = phases::attempt_limits(&snapshot.settings, ask.stream);
+    let recovery = model.streams.recovery == StreamRecovery::Continue && ask.stream;
+    let limits = phases::attempt_limits(&snapshot.settings, ask.stream, model, recovery);
     let budget = snapshot.catalog.policy().budget;
     let (ctx, tracker): (&Context, &Tracker) = (&pending.ctx, &pending.tracker);
     let served = switchyard_router::execute(&plan, &state.health, &budget, |d| {
@@ -198,7 +208,18 @@ async fn serve<E: Endpoint>(
         attempts: f.attempts,
     })?;
     // Answer and record.
-    Ok(phases::respond(served, admission, pending, snapshot))
+    let recovery = endpoint
+        .continuation()
+        .filter(|_| recovery)
+        .map(|request| Recovery {
+            state: state.clone(),
+            request,
+            plan,
+            budget,
+            limits,
+            rate_cooldown: snapshot.catalog.policy().rate_limit_cooldown,
+        });
+    Ok(phases::respond(served, admission, pending, snapshot, recovery))
 }
 
 impl Context {

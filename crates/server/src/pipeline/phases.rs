@@ -6,6 +6,7 @@ use super::{Answer, Ask, AttemptLimits};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::observe::Pending;
+use crate::relay::{Forwarding, Recovery};
 use crate::request::{Api, Caller, ClientProtocol, Context, Served, Who, REQUEST_ID};
 use crate::{AppState, Snapshot};
 use axum::body::Body;
@@ -15,6 +16,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::time::Duration;
 use switchyard_governance::{Admission, Denied, KeyStore};
+use switchyard_protocol::translate::Options;
 use switchyard_providers::{AttemptError, Timeouts};
 use switchyard_router::{
     DataClass, Deployment, Model, Plan, Preferences, RouteError, RouteRequest,
@@ -289,7 +291,12 @@ pub(crate) async fn admit(
 
 /// The time limits of each attempt. A non-streaming answer's headers come only when it is
 /// complete, so its first-byte limit is the total one.
-pub(crate) fn attempt_limits(settings: &Settings, stream: bool) -> AttemptLimits {
+pub(crate) fn attempt_limits(
+    settings: &Settings,
+    stream: bool,
+    model: &Model,
+    keep_text: bool,
+) -> AttemptLimits {
     let t = &settings.timeouts;
     AttemptLimits {
         timeouts: Timeouts {
@@ -297,6 +304,10 @@ pub(crate) fn attempt_limits(settings: &Settings, stream: bool) -> AttemptLimits
             total: t.total,
         },
         stall: t.stall,
+        translate: Options {
+            malformed: model.streams.malformed,
+            keep_text,
+        },
     }
 }
 
@@ -342,6 +353,7 @@ pub(crate) fn respond(
     admission: Option<Admission>,
     pending: &mut Pending,
     snapshot: &Snapshot,
+    recovery: Option<Recovery>,
 ) -> Response {
     let unpriced = snapshot.unpriced.contains(&served.deployment.id);
     let record = Served {
@@ -376,14 +388,16 @@ pub(crate) fn respond(
             // Written before the relay takes the record along.
             write_served_headers(&record, None, &mut h);
             let (ctx, meters) = pending.hand_over();
-            let mut response = Response::new(Body::from_stream(relay.into_stream(
+            let forwarding = Forwarding::new(
                 ctx,
                 meters,
                 record,
                 served.permit,
                 admission,
                 unpriced,
-            )));
+                recovery,
+            );
+            let mut response = Response::new(Body::from_stream(relay.into_stream(forwarding)));
             *response.headers_mut() = h;
             response
         }

@@ -24,6 +24,8 @@ pub use embeddings::{
     encode_embeddings_response, ParsedEmbeddingsRequest,
 };
 pub use error::{decode_error, encode_error, UpstreamError, UpstreamStreamError};
-pub use request::{decode_request, encode_request, ParsedChatRequest, GATEWAY_EXTENSION};
+pub use request::{
+    decode_request, encode_continuation, encode_request, ParsedChatRequest, GATEWAY_EXTENSION,
+};
 pub use response::{decode_response, encode_response, usage_from_response};
 pub use stream::{inspect_chunk, ChunkInfo, StreamDecoder, StreamEncoder};

@@ -510,6 +510,21 @@ pub(super) fn role_name(role: Role) -> &'static str {
 ///
 /// Always writes `max_completion_tokens` (not the deprecated `max_tokens`), and when streaming,
 /// `stream_options: {"include_usage": true}`, because the gateway needs usage for every request.
+/// A request continuing its trailing assistant message, with the extension vLLM and SGLang
+/// understand (`continue_final_message`, no new generation prompt): OpenAI's own API has no
+/// prefill, so only servers that take these are configured to get continuations.
+pub fn encode_continuation(req: &ChatRequest, upstream_model: &str) -> Vec<u8> {
+    let body = encode_request(req, upstream_model);
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body) {
+        Ok(mut map) => {
+            map.insert("continue_final_message".into(), true.into());
+            map.insert("add_generation_prompt".into(), false.into());
+            serde_json::to_vec(&map).unwrap_or(body)
+        }
+        Err(_) => body,
+    }
+}
+
 pub fn encode_request(req: &ChatRequest, upstream_model: &str) -> Vec<u8> {
     let body = RequestOut {
         model: upstream_model,
