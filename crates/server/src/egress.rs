@@ -3,7 +3,6 @@
 //! Every protocol decision is `switchyard_protocol`'s (`upstream_codec`, `ClientProtocol`);
 //! this module adds deployment names to errors and does the sending.
 
-use crate::relay::unix_now;
 use crate::request::ClientProtocol;
 use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
@@ -153,6 +152,13 @@ impl IngressRequest {
             options,
         )))
     }
+}
+
+/// Seconds since the Unix epoch, for protocols that send no creation time.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh stream decoder for `kind`'s protocol (a continuation's).

@@ -15,8 +15,7 @@
 use crate::egress::IngressRequest;
 use crate::metrics::{self, Meters};
 use crate::observe;
-use crate::pipeline::AttemptLimits;
-use crate::request::{Context, Outcome, Part, RequestEnd, Served};
+use crate::request::{AttemptLimits, Context, Outcome, Part, RequestEnd, Served};
 use crate::AppState;
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
@@ -48,13 +47,6 @@ fn attempt_error(e: TranslateError, provider: &str) -> AttemptError {
             format!("provider '{provider}' ended the stream before it was complete"),
         ),
     }
-}
-
-/// Seconds since the Unix epoch, for protocols that send no creation time.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// An upstream stream being relayed.

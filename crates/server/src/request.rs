@@ -220,3 +220,14 @@ impl RequestEnd<'_> {
         self.served.map_or(self.failed_attempts, |s| &s.attempts)
     }
 }
+
+/// Time limits of one attempt, and how its stream is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttemptLimits {
+    /// Until the response headers and until the end.
+    pub timeouts: switchyard_providers::Timeouts,
+    /// Longest silence inside a stream.
+    pub stall: Duration,
+    /// Unreadable events, and whether the delivered text is kept for a continuation.
+    pub translate: switchyard_protocol::translate::Options,
+}

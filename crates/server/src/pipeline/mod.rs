@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::observe::{self, Pending, Tracker};
 use crate::egress::IngressRequest;
 use crate::relay::{Recovery, Relay};
+pub(crate) use crate::request::AttemptLimits;
 use crate::request::{Api, Caller, ClientProtocol, Context};
 use crate::{AppState, Snapshot};
 use axum::body::Body;
@@ -21,9 +22,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-use switchyard_providers::{AttemptError, Timeouts};
-use switchyard_protocol::translate::Options;
+use switchyard_providers::AttemptError;
 use switchyard_router::{AttemptLog, Deployment, Estimate, Model, Plan, StreamRecovery};
 use switchyard_types::TokenUsage;
 use tokio::time::Instant;
@@ -64,17 +63,6 @@ pub(crate) enum Answer {
     },
     /// A stream whose first event has arrived (so the attempt is committed).
     Stream(Relay),
-}
-
-/// Time limits of one attempt, and how its stream is read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AttemptLimits {
-    /// Until the response headers and until the end.
-    pub timeouts: Timeouts,
-    /// Longest silence inside a stream.
-    pub stall: Duration,
-    /// Unreadable events, and whether the delivered text is kept for a continuation.
-    pub translate: Options,
 }
 
 /// One endpoint: the parts of the request path that differ between chat, embeddings and
