@@ -533,6 +533,78 @@ mod tests {
         assert!(matches!(c.plan("p"), Plan::Text { .. }));
     }
 
+    fn prefilled(prefill: &str) -> Conversation {
+        let assistant = Msg {
+            texts: vec![prefill.into()],
+            ..Msg::default()
+        };
+        conv(vec![Msg::user_text("w1 w2 w3"), assistant])
+    }
+
+    fn text(plan: &Plan) -> &str {
+        match plan {
+            Plan::Text { text, .. } => text,
+            Plan::ToolCall { .. } => "",
+        }
+    }
+
+    #[test]
+    fn prefill_is_continued_from_the_whitespace_after_it() {
+        let c = prefilled("a says:  w1");
+        assert_eq!(c.trailing_text().as_deref(), Some("a says:  w1"));
+        let plan = c.plan_continuing("a", "a says:  w1");
+        assert_eq!(text(&plan), " w2 w3");
+        assert_eq!(plan.output_tokens(), 2);
+        assert_eq!(Plan::text_pieces(text(&plan)), vec![" w2 ", "w3"]);
+        // The prefill and the continuation make the unbroken reply.
+        assert_eq!(format!("a says: w1{}", text(&plan)), text(&c.plan("a")));
+        // Mid-word, the continuation starts inside the word.
+        assert_eq!(text(&c.plan_continuing("a", "a says: w")), "1 w2 w3");
+        // The whole reply as prefill leaves nothing to say.
+        let all = c.plan_continuing("a", "a says: w1 w2 w3");
+        assert_eq!((text(&all), all.output_tokens()), ("", 0));
+        // Not a prefix: the normal reply.
+        assert_eq!(text(&c.plan_continuing("a", "b says:")), "a says: w1 w2 w3");
+    }
+
+    #[test]
+    fn prefill_limits_apply_to_the_continuation_and_never_call_tools() {
+        let mut c = prefilled("a says:");
+        c.max_tokens = Some(2);
+        c.tools = vec![Tool {
+            name: "t".into(),
+            props: vec![],
+        }];
+        let want = Plan::Text {
+            text: " w1 w2".into(),
+            finish: Finish::Length,
+        };
+        assert_eq!(c.plan_continuing("a", "a says:"), want);
+        c.max_tokens = None;
+        c.stop = vec!["w3".into()];
+        let want = Plan::Text {
+            text: " w1 w2".into(),
+            finish: Finish::StopSequence("w3".into()),
+        };
+        assert_eq!(c.plan_continuing("a", "a says:"), want);
+        // A tool result before the prefill is continued too.
+        let result = Msg {
+            is_user: true,
+            tool_results: vec!["sunny".into()],
+            ..Msg::default()
+        };
+        let c = conv(vec![result, prefilled("a got:").messages[1].clone()]);
+        assert_eq!(text(&c.plan_continuing("a", "a got:")), " sunny");
+        // A trailing tool call or user turn is no prefill.
+        let call = Msg {
+            texts: vec!["x".into()],
+            tool_args: vec!["{}".into()],
+            ..Msg::default()
+        };
+        assert_eq!(conv(vec![call]).trailing_text(), None);
+        assert_eq!(conv(vec![Msg::user_text("x")]).trailing_text(), None);
+    }
+
     #[test]
     fn pieces_fragments_cached_and_embeddings() {
         assert_eq!(Plan::text_pieces("a b c"), vec!["a ", "b ", "c"]);
