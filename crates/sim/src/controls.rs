@@ -31,6 +31,16 @@ pub struct Faults {
     pub error_after_tokens: Option<u32>,
     /// Send one malformed frame after this many token frames, then cut the connection.
     pub malformed_after_tokens: Option<u32>,
+    /// End streams cleanly after the finish reason and usage but without the end sentinel.
+    pub omit_end_marker: bool,
+    /// Send one well-framed event with a non-JSON payload after this many token frames, then go on.
+    pub garbage_after_tokens: Option<u32>,
+    /// Stop sending after this many token frames, keeping the connection open.
+    pub stall_after_tokens: Option<u32>,
+    /// Replaces the provider's name in replies and call ids (`"{speaker} says: …"`).
+    pub speaker: Option<String>,
+    /// Refuse requests that carry an assistant prefill with the protocol's 400.
+    pub reject_prefill: bool,
     /// Lifetime of access tokens the Vertex token endpoint issues from now on (default 3600).
     pub token_lifetime_s: Option<u64>,
 }
@@ -49,6 +59,11 @@ impl Default for Faults {
             drop_after_tokens: None,
             error_after_tokens: None,
             malformed_after_tokens: None,
+            omit_end_marker: false,
+            garbage_after_tokens: None,
+            stall_after_tokens: None,
+            speaker: None,
+            reject_prefill: false,
             token_lifetime_s: None,
         }
     }
@@ -84,6 +99,10 @@ pub struct SimStats {
     pub streams_dropped: u64,
     /// Streams ended by an injected mid-stream error event.
     pub stream_errors_injected: u64,
+    /// Well-framed garbage events injected by `garbage_after_tokens` (the stream went on).
+    pub malformed_injected: u64,
+    /// Streams left open without further frames by `stall_after_tokens`.
+    pub streams_stalled: u64,
     /// Requests per path (without the query string).
     pub by_path: BTreeMap<String, u64>,
     /// Requests per model (from the path or the body, as the protocol puts it).
@@ -199,6 +218,16 @@ impl SimControls {
     /// Counts a stream ended by an injected error event.
     pub(crate) fn count_stream_error(&self) {
         self.lock().stats.stream_errors_injected += 1;
+    }
+
+    /// Counts a garbage event injected into a stream that goes on.
+    pub(crate) fn count_garbage(&self) {
+        self.lock().stats.malformed_injected += 1;
+    }
+
+    /// Counts a stream stalled by a fault.
+    pub(crate) fn count_stalled(&self) {
+        self.lock().stats.streams_stalled += 1;
     }
 }
 

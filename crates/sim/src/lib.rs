@@ -85,7 +85,8 @@ impl std::str::FromStr for SimProtocol {
 /// What to simulate: one provider's name, protocol, listen address and optional API key.
 #[derive(Clone, Debug)]
 pub struct SimSpec {
-    /// The provider's name; it appears in every reply text (`"{name} says: …"`).
+    /// The provider's name; it appears in every reply text (`"{name} says: …"`) unless the
+    /// `speaker` fault replaces it.
     pub name: String,
     /// The wire protocol served.
     pub protocol: SimProtocol,

@@ -54,6 +54,11 @@ impl SimCtx {
         }
     }
 
+    /// The name replies speak with: the `speaker` fault when set, else the provider's name.
+    pub fn speaker<'a>(&'a self, faults: &'a Faults) -> &'a str {
+        faults.speaker.as_deref().unwrap_or(&self.name)
+    }
+
     /// A fresh id with the given prefix, unique within this provider (e.g. `chatcmpl-sim3a`).
     pub fn next_id(&self, prefix: &str) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -176,6 +181,9 @@ pub(crate) trait ErrorShape: Send + Sync {
     fn stream_error(&self, status: StatusCode, message: &str) -> Bytes;
     /// The bytes of a frame a parser must reject.
     fn malformed(&self) -> Bytes;
+    /// A well-framed event whose payload is not valid JSON; `first` when no token frame preceded
+    /// it (the Gemini JSON array needs its element separator on the other side then).
+    fn garbage(&self, first: bool) -> Bytes;
 }
 
 /// A JSON response with extra headers.
@@ -228,17 +236,36 @@ pub(crate) fn sse_event(name: &str, v: &Value) -> Bytes {
 pub(crate) struct Frame {
     pub bytes: Bytes,
     pub tokens: u32,
+    /// The protocol's end sentinel (`data: [DONE]`, `message_stop`), left out by `omit_end_marker`.
+    pub end: bool,
 }
 
 impl Frame {
     /// A frame that carries output tokens.
     pub fn token(bytes: Bytes) -> Self {
-        Self { bytes, tokens: 1 }
+        Self {
+            bytes,
+            tokens: 1,
+            end: false,
+        }
     }
 
-    /// A structural frame (start, stop, usage, end marker).
+    /// A structural frame (start, stop, usage).
     pub fn meta(bytes: Bytes) -> Self {
-        Self { bytes, tokens: 0 }
+        Self {
+            bytes,
+            tokens: 0,
+            end: false,
+        }
+    }
+
+    /// The end sentinel, after which a complete stream has nothing more to say.
+    pub fn end(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            tokens: 0,
+            end: true,
+        }
     }
 }
 
@@ -249,6 +276,9 @@ struct Driver {
     controls: SimControls,
     error_frame: Bytes,
     malformed: Bytes,
+    /// Garbage events for the first position and for later ones.
+    garbage: [Bytes; 2],
+    garbage_sent: bool,
     sent: u32,
     started: bool,
     abort: bool,
@@ -258,6 +288,7 @@ struct Driver {
 enum Step {
     Send(Bytes),
     Abort,
+    Stall,
     End,
 }
 
@@ -269,6 +300,9 @@ impl Driver {
         let Some(frame) = self.frames.pop_front() else {
             return Step::End;
         };
+        if frame.end && self.faults.omit_end_marker {
+            return Step::End;
+        }
         if frame.tokens > 0 {
             let reached = |k: Option<u32>| k.is_some_and(|k| self.sent >= k);
             if reached(self.faults.drop_after_tokens) {
@@ -284,6 +318,18 @@ impl Driver {
                 self.controls.count_stream_error();
                 self.frames.clear();
                 return Step::Send(self.error_frame.clone());
+            }
+            if reached(self.faults.garbage_after_tokens) && !self.garbage_sent {
+                self.controls.count_garbage();
+                self.garbage_sent = true;
+                let garbage = self.garbage[usize::from(self.sent > 0)].clone();
+                // The token frame goes out next, after the garbage.
+                self.frames.push_front(frame);
+                return Step::Send(garbage);
+            }
+            if reached(self.faults.stall_after_tokens) {
+                self.controls.count_stalled();
+                return Step::Stall;
             }
             let delay = if self.started {
                 self.faults.token_delay_ms
@@ -315,6 +361,8 @@ pub(crate) fn stream_response(
         frames: frames.into(),
         error_frame: shape.stream_error(status, "injected mid-stream error from switchyard sim"),
         malformed: shape.malformed(),
+        garbage: [shape.garbage(true), shape.garbage(false)],
+        garbage_sent: false,
         faults,
         controls: ctx.controls.clone(),
         sent: 0,
@@ -334,6 +382,11 @@ pub(crate) fn stream_response(
                     )),
                     None,
                 ))
+            }
+            Step::Stall => {
+                // Nothing more, ever: the body ends when the client disconnects or the sim stops.
+                std::future::pending::<()>().await;
+                None
             }
             Step::End => None,
         }

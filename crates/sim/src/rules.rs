@@ -131,17 +131,22 @@ impl Plan {
     }
 
     /// Streaming pieces of the reply text: each word with a trailing space except the last.
+    ///
+    /// A continuation of a prefill may start with a space; the first piece keeps it.
     pub fn text_pieces(text: &str) -> Vec<String> {
         let ws: Vec<&str> = text.split_whitespace().collect();
         let last = ws.len().saturating_sub(1);
+        let lead = if text.starts_with(char::is_whitespace) {
+            " "
+        } else {
+            ""
+        };
         ws.iter()
             .enumerate()
             .map(|(i, w)| {
-                if i == last {
-                    (*w).to_owned()
-                } else {
-                    format!("{w} ")
-                }
+                let lead = if i == 0 { lead } else { "" };
+                let tail = if i == last { "" } else { " " };
+                format!("{lead}{w}{tail}")
             })
             .collect()
     }
@@ -170,7 +175,6 @@ impl Conversation {
     /// Decides the reply of the provider called `name`.
     pub fn plan(&self, name: &str) -> Plan {
         let last = self.messages.last();
-        let last_is_result = last.is_some_and(|m| m.is_user && !m.tool_results.is_empty());
         let last_is_plain_user = last.is_some_and(|m| m.is_user && m.tool_results.is_empty());
         if last_is_plain_user && self.tool_choice != ToolChoice::None {
             let tool = match &self.tool_choice {
@@ -194,11 +198,42 @@ impl Conversation {
                 };
             }
         }
-        let full = match last {
-            Some(m) if last_is_result => format!("{name} got: {}", m.tool_results.join(" ")),
+        shape_text(&self.full_reply(name), &self.stop, self.max_tokens)
+    }
+
+    /// The unshaped text reply: `"{name} got: …"` after a tool result, else `"{name} says: …"`.
+    fn full_reply(&self, name: &str) -> String {
+        match self.messages.last() {
+            Some(m) if m.is_user && !m.tool_results.is_empty() => {
+                format!("{name} got: {}", m.tool_results.join(" "))
+            }
             _ => format!("{name} says: {}", self.last_user_text()),
+        }
+    }
+
+    /// The text of the last message when it can be an assistant prefill: a non-user message
+    /// with text and no tool call. The caller checks that its role really is the assistant's.
+    pub fn trailing_text(&self) -> Option<String> {
+        let m = self.messages.last()?;
+        let text = m.texts.concat();
+        (!m.is_user && m.tool_args.is_empty() && !text.is_empty()).then_some(text)
+    }
+
+    /// The reply when the last message is an assistant prefill `prefill`: the reply to the
+    /// conversation before it with the prefill removed from its start (only the continuation,
+    /// starting with the whitespace after the prefix), or the whole reply when the prefill is not
+    /// a prefix of it (both compared with normalised whitespace). Never a tool call.
+    pub fn plan_continuing(&self, name: &str, prefill: &str) -> Plan {
+        let before = Conversation {
+            messages: self.messages[..self.messages.len().saturating_sub(1)].to_vec(),
+            ..Conversation::default()
         };
-        shape_text(&full, &self.stop, self.max_tokens)
+        let full = normalize(&before.full_reply(name));
+        let prefill = normalize(prefill);
+        match full.strip_prefix(prefill.as_str()) {
+            Some(rest) if !prefill.is_empty() => continuation(rest, &self.stop, self.max_tokens),
+            _ => shape_text(&full, &self.stop, self.max_tokens),
+        }
     }
 
     /// The text of the last user message that has text, words joined by single spaces.
@@ -237,6 +272,18 @@ pub fn shape_text(full: &str, stop: &[String], max_tokens: Option<u32>) -> Plan 
             text: ws.join(" "),
             finish: matched.map_or(Finish::Stop, Finish::StopSequence),
         },
+    }
+}
+
+/// Shapes a continuation like [`shape_text`] (stop sequences and `max_tokens` apply to the
+/// continuation only) but keeps its leading space, which joins it to the prefill.
+fn continuation(rest: &str, stop: &[String], max_tokens: Option<u32>) -> Plan {
+    match shape_text(rest, stop, max_tokens) {
+        Plan::Text { text, finish } if rest.starts_with(' ') && !text.is_empty() => Plan::Text {
+            text: format!(" {text}"),
+            finish,
+        },
+        other => other,
     }
 }
 
@@ -484,6 +531,78 @@ mod tests {
             ..Conversation::default()
         };
         assert!(matches!(c.plan("p"), Plan::Text { .. }));
+    }
+
+    fn prefilled(prefill: &str) -> Conversation {
+        let assistant = Msg {
+            texts: vec![prefill.into()],
+            ..Msg::default()
+        };
+        conv(vec![Msg::user_text("w1 w2 w3"), assistant])
+    }
+
+    fn text(plan: &Plan) -> &str {
+        match plan {
+            Plan::Text { text, .. } => text,
+            Plan::ToolCall { .. } => "",
+        }
+    }
+
+    #[test]
+    fn prefill_is_continued_from_the_whitespace_after_it() {
+        let c = prefilled("a says:  w1");
+        assert_eq!(c.trailing_text().as_deref(), Some("a says:  w1"));
+        let plan = c.plan_continuing("a", "a says:  w1");
+        assert_eq!(text(&plan), " w2 w3");
+        assert_eq!(plan.output_tokens(), 2);
+        assert_eq!(Plan::text_pieces(text(&plan)), vec![" w2 ", "w3"]);
+        // The prefill and the continuation make the unbroken reply.
+        assert_eq!(format!("a says: w1{}", text(&plan)), text(&c.plan("a")));
+        // Mid-word, the continuation starts inside the word.
+        assert_eq!(text(&c.plan_continuing("a", "a says: w")), "1 w2 w3");
+        // The whole reply as prefill leaves nothing to say.
+        let all = c.plan_continuing("a", "a says: w1 w2 w3");
+        assert_eq!((text(&all), all.output_tokens()), ("", 0));
+        // Not a prefix: the normal reply.
+        assert_eq!(text(&c.plan_continuing("a", "b says:")), "a says: w1 w2 w3");
+    }
+
+    #[test]
+    fn prefill_limits_apply_to_the_continuation_and_never_call_tools() {
+        let mut c = prefilled("a says:");
+        c.max_tokens = Some(2);
+        c.tools = vec![Tool {
+            name: "t".into(),
+            props: vec![],
+        }];
+        let want = Plan::Text {
+            text: " w1 w2".into(),
+            finish: Finish::Length,
+        };
+        assert_eq!(c.plan_continuing("a", "a says:"), want);
+        c.max_tokens = None;
+        c.stop = vec!["w3".into()];
+        let want = Plan::Text {
+            text: " w1 w2".into(),
+            finish: Finish::StopSequence("w3".into()),
+        };
+        assert_eq!(c.plan_continuing("a", "a says:"), want);
+        // A tool result before the prefill is continued too.
+        let result = Msg {
+            is_user: true,
+            tool_results: vec!["sunny".into()],
+            ..Msg::default()
+        };
+        let c = conv(vec![result, prefilled("a got:").messages[1].clone()]);
+        assert_eq!(text(&c.plan_continuing("a", "a got:")), " sunny");
+        // A trailing tool call or user turn is no prefill.
+        let call = Msg {
+            texts: vec!["x".into()],
+            tool_args: vec!["{}".into()],
+            ..Msg::default()
+        };
+        assert_eq!(conv(vec![call]).trailing_text(), None);
+        assert_eq!(conv(vec![Msg::user_text("x")]).trailing_text(), None);
     }
 
     #[test]

@@ -60,7 +60,20 @@ impl ErrorShape for Shape {
     fn malformed(&self) -> Bytes {
         Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\n\n")
     }
+
+    fn garbage(&self, _first: bool) -> Bytes {
+        // A complete SSE event; only its JSON lacks the closing brace.
+        Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"sim garbage\"}\n\n")
+    }
 }
+
+/// Anthropic's answer to a prefill on models that do not take one (Claude 4.6 and later).
+const PREFILL_UNSUPPORTED: &str =
+    "This model does not support assistant message prefill. The conversation must end with a user message.";
+
+/// Anthropic's answer to a prefill that ends with whitespace.
+const PREFILL_TRAILING_WHITESPACE: &str =
+    "messages: final assistant content cannot end with trailing whitespace";
 
 fn bad_request(message: &str) -> Response {
     Shape.error(StatusCode::BAD_REQUEST, message, None)
@@ -252,12 +265,34 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         return bad_request("max_tokens: Field required");
     }
     let conv = conversation(inb.body(), &inb.bytes);
-    let plan = conv.plan(&ctx.name);
+    let last_role = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last());
+    let last_role = last_role
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    let prefill = conv
+        .trailing_text()
+        .filter(|_| last_role == Some("assistant"));
+    if let Some(p) = &prefill {
+        if faults.reject_prefill {
+            return bad_request(PREFILL_UNSUPPORTED);
+        }
+        if p.ends_with(char::is_whitespace) {
+            return bad_request(PREFILL_TRAILING_WHITESPACE);
+        }
+    }
+    let speaker = ctx.speaker(&faults).to_owned();
+    let plan = match &prefill {
+        Some(p) => conv.plan_continuing(&speaker, p),
+        None => conv.plan(&speaker),
+    };
     let input = conv.input_tokens();
     let id = ctx.next_id("msg_");
     let tool_id = format!(
         "toolu_{}",
-        rules::hash_id(&[&ctx.name, &conv.last_user_text()])
+        rules::hash_id(&[&speaker, &conv.last_user_text()])
     );
     let headers = [
         ("request-id", ctx.next_id("req_")),
@@ -324,7 +359,7 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": final_usage,
     });
     frames.push(Frame::meta(sse_event("message_delta", &delta)));
-    frames.push(Frame::meta(sse_event(
+    frames.push(Frame::end(sse_event(
         "message_stop",
         &json!({"type": "message_stop"}),
     )));

@@ -107,7 +107,28 @@ impl ErrorShape for Shape {
         }
         Bytes::from(bytes)
     }
+
+    fn garbage(&self, _first: bool) -> Bytes {
+        // A frame with valid prelude and message CRCs whose JSON payload lacks its closing brace.
+        let msg = Message::new(r#"{"contentBlockIndex": 0, "delta": {"text": "sim garbage"}"#)
+            .add_header(Header::new(
+                ":event-type",
+                HeaderValue::String("contentBlockDelta".into()),
+            ))
+            .add_header(Header::new(
+                ":content-type",
+                HeaderValue::String("application/json".into()),
+            ))
+            .add_header(Header::new(
+                ":message-type",
+                HeaderValue::String("event".into()),
+            ));
+        encode(&msg)
+    }
 }
+
+/// Bedrock passes the model's own validation errors on behind this prefix.
+const MODEL_ERRORS: &str = "The model returned the following errors: ";
 
 /// Encodes one event-stream message.
 fn encode(msg: &Message) -> Bytes {
@@ -396,11 +417,37 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
         );
     }
     let conv = conversation(inb.body(), &inb.bytes);
-    let plan = conv.plan(&ctx.name);
+    let last_role = inb.body().get("messages").and_then(Value::as_array);
+    let last_role = last_role
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    // Converse continues a trailing assistant message (as Claude models do) and relays the
+    // model's refusals as ValidationException.
+    let prefill = conv
+        .trailing_text()
+        .filter(|_| last_role == Some("assistant"));
+    if let Some(p) = &prefill {
+        let refusal = if faults.reject_prefill {
+            Some("This model does not support assistant message prefill. The conversation must end with a user message.")
+        } else if p.ends_with(char::is_whitespace) {
+            Some("messages: final assistant content cannot end with trailing whitespace")
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            return Shape.error(StatusCode::BAD_REQUEST, &format!("{MODEL_ERRORS}{r}"), None);
+        }
+    }
+    let speaker = ctx.speaker(&faults).to_owned();
+    let plan = match &prefill {
+        Some(p) => conv.plan_continuing(&speaker, p),
+        None => conv.plan(&speaker),
+    };
     let input = conv.input_tokens();
     let tool_id = format!(
         "tooluse_{}",
-        &rules::hash_id(&[&ctx.name, &conv.last_user_text()])[..22]
+        &rules::hash_id(&[&speaker, &conv.last_user_text()])[..22]
     );
     let headers = [(
         "x-amzn-RequestId",

@@ -82,6 +82,19 @@ impl ErrorShape for Shape {
             "{prefix}{{\"candidates\": [{{\"content\": \r\n\r\n"
         ))
     }
+
+    fn garbage(&self, first: bool) -> Bytes {
+        // SSE: a complete event whose JSON lacks its closing brace. JSON array: an element with
+        // balanced brackets and quotes (so it frames like any other) holding a bare word.
+        const BAD: &str =
+            r#"{"candidates": [{"content": {"role": "model", "parts": [{"text": sim-garbage}]}}]}"#;
+        let bytes = match (self.sse, first) {
+            (true, _) => format!("data: {}\r\n\r\n", &BAD[..BAD.len() - 1]),
+            (false, true) => format!("{BAD},\r\n"),
+            (false, false) => format!(",\r\n{BAD}"),
+        };
+        Bytes::from(bytes)
+    }
 }
 
 fn error(status: StatusCode, message: &str, details: Vec<Value>) -> Response {
@@ -166,7 +179,7 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
         model: &target.model,
     };
     match target.method.as_str() {
-        "generateContent" => gen.generate(&inb),
+        "generateContent" => gen.generate(&inb, &faults),
         "streamGenerateContent" => gen.stream(&inb, faults, shape),
         "countTokens" => count_tokens(&inb),
         "embedContent" => embed(inb.body(), false),
@@ -428,9 +441,39 @@ impl Gen<'_> {
         }
     }
 
-    fn generate(&self, inb: &Inbound) -> Response {
+    /// The conversation and its plan; a trailing `model` content with text is continued.
+    fn plan(
+        &self,
+        inb: &Inbound,
+        faults: &crate::Faults,
+    ) -> Result<(Conversation, Plan), Response> {
         let conv = conversation(inb.body(), &inb.bytes);
-        let plan = conv.plan(&self.ctx.name);
+        let last_role = inb.body().get("contents").and_then(Value::as_array);
+        let last_role = last_role
+            .and_then(|c| c.last())
+            .and_then(|c| c.get("role"))
+            .and_then(Value::as_str);
+        let prefill = conv.trailing_text().filter(|_| last_role == Some("model"));
+        let speaker = self.ctx.speaker(faults);
+        let plan = match &prefill {
+            Some(_) if faults.reject_prefill => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "Please ensure that multiturn requests end with a user role or a function response.",
+                    Vec::new(),
+                ))
+            }
+            Some(p) => conv.plan_continuing(speaker, p),
+            None => conv.plan(speaker),
+        };
+        Ok((conv, plan))
+    }
+
+    fn generate(&self, inb: &Inbound, faults: &crate::Faults) -> Response {
+        let (conv, plan) = match self.plan(inb, faults) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
         let parts = match &plan {
             Plan::Text { text, .. } => json!([{"text": text}]),
             Plan::ToolCall { .. } => Self::call_part(&plan).unwrap_or_default(),
@@ -446,8 +489,10 @@ impl Gen<'_> {
     }
 
     fn stream(&self, inb: &Inbound, faults: crate::Faults, shape: Shape) -> Response {
-        let conv = conversation(inb.body(), &inb.bytes);
-        let plan = conv.plan(&self.ctx.name);
+        let (conv, plan) = match self.plan(inb, &faults) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
         let input = conv.input_tokens();
         let id = self.ctx.next_id("");
         let finish = finish_reason(&plan);
@@ -479,18 +524,19 @@ impl Gen<'_> {
                 objects.push(self.response(&id, parts, Some(finish), final_usage.clone()));
             }
         }
-        let mut frames: Vec<Frame> = objects
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let bytes = match (shape.sse, i) {
-                    (true, _) => format!("data: {o}\r\n\r\n"),
-                    (false, 0) => format!("[{o}"),
-                    (false, _) => format!(",\r\n{o}"),
-                };
-                Frame::token(Bytes::from(bytes))
-            })
-            .collect();
+        // The array's `[` is a frame of its own, so a fault can put an element before the first.
+        let mut frames = Vec::new();
+        if !shape.sse {
+            frames.push(Frame::meta(Bytes::from_static(b"[")));
+        }
+        frames.extend(objects.iter().enumerate().map(|(i, o)| {
+            let bytes = match (shape.sse, i) {
+                (true, _) => format!("data: {o}\r\n\r\n"),
+                (false, 0) => o.to_string(),
+                (false, _) => format!(",\r\n{o}"),
+            };
+            Frame::token(Bytes::from(bytes))
+        }));
         let content_type = if shape.sse {
             "text/event-stream"
         } else {

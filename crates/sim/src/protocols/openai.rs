@@ -128,6 +128,11 @@ impl ErrorShape for Shape {
     fn malformed(&self) -> Bytes {
         Bytes::from_static(b"data: {\"id\": \"chatcmpl-broken\", \"choices\": [{\"delta\": \n\n")
     }
+
+    fn garbage(&self, _first: bool) -> Bytes {
+        // A complete SSE event; only its JSON lacks the closing brace.
+        Bytes::from_static(b"data: {\"object\": \"chat.completion.chunk\", \"choices\": [{\"index\": 0, \"delta\": {\"content\": \"sim garbage\"}}]\n\n")
+    }
 }
 
 impl Api {
@@ -268,7 +273,15 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         return missing("messages");
     }
     let conv = conversation(inb.body(), &inb.bytes);
-    let plan = conv.plan(&api.ctx.name);
+    let prefill = match prefill(api, body, &conv, &faults) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let speaker = api.ctx.speaker(&faults).to_owned();
+    let plan = match &prefill {
+        Some(p) => conv.plan_continuing(&speaker, p),
+        None => conv.plan(&speaker),
+    };
     let input = conv.input_tokens();
     let out = Out {
         id: api.ctx.next_id("chatcmpl-"),
@@ -277,7 +290,7 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         usage: usage(input, plan.output_tokens()),
         call_id: format!(
             "call_{}",
-            rules::hash_id(&[&api.ctx.name, &conv.last_user_text()])
+            rules::hash_id(&[&speaker, &conv.last_user_text()])
         ),
     };
     let headers = api.headers(&out.id);
@@ -297,6 +310,41 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         &api.shape(),
         &headers,
     )
+}
+
+/// The assistant prefill to continue: the trailing assistant message's text, only with vLLM's
+/// and SGLang's `continue_final_message: true` (otherwise it is history, as for OpenAI).
+fn prefill(
+    api: &Api,
+    body: &Value,
+    conv: &Conversation,
+    faults: &crate::Faults,
+) -> Result<Option<String>, Response> {
+    let flag = |k: &str| body.get(k).and_then(Value::as_bool);
+    if flag("continue_final_message") != Some(true) {
+        return Ok(None);
+    }
+    if faults.reject_prefill {
+        // What OpenAI itself answers to the extension's field.
+        return Err(api.error(
+            StatusCode::BAD_REQUEST,
+            "Unrecognized request argument supplied: continue_final_message",
+        ));
+    }
+    if flag("add_generation_prompt") == Some(true) {
+        return Err(api.error(
+            StatusCode::BAD_REQUEST,
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
+        ));
+    }
+    let messages = body.get("messages").and_then(Value::as_array);
+    let last_role = messages
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    Ok(conv
+        .trailing_text()
+        .filter(|_| last_role == Some("assistant")))
 }
 
 fn missing(param: &str) -> Response {
@@ -548,7 +596,7 @@ impl Api {
         if include_usage {
             frames.push(Frame::meta(chunk(json!([]), Some(&out.usage))));
         }
-        frames.push(Frame::meta(Bytes::from_static(b"data: [DONE]\n\n")));
+        frames.push(Frame::end(Bytes::from_static(b"data: [DONE]\n\n")));
         frames
     }
 }
