@@ -1,6 +1,8 @@
 //! Stream honesty: a stream that breaks after its first event (cut, stalled, malformed, or an
-//! upstream error event) ends with the client protocol's error event, never with a clean end
-//! marker, with no second upstream call; and what was consumed is still metered.
+//! upstream error event) and that no other deployment can continue (here the spare is an
+//! OpenAI deployment, which takes no prefill) ends with the client protocol's error event,
+//! never with a clean end marker, with no second upstream call; and what was consumed is
+//! still metered. `stream_recovery.rs` covers the continued ones.
 #![allow(clippy::unwrap_used)]
 
 mod common;
