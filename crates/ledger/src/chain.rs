@@ -26,8 +26,8 @@
 
 use crate::record::{LedgerRecord, StoredRecord};
 use serde::Serialize;
-use switchyard_types::TokenUsage;
 use sha2::{Digest, Sha256};
+use switchyard_types::TokenUsage;
 
 /// The `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -108,6 +108,7 @@ struct RawEntry {
     output: PricePerMillion,
     cached_input: Option<PricePerMillion>,
     cache_write: Option<PricePerMillion>,
+    max_output: Option<u64>,
 }
 
 /// A versioned table of list prices by (provider kind, upstream model id), for deployments
@@ -116,6 +117,7 @@ struct RawEntry {
 pub struct DefaultPrices {
     version: String,
     by_model: HashMap<(ProviderKind, String), Prices>,
+    max_output: HashMap<(ProviderKind, String), u64>,
 }
 
 impl DefaultPrices {
@@ -132,6 +134,7 @@ impl DefaultPrices {
     pub fn parse(text: &str) -> Result<DefaultPrices, LedgerError> {
         let raw: RawTable = toml::from_str(text).map_err(|e| LedgerError::Prices(e.to_string()))?;
         let mut by_model = HashMap::new();
+        let mut max_output = HashMap::new();
         for e in raw.prices {
             let prices = Prices {
                 input: e.input,
@@ -141,6 +144,9 @@ impl DefaultPrices {
             };
             for kind in &e.kinds {
                 for model in &e.models {
+                    if let Some(max) = e.max_output {
+                        max_output.insert((*kind, model.clone()), max);
+                    }
                     if by_model.insert((*kind, model.clone()), prices).is_some() {
                         return Err(LedgerError::Prices(format!(
                             "{kind} {model} is priced twice"
@@ -152,6 +158,7 @@ impl DefaultPrices {
         Ok(DefaultPrices {
             version: raw.version,
             by_model,
+            max_output,
         })
     }
 
@@ -163,17 +170,31 @@ impl DefaultPrices {
     /// The list price of `model` on `kind`. Bedrock cross-region inference profiles
     /// (`us.`, `eu.`, `apac.`, `global.` prefixes) are priced as the base model.
     pub fn lookup(&self, kind: ProviderKind, model: &str) -> Option<Prices> {
-        if let Some(p) = self.by_model.get(&(kind, model.to_owned())) {
-            return Some(*p);
-        }
-        if kind == ProviderKind::Bedrock {
-            let (prefix, rest) = model.split_once('.')?;
-            if matches!(prefix, "us" | "eu" | "apac" | "global" | "us-gov") {
-                return self.by_model.get(&(kind, rest.to_owned())).copied();
-            }
-        }
-        None
+        find(&self.by_model, kind, model)
     }
+
+    /// The most output tokens one answer of `model` on `kind` can have, when the table says.
+    pub fn max_output(&self, kind: ProviderKind, model: &str) -> Option<u64> {
+        find(&self.max_output, kind, model)
+    }
+}
+
+/// `model`'s entry on `kind`; Bedrock cross-region inference profiles as their base model.
+fn find<T: Copy>(
+    map: &HashMap<(ProviderKind, String), T>,
+    kind: ProviderKind,
+    model: &str,
+) -> Option<T> {
+    if let Some(v) = map.get(&(kind, model.to_owned())) {
+        return Some(*v);
+    }
+    if kind == ProviderKind::Bedrock {
+        let (prefix, rest) = model.split_once('.')?;
+        if matches!(prefix, "us" | "eu" | "apac" | "global" | "us-gov") {
+            return map.get(&(kind, rest.to_owned())).copied();
+        }
+    }
+    None
 }
 
 #[cfg(test)]

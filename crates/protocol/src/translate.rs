@@ -155,7 +155,9 @@ impl Seen {
 
     /// A new upstream takes over the answer.
     fn resume(&mut self) {
-        self.carried_output += self.usage.map_or(self.deltas, |u| u.output.max(self.deltas));
+        self.carried_output += self
+            .usage
+            .map_or(self.deltas, |u| u.output.max(self.deltas));
         self.usage = None;
         self.deltas = 0;
         self.finished = false;
@@ -647,8 +649,11 @@ mod tests {
         let decoder = || upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder();
         let mut t: Box<dyn Translator> = Box::new(Translate::new(decoder(), client, keep()));
         let mut out = Vec::new();
-        t.feed(&sse(&[ROLE, &text_chunk("one "), &text_chunk("two ")]), &mut out)
-            .unwrap();
+        t.feed(
+            &sse(&[ROLE, &text_chunk("one "), &text_chunk("two ")]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(t.delivered(), Some("one two "));
         assert!(t.resume(decoder()).is_none());
         let rest = [ROLE, &text_chunk(" three"), STOP, USAGE, "[DONE]"];

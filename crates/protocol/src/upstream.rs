@@ -50,6 +50,12 @@ pub trait UpstreamCodec: Send + Sync {
         upstream_model: &str,
     ) -> Result<Vec<u8>, Unsupported>;
 
+    /// The output cap this protocol's requests carry when the client set none (Anthropic
+    /// requires one), so the most an uncapped request can produce there.
+    fn default_output_cap(&self) -> Option<u32> {
+        None
+    }
+
     /// Whether the protocol continues a trailing assistant message (a prefill) rather than
     /// answering after it: the default of a deployment's `accepts_prefill`.
     fn accepts_prefill(&self) -> bool {
@@ -427,6 +433,10 @@ impl UpstreamCodec for AnthropicMessages {
 
     fn accepts_prefill(&self) -> bool {
         true
+    }
+
+    fn default_output_cap(&self) -> Option<u32> {
+        Some(DEFAULT_MAX_TOKENS)
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {

@@ -49,6 +49,7 @@ fn deployment(i: usize) -> Arc<Deployment> {
         },
         commitment: None,
         accepts_prefill: false,
+        max_output_tokens: 16_384,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct Deployment {
     /// Continues a trailing assistant message (so it can finish another deployment's broken
     /// stream): its protocol's default unless configured.
     pub accepts_prefill: bool,
+    /// The most output tokens one answer can have (budget reservations of uncapped requests).
+    pub max_output_tokens: u64,
 }
 
 impl Deployment {

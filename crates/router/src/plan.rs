@@ -99,7 +99,12 @@ impl Plan {
     pub fn narrowed(&self, keep: impl Fn(&Candidate) -> bool) -> Plan {
         Plan {
             model: self.model.clone(),
-            candidates: self.candidates.iter().filter(|c| keep(c)).cloned().collect(),
+            candidates: self
+                .candidates
+                .iter()
+                .filter(|c| keep(c))
+                .cloned()
+                .collect(),
             excluded: Vec::new(),
             estimate: self.estimate,
             stream: self.stream,

@@ -90,6 +90,7 @@ impl D {
             tags: self.tags,
             commitment: self.commitment,
             accepts_prefill: false,
+            max_output_tokens: 16_384,
         })
     }
 }

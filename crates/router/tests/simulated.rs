@@ -72,6 +72,7 @@ impl Fleet {
             tags: vec![],
             commitment,
             accepts_prefill: false,
+            max_output_tokens: 16_384,
         })
     }
 

@@ -8,8 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
 use switchyard_protocol::translate::Malformed;
+use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
 use switchyard_router::{Catalog, Deployment, Limits, Model, Prices};
 use switchyard_types::ProviderKind;
 
@@ -88,6 +88,10 @@ pub struct Settings {
 }
 
 pub use crate::request::KeyEntry;
+
+/// A deployment's most output tokens per answer when neither its config nor the shipped price
+/// table says: generous, since budget reservations rely on it being an upper bound.
+const FALLBACK_MAX_OUTPUT_TOKENS: u64 = 32_768;
 
 /// Everything one config version compiles to; swapped atomically on reload.
 #[derive(Debug)]
@@ -540,6 +544,12 @@ impl Compiler {
                     },
                     tags: d.tags.clone(),
                     commitment: d.commitment.as_ref().and_then(|c| self.commitment(&loc, c)),
+                    max_output_tokens: d.max_output_tokens.unwrap_or_else(|| {
+                        switchyard_ledger::DefaultPrices::shipped()
+                            .ok()
+                            .and_then(|t| t.max_output(provider.kind, &d.upstream_model))
+                            .unwrap_or(FALLBACK_MAX_OUTPUT_TOKENS)
+                    }),
                     accepts_prefill: d.accepts_prefill.unwrap_or_else(|| {
                         switchyard_protocol::upstream::upstream_codec(provider.kind)
                             .accepts_prefill()

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
 use switchyard_protocol::translate::{OpenAiPassthrough, Options, Translate, Translator};
-use switchyard_protocol::upstream::{upstream_codec, UpstreamAnswer, UpstreamCodec, UpstreamStream};
+use switchyard_protocol::upstream::{
+    upstream_codec, UpstreamAnswer, UpstreamCodec, UpstreamStream,
+};
 use switchyard_protocol::{ChatRequest, DecodeError, Message, Role, Unsupported};
 use switchyard_providers::{AttemptError, Operation, Timeouts, Upstream};
 use switchyard_router::Deployment;
@@ -233,6 +235,11 @@ pub(crate) async fn embeddings_attempt(
             .ok_or_else(|| unreadable(d, &DecodeError::new("no answer")))?,
     };
     Ok((body, answer.usage))
+}
+
+/// The output cap every request to `d` carries when the client set none.
+pub(crate) fn default_output_cap(d: &Deployment) -> Option<u32> {
+    codec(d).default_output_cap()
 }
 
 /// Whether `d` can answer a token count (Anthropic's `count_tokens`, Gemini's `countTokens`).

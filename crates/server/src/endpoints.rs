@@ -36,6 +36,8 @@ impl Endpoint for Chat {
                 max_output_tokens: u64::from(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
             },
             free: false,
+            output_cap: req.max_tokens.map(u64::from),
+            choices: u64::from(req.n.unwrap_or(1).max(1)),
             extension: self.extension.as_deref(),
         }
     }
@@ -85,6 +87,8 @@ impl Endpoint for Embeddings {
                 max_output_tokens: 0,
             },
             free: false,
+            output_cap: Some(0),
+            choices: 1,
             extension: None,
         }
     }
@@ -118,6 +122,8 @@ impl Endpoint for CountTokens {
                 max_output_tokens: 0,
             },
             free: true,
+            output_cap: Some(0),
+            choices: 1,
             extension: None,
         }
     }

@@ -221,7 +221,10 @@ impl Forwarding {
                 .unwrap_or_else(|| Instant::now() + relay.stall);
             if let Err(e) = relay.fill(by).await {
                 tracing::warn!(request_id = ?self.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
-                let cooldown = self.recovery.as_ref().map_or(Duration::ZERO, |r| r.rate_cooldown);
+                let cooldown = self
+                    .recovery
+                    .as_ref()
+                    .map_or(Duration::ZERO, |r| r.rate_cooldown);
                 if let Some(p) = self.permit.as_mut() {
                     p.stream_broke(&e, cooldown);
                 }
@@ -354,7 +357,11 @@ impl Forwarding {
                 metrics::stream_recovery(&self.ctx.model, true);
                 self.served.attempts.extend(served.attempts);
                 self.served.deployment = served.deployment.clone();
-                self.unpriced = recovery.state.snapshot().unpriced.contains(&served.deployment.id);
+                self.unpriced = recovery
+                    .state
+                    .snapshot()
+                    .unpriced
+                    .contains(&served.deployment.id);
                 self.permit = Some(served.permit);
                 if let Some(relay) = self.relay.as_mut() {
                     relay.switch(served.value, served.deployment.provider.clone());

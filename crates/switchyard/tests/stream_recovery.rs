@@ -30,7 +30,10 @@ const FAMILIES: [(&str, SimProtocol, SimProtocol); 4] = [
 
 /// The words the user sends: the simulated reply is "sim says: " and these, 60 words.
 fn prompt() -> String {
-    (1..=58).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
+    (1..=58)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn answer() -> String {
@@ -202,10 +205,19 @@ fn assert_whole(r: &Received, what: &str) {
 }
 
 fn assert_failed(r: &Received, what: &str) {
-    assert!(!r.complete, "{what}: no end marker after an error: {}", r.raw);
+    assert!(
+        !r.complete,
+        "{what}: no end marker after an error: {}",
+        r.raw
+    );
     assert!(r.error.is_some(), "{what}: {}", r.raw);
     // The original failure (a cut stream), not a continuation's rejection of the prefill.
-    assert_ne!(r.error.as_deref(), Some("invalid_request_error"), "{what}: {}", r.raw);
+    assert_ne!(
+        r.error.as_deref(),
+        Some("invalid_request_error"),
+        "{what}: {}",
+        r.raw
+    );
     assert!(r.text.starts_with("sim says: w1 "), "{what}: {}", r.raw);
     assert_ne!(r.text, answer(), "{what}");
 }
@@ -242,42 +254,73 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
             let r = stream(&fleet.gw, door, &rec).await;
             assert_whole(&r, &what("no end marker"));
             assert_eq!(requests(second).await, before, "{}", what("no end marker"));
-            expected.push((r.request_id, what("no end marker"), Expect::Whole { malformed: 0 }));
+            expected.push((
+                r.request_id,
+                what("no end marker"),
+                Expect::Whole { malformed: 0 },
+            ));
 
             // One unreadable event mid-stream: skipped, counted, the rest delivered.
             faults(first, json!({"garbage_after_tokens": 20})).await;
             let r = stream(&fleet.gw, door, &rec).await;
             assert_whole(&r, &what("malformed event"));
-            assert_eq!(requests(second).await, before, "{}", what("malformed event"));
-            expected.push((r.request_id, what("malformed event"), Expect::Whole { malformed: 1 }));
+            assert_eq!(
+                requests(second).await,
+                before,
+                "{}",
+                what("malformed event")
+            );
+            expected.push((
+                r.request_id,
+                what("malformed event"),
+                Expect::Whole { malformed: 1 },
+            ));
 
             // Cut after 40 of 60 words: the second deployment finishes the answer.
             faults(first, json!({"drop_after_tokens": 40})).await;
             let r = stream(&fleet.gw, door, &rec).await;
             assert_whole(&r, &what("cut"));
             assert_eq!(requests(second).await, before + 1, "{}", what("cut"));
-            expected.push((r.request_id, what("cut"), Expect::Continued("upstream_protocol")));
+            expected.push((
+                r.request_id,
+                what("cut"),
+                Expect::Continued("upstream_protocol"),
+            ));
 
             // Stalled after 40 words, past the 300 ms stall limit: the same.
             faults(first, json!({"stall_after_tokens": 40})).await;
             let r = stream(&fleet.gw, door, &rec).await;
             assert_whole(&r, &what("stall"));
             assert_eq!(requests(second).await, before + 2, "{}", what("stall"));
-            expected.push((r.request_id, what("stall"), Expect::Continued("upstream_timeout")));
+            expected.push((
+                r.request_id,
+                what("stall"),
+                Expect::Continued("upstream_timeout"),
+            ));
 
             // The second deployment refuses the prefill: the client gets the original error.
             faults(first, json!({"drop_after_tokens": 40})).await;
             faults(second, json!({"reject_prefill": true})).await;
             let r = stream(&fleet.gw, door, &rec).await;
             assert_failed(&r, &what("prefill refused"));
-            assert_eq!(requests(second).await, before + 3, "{}", what("prefill refused"));
+            assert_eq!(
+                requests(second).await,
+                before + 3,
+                "{}",
+                what("prefill refused")
+            );
             expected.push((r.request_id, what("prefill refused"), Expect::Failed));
 
             // No other deployment takes a prefill: the original error, no second call.
             let plain_before = requests(&fleet.plain).await;
             let r = stream(&fleet.gw, door, &format!("plain-{name}")).await;
             assert_failed(&r, &what("no prefill"));
-            assert_eq!(requests(&fleet.plain).await, plain_before, "{}", what("no prefill"));
+            assert_eq!(
+                requests(&fleet.plain).await,
+                plain_before,
+                "{}",
+                what("no prefill")
+            );
             expected.push((r.request_id, what("no prefill"), Expect::Failed));
             faults(first, json!({})).await;
             faults(second, json!({})).await;
@@ -297,7 +340,9 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
         "{metrics}"
     );
     assert!(
-        metrics.contains("switchyard_stream_recoveries_total{model=\"rec-openai\",outcome=\"continued\"} 4"),
+        metrics.contains(
+            "switchyard_stream_recoveries_total{model=\"rec-openai\",outcome=\"continued\"} 4"
+        ),
         "{metrics}"
     );
 
@@ -308,7 +353,10 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
         .map(|r| (r.record.request_id.as_str(), r))
         .collect();
     for (id, what, expect) in expected {
-        let rec = &by_id.get(id.as_str()).unwrap_or_else(|| panic!("{what}: no record")).record;
+        let rec = &by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{what}: no record"))
+            .record;
         let attempts = &rec.attempts;
         match expect {
             Expect::Whole { malformed } => {
@@ -320,9 +368,19 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
             Expect::Continued(kind) => {
                 assert_eq!(rec.outcome.as_str(), "ok", "{what}: {rec:?}");
                 assert_eq!(attempts.len(), 2, "{what}: {rec:?}");
-                assert!(attempts[0].deployment.ends_with("-first"), "{what}: {rec:?}");
-                assert_eq!(attempts[0].error_kind.map(|k| k.as_str()), Some(kind), "{what}: {rec:?}");
-                assert!(attempts[1].deployment.ends_with("-second"), "{what}: {rec:?}");
+                assert!(
+                    attempts[0].deployment.ends_with("-first"),
+                    "{what}: {rec:?}"
+                );
+                assert_eq!(
+                    attempts[0].error_kind.map(|k| k.as_str()),
+                    Some(kind),
+                    "{what}: {rec:?}"
+                );
+                assert!(
+                    attempts[1].deployment.ends_with("-second"),
+                    "{what}: {rec:?}"
+                );
                 assert_eq!(attempts[1].error_kind, None, "{what}: {rec:?}");
                 assert_eq!(rec.deployment.as_deref(), Some(&*attempts[1].deployment));
                 let (a, b) = (attempts[0].usage.unwrap(), attempts[1].usage.unwrap());
@@ -335,7 +393,10 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
             }
             Expect::Failed => {
                 assert_ne!(rec.outcome.as_str(), "ok", "{what}: {rec:?}");
-                assert!(attempts[0].deployment.ends_with("-first"), "{what}: {rec:?}");
+                assert!(
+                    attempts[0].deployment.ends_with("-first"),
+                    "{what}: {rec:?}"
+                );
             }
         }
     }
@@ -364,7 +425,11 @@ async fn a_tool_call_cut_mid_stream_is_not_continued() {
     let text = response.text().await.unwrap();
     assert!(!text.contains("[DONE]"), "{text}");
     assert!(text.contains("\"error\""), "{text}");
-    assert_eq!(requests(&second).await, 0, "a tool call is never continued: {text}");
+    assert_eq!(
+        requests(&second).await,
+        0,
+        "a tool call is never continued: {text}"
+    );
 }
 
 #[tokio::test]
@@ -380,7 +445,10 @@ async fn stream_recovery_error_ends_the_stream_with_the_error() {
         deployment("second", "second", ""),
     );
     let gw = Gateway::start(&config);
-    for fault in [json!({"drop_after_tokens": 40}), json!({"garbage_after_tokens": 20})] {
+    for fault in [
+        json!({"drop_after_tokens": 40}),
+        json!({"garbage_after_tokens": 20}),
+    ] {
         faults(&first, fault.clone()).await;
         let r = stream(&gw, Door::Anthropic, "m").await;
         assert!(!r.complete && r.error.is_some(), "{fault}: {}", r.raw);

@@ -106,6 +106,7 @@ pub(super) struct RawDeployment {
     pub(super) tags: Vec<String>,
     pub(super) commitment: Option<super::routing::RawCommitment>,
     pub(super) accepts_prefill: Option<bool>,
+    pub(super) max_output_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,9 +9,9 @@
 
 pub(crate) mod phases;
 
+use crate::egress::IngressRequest;
 use crate::error::ApiError;
 use crate::observe::{self, Pending, Tracker};
-use crate::egress::IngressRequest;
 use crate::relay::{Recovery, Relay};
 pub(crate) use crate::request::AttemptLimits;
 use crate::request::{Api, Caller, ClientProtocol, Context};
@@ -48,6 +48,10 @@ pub(crate) struct Ask<'a> {
     pub estimate: Estimate,
     /// Free operations (token counting) reserve and settle no cost.
     pub free: bool,
+    /// The output cap the client set, if any (else the deployment's maximum applies).
+    pub output_cap: Option<u64>,
+    /// Answers asked for (`n`): the output is paid once per answer.
+    pub choices: u64,
     /// The body's `switchyard` routing extension, raw JSON.
     pub extension: Option<&'a str>,
 }
@@ -207,7 +211,9 @@ async fn serve<E: Endpoint>(
             limits,
             rate_cooldown: snapshot.catalog.policy().rate_limit_cooldown,
         });
-    Ok(phases::respond(served, admission, pending, snapshot, recovery))
+    Ok(phases::respond(
+        served, admission, pending, snapshot, recovery,
+    ))
 }
 
 impl Context {

@@ -254,24 +254,31 @@ pub(crate) async fn admit(
         return Ok(None);
     };
     let estimate = ask.estimate;
-    // An upper bound: the whole estimate at the dearest deployment the plan might use.
-    let cost = if ask.free {
-        Money::ZERO
-    } else {
-        plan.candidates
-            .iter()
-            .map(|c| {
-                c.deployment
-                    .prices
-                    .estimate(estimate.input_tokens, estimate.max_output_tokens)
-            })
-            .max()
-            .unwrap_or(Money::ZERO)
+    // An upper bound of what any deployment the plan might use can charge: the input, and per
+    // answer the client's output cap, or else the cap the protocol always sends, or else all
+    // the deployment can produce.
+    let worst = |d: &Deployment| {
+        let cap = ask
+            .output_cap
+            .or_else(|| crate::egress::default_output_cap(d).map(u64::from));
+        let per_answer = cap.map_or(d.max_output_tokens, |c| c.min(d.max_output_tokens));
+        per_answer.saturating_mul(ask.choices)
     };
+    let (cost, max_output_tokens) = plan
+        .candidates
+        .iter()
+        .map(|c| {
+            let output = worst(&c.deployment);
+            let cost = c.deployment.prices.estimate(estimate.input_tokens, output);
+            (cost, output)
+        })
+        .fold((Money::ZERO, 0), |(c, o), (cost, output)| {
+            (c.max(cost), o.max(output))
+        });
     let ask = switchyard_governance::Estimate {
         input_tokens: estimate.input_tokens,
-        max_output_tokens: estimate.max_output_tokens,
-        cost,
+        max_output_tokens,
+        cost: if ask.free { Money::ZERO } else { cost },
     };
     state
         .runtime

@@ -283,11 +283,20 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         None => conv.plan(&speaker),
     };
     let input = conv.input_tokens();
+    // `n` choices, each the same reply, billed n times over (the prompt once), as OpenAI
+    // does; a stream carries choice 0 only.
+    let n = if stream {
+        1
+    } else {
+        body.get("n")
+            .and_then(Value::as_u64)
+            .map_or(1, |n| n.clamp(1, 128) as u32)
+    };
     let out = Out {
         id: api.ctx.next_id("chatcmpl-"),
         model: api.response_model(&model),
         created: unix_now(),
-        usage: usage(input, plan.output_tokens()),
+        usage: usage(input, plan.output_tokens() * n),
         call_id: format!(
             "call_{}",
             rules::hash_id(&[&speaker, &conv.last_user_text()])
@@ -295,7 +304,7 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
     };
     let headers = api.headers(&out.id);
     if !stream {
-        return json_response(StatusCode::OK, &api.completion(&out, &plan), &headers);
+        return json_response(StatusCode::OK, &api.completion(&out, &plan, n), &headers);
     }
     let opts = body.get("stream_options");
     let flag = |k: &str| opts.and_then(|o| o.get(k)).and_then(Value::as_bool);
@@ -505,7 +514,7 @@ fn prompt_filter_results() -> Value {
 }
 
 impl Api {
-    fn completion(&self, out: &Out, plan: &Plan) -> Value {
+    fn completion(&self, out: &Out, plan: &Plan, n: u32) -> Value {
         let mut message =
             json!({"role": "assistant", "content": null, "refusal": null, "annotations": []});
         match plan {
@@ -529,7 +538,14 @@ impl Api {
             choice["content_filter_results"] = filters;
             body["prompt_filter_results"] = prompt_filter_results();
         }
-        body["choices"] = json!([choice]);
+        let choices: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut c = choice.clone();
+                c["index"] = json!(i);
+                c
+            })
+            .collect();
+        body["choices"] = json!(choices);
         body
     }
 
