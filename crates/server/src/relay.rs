@@ -114,6 +114,7 @@ impl Relay {
         permit: Permit,
         admission: Option<Admission>,
         unpriced: bool,
+        rate_cooldown: Duration,
     ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         let state = Forwarding {
             relay: self,
@@ -123,6 +124,7 @@ impl Relay {
             permit: Some(permit),
             admission,
             unpriced,
+            rate_cooldown,
             ttft: None,
             outcome: None,
         };
@@ -140,6 +142,9 @@ impl Relay {
                 }
                 if s.relay.translator.done() {
                     s.outcome = Some(Outcome::Ok);
+                    if let Some(p) = s.permit.as_mut() {
+                        p.stream_completed();
+                    }
                     continue;
                 }
                 let by = Instant::now() + s.relay.stall;
@@ -149,6 +154,9 @@ impl Relay {
                         .translator
                         .fail(e.kind, &e.message, &mut s.relay.out);
                     s.outcome = Some(Outcome::Failed(e.kind));
+                    if let Some(p) = s.permit.as_mut() {
+                        p.stream_broke(&e, s.rate_cooldown);
+                    }
                 }
             }
         })
@@ -167,6 +175,8 @@ struct Forwarding {
     admission: Option<Admission>,
     /// The deployment has no known price.
     unpriced: bool,
+    /// The rest after a mid-stream 429 without Retry-After (the policy's).
+    rate_cooldown: Duration,
     ttft: Option<Duration>,
     outcome: Option<Outcome>,
 }

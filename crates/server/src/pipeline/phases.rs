@@ -383,6 +383,7 @@ pub(crate) fn respond(
                 served.permit,
                 admission,
                 unpriced,
+                snapshot.catalog.policy().rate_limit_cooldown,
             )));
             *response.headers_mut() = h;
             response
