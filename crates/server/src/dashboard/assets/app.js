@@ -313,7 +313,7 @@
     tbody.innerHTML = rows.map((d) => {
       const badge = `<span class="badge ${d.breaker}" title="${esc(breakerTitle(d))}">${esc(d.breaker.replace("_", "-"))}</span>` +
         (d.cooling_down ? `<span class="badge cooling" title="resting after a 429 or Retry-After">cooling</span>` : "");
-      return `<tr data-deployment="${esc(d.deployment)}" data-requests="${d.requests}" data-errors="${d.errors}" data-failovers="${d.failovers}" data-breaker="${d.breaker}" data-trips="${d.trips}" data-failed-probes="${d.breaker_failed_probes}">
+      return `<tr data-deployment="${esc(d.deployment)}" data-requests="${d.requests}" data-errors="${d.errors}" data-failovers="${d.failovers}" data-breaker="${d.breaker}" data-trips="${d.trips}" data-failed-probes="${d.breaker_failed_probes}" data-breaker-detail="${esc(breakerTitle(d))}">
         <td><b>${esc(d.deployment)}</b>${d.in_catalog ? "" : ` <span class="chip warn">not in config</span>`}</td>
         <td class="dim"><i class="sw" style="background:${colorFor("cloud", d.cloud)};width:8px;height:8px;border-radius:50%"></i> ${esc(d.cloud)} · ${esc(d.region)}</td>
         <td class="num">${esc(fmtInt(d.requests))}</td>
