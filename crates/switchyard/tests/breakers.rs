@@ -129,7 +129,10 @@ async fn a_primary_down_for_a_minute_serves_again_within_seconds_of_recovering()
     assert_ne!(series(&metrics, "switchyard_breaker_state", "d-first"), 0.0);
     assert!(series(&metrics, "switchyard_breaker_trips_total", "d-first") >= 2.0);
     assert!(series(&metrics, "switchyard_breaker_failed_probes", "d-first") >= 1.0);
-    assert_eq!(series(&metrics, "switchyard_breaker_state", "d-second"), 0.0);
+    assert_eq!(
+        series(&metrics, "switchyard_breaker_state", "d-second"),
+        0.0
+    );
     let row = text
         .lines()
         .find(|l| l.contains("d-first"))
@@ -177,7 +180,10 @@ async fn a_primary_down_for_a_minute_serves_again_within_seconds_of_recovering()
                 .count()
         })
         .sum();
-    assert_eq!(tried as u64, failed, "every failure on the primary is recorded");
+    assert_eq!(
+        tried as u64, failed,
+        "every failure on the primary is recorded"
+    );
 }
 
 /// Streams `prompt` as an OpenAI client and returns (serving deployment, SSE text).
@@ -208,7 +214,10 @@ async fn a_deployment_that_cuts_every_stream_loses_its_traffic_to_the_healthy_on
             assert_eq!(deployment, "d-first", "request {i}");
         } else {
             assert_eq!(deployment, "d-second", "request {i}: {text}");
-            assert!(text.contains("data: [DONE]"), "request {i} completes: {text}");
+            assert!(
+                text.contains("data: [DONE]"),
+                "request {i} completes: {text}"
+            );
             assert!(!text.contains("\"error\""), "{text}");
         }
     }
