@@ -287,11 +287,13 @@ fn breaker_cell(v: &DeploymentView, now: Instant) -> String {
         ),
     };
     let mut notes: Vec<String> = reason.map(|r| r.to_string()).into_iter().collect();
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     if v.failed_probes > 0 {
-        notes.push(format!("{} failed probes", v.failed_probes));
+        let n = u64::from(v.failed_probes);
+        notes.push(format!("{n} failed probe{}", plural(n)));
     }
     if v.trips > 0 {
-        notes.push(format!("{} trips", v.trips));
+        notes.push(format!("opened {} time{}", v.trips, plural(v.trips)));
     }
     if notes.is_empty() {
         state
@@ -537,7 +539,7 @@ strategy = "cheapest"
         let text = render(&x);
         assert!(text.contains("open, probe in "), "{text}");
         assert!(
-            text.contains("s (5 consecutive failures; 1 trips)"),
+            text.contains("s (5 consecutive failures; opened 1 time)"),
             "{text}"
         );
         assert!(text.contains("plan: eu-zdr\n"), "{text}");

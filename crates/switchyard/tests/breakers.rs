@@ -138,7 +138,7 @@ async fn a_primary_down_for_a_minute_serves_again_within_seconds_of_recovering()
         .find(|l| l.contains("d-first"))
         .unwrap_or_else(|| panic!("no row for d-first:\n{text}"));
     assert!(
-        row.contains("open") && row.contains("failed probes") && row.contains("trips"),
+        row.contains("open") && row.contains("failed probe") && row.contains("opened "),
         "{text}"
     );
     // Back to closed, the backoff reset.
