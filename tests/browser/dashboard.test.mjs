@@ -268,6 +268,10 @@ async function main() {
     check("fixed window: failovers and errors are visible", api.totals.failovers > 0 && Number(shown.kpis.failovers.value) === api.totals.failovers);
     const open = shown.deployments.filter((d) => d.breaker !== "closed").map((d) => d.deployment);
     check("the failing deployment's breaker is shown open", open.some((d) => d.includes("azure-eastus")), open);
+    const tripped = shown.deployments.filter((d) => d.deployment.includes("azure-eastus") && d.breaker !== "closed");
+    check("its breaker shows why it opened and how often",
+      tripped.length > 0 && tripped.every((d) => Number(d.trips) >= 1 && d.breakerDetail.includes("opened ") && d.breakerDetail !== "traffic flows"),
+      tripped.map((d) => ({ deployment: d.deployment, trips: d.trips, detail: d.breakerDetail })));
     const teams = shown.byTeam.map((t) => t.name);
     check("spend by team shows both teams and the demo key's (none)", ["search", "finance", "(none)"].every((t) => teams.includes(t)), teams);
     const budgetsApi = (await admin(gw, "/admin/budgets")).data;

@@ -1,12 +1,14 @@
 //! `switchyard demo`: the gateway plus a simulated fleet on several clouds and regions, in
-//! one process, with a ready config and, with `--traffic`, a steady stream of requests.
+//! one process, with a ready config and, with `--traffic`, a steady stream of requests and,
+//! now and then, a fault (a provider's short outage, streams cut mid-answer) so the dashboard
+//! shows failovers, breakers and recoveries.
 
 use crate::{load, reload, shutdown_signal, Gateway, StartError};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use switchyard_sim::{RunningSim, SimProtocol, SimSpec};
+use switchyard_sim::{Faults, RunningSim, SimControls, SimProtocol, SimSpec};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +31,9 @@ pub struct DemoOptions {
     /// Requests per second sent by --traffic.
     #[arg(long, default_value_t = 4.0)]
     pub rps: f64,
+    /// With --traffic, inject no provider faults (outages, cut streams).
+    #[arg(long)]
+    pub no_faults: bool,
     /// Where to write the generated config (default: a file in the temp directory).
     #[arg(long)]
     pub config_out: Option<PathBuf>,
@@ -212,7 +217,8 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
         path.clone(),
         stop.clone(),
     ));
-    print_welcome(local, &path, &urls);
+    let faults = options.traffic && !options.no_faults;
+    print_welcome(local, &path, &urls, faults);
     let traffic = if options.traffic {
         let keys = demo_team_keys(&gateway).await;
         Some(tokio::spawn(send_traffic(
@@ -224,11 +230,22 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
     } else {
         None
     };
+    let injector = faults.then(|| {
+        let controls = FLEET
+            .iter()
+            .zip(&fleet)
+            .map(|(m, sim)| (m.name, sim.controls().clone()))
+            .collect();
+        tokio::spawn(inject_faults(controls, &FAULT_SCHEDULE, stop.clone()))
+    });
     let result = gateway.serve(listener, shutdown_signal()).await;
     stop.cancel();
     let _ = watcher.await;
     if let Some(t) = traffic {
         let _ = t.await;
+    }
+    if let Some(i) = injector {
+        let _ = i.await;
     }
     for sim in fleet {
         sim.shutdown().await;
@@ -236,7 +253,7 @@ pub async fn run(options: DemoOptions) -> Result<(), StartError> {
     result
 }
 
-fn print_welcome(local: SocketAddr, config: &std::path::Path, urls: &[String]) {
+fn print_welcome(local: SocketAddr, config: &std::path::Path, urls: &[String], faults: bool) {
     println!("Switchyard demo is running.");
     println!("  gateway: http://{local}/v1");
     println!("  api key: {DEMO_KEY}");
@@ -253,6 +270,13 @@ fn print_welcome(local: SocketAddr, config: &std::path::Path, urls: &[String]) {
         );
     }
     println!("  models: gpt-4o, gpt-4o-mini, llama-3.1-70b, fast, text-embedding-3-small");
+    if faults {
+        let steps: Vec<String> = FAULT_SCHEDULE.iter().map(ToString::to_string).collect();
+        println!(
+            "  faults, in a loop (--no-faults turns them off): {}",
+            steps.join(", then ")
+        );
+    }
     println!();
     println!("Try it with curl:");
     println!(
@@ -342,6 +366,146 @@ async fn send_traffic(gateway: SocketAddr, rps: f64, keys: Vec<String>, stop: Ca
     }
 }
 
+/// A fault the demo injects into one simulated provider for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DemoFault {
+    /// Every call fails with a 503: requests fail over and the breaker opens, then probes
+    /// with backoff until the provider is back.
+    Outage,
+    /// Every stream is cut after its first token: the failures count against the deployment
+    /// although the stream had started.
+    CutStreams,
+}
+
+impl DemoFault {
+    /// Sets the fault, unless the same fault is already set (through the control API, by
+    /// someone else): returns whether it did, so only what the demo set is undone.
+    fn apply(self, f: &mut Faults) -> bool {
+        match self {
+            DemoFault::Outage if !f.fail_always => {
+                f.fail_always = true;
+                f.fail_status = 503;
+                true
+            }
+            DemoFault::CutStreams if f.drop_after_tokens.is_none() => {
+                f.drop_after_tokens = Some(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes the fault, leaving every other setting as it is.
+    fn undo(self, f: &mut Faults) {
+        match self {
+            DemoFault::Outage => {
+                f.fail_always = false;
+                f.fail_status = Faults::default().fail_status;
+            }
+            DemoFault::CutStreams => f.drop_after_tokens = None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            DemoFault::Outage => "outage",
+            DemoFault::CutStreams => "cut_streams",
+        }
+    }
+}
+
+/// One step of the demo's fault schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FaultStep {
+    /// Quiet time before the fault starts.
+    calm: Duration,
+    /// The simulated provider it hits (a `FLEET` name).
+    provider: &'static str,
+    /// What goes wrong.
+    fault: DemoFault,
+    /// How long it lasts.
+    lasts: Duration,
+}
+
+impl std::fmt::Display for FaultStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.fault {
+            DemoFault::Outage => "is down (503)",
+            DemoFault::CutStreams => "cuts streams after one token",
+        };
+        write!(
+            f,
+            "after {} s {} {what} for {} s",
+            self.calm.as_secs(),
+            self.provider,
+            self.lasts.as_secs()
+        )
+    }
+}
+
+/// What `demo --traffic` injects, in a loop: gpt-4o's first deployment goes down (failovers,
+/// an open breaker, probes with backoff, recovery), then the vLLM provider cuts streams.
+/// The first fault waits long enough for a fresh demo's first requests to go through clean.
+const FAULT_SCHEDULE: [FaultStep; 2] = [
+    FaultStep {
+        calm: Duration::from_secs(20),
+        provider: "azure-eastus",
+        fault: DemoFault::Outage,
+        lasts: Duration::from_secs(30),
+    },
+    FaultStep {
+        calm: Duration::from_secs(30),
+        provider: "coreweave-vllm",
+        fault: DemoFault::CutStreams,
+        lasts: Duration::from_secs(20),
+    },
+];
+
+/// Runs `schedule` over the providers in `fleet` (name, controls) in a loop until `stop`;
+/// a fault in force when it stops is cleared. Unknown provider names are skipped.
+async fn inject_faults(
+    fleet: Vec<(&'static str, SimControls)>,
+    schedule: &[FaultStep],
+    stop: CancellationToken,
+) {
+    if schedule.is_empty() {
+        return;
+    }
+    for step in schedule.iter().cycle() {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(step.calm) => {}
+        }
+        let Some((_, controls)) = fleet.iter().find(|(name, _)| *name == step.provider) else {
+            continue;
+        };
+        let applied = controls.update_faults(|f| step.fault.apply(f));
+        if applied {
+            tracing::info!(
+                provider = step.provider,
+                fault = step.fault.as_str(),
+                lasts_s = step.lasts.as_secs(),
+                "demo: fault injected"
+            );
+        }
+        let stopped = tokio::select! {
+            () = stop.cancelled() => true,
+            () = tokio::time::sleep(step.lasts) => false,
+        };
+        if applied {
+            controls.update_faults(|f| step.fault.undo(f));
+            tracing::info!(
+                provider = step.provider,
+                fault = step.fault.as_str(),
+                "demo: fault cleared"
+            );
+        }
+        if stopped {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -359,5 +523,89 @@ mod tests {
         let clouds: std::collections::BTreeSet<_> =
             gpt.deployments.iter().map(|d| d.provider.cloud).collect();
         assert!(clouds.len() >= 2);
+    }
+
+    #[test]
+    fn the_fault_schedule_names_fleet_members() {
+        for step in &FAULT_SCHEDULE {
+            assert!(
+                FLEET.iter().any(|m| m.name == step.provider),
+                "{step}: no such provider"
+            );
+        }
+    }
+
+    /// The faults of `controls` at `at` from the start (virtual time: the injector's timers
+    /// fire in order before the test's own).
+    async fn at(start: tokio::time::Instant, secs: u64, controls: &SimControls) -> Faults {
+        tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+        controls.faults()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_injector_sets_and_clears_faults_on_schedule_and_on_stop() {
+        let azure = SimControls::default();
+        let vllm = SimControls::default();
+        let other = Faults {
+            latency_ms: 35,
+            ..Faults::default()
+        };
+        vllm.set_faults(other.clone());
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(inject_faults(
+            vec![
+                ("azure-eastus", azure.clone()),
+                ("coreweave-vllm", vllm.clone()),
+            ],
+            &FAULT_SCHEDULE,
+            stop.clone(),
+        ));
+        // Outage from 20 s to 50 s, cut streams from 80 s to 100 s, then again from 120 s.
+        assert_eq!(at(start, 19, &azure).await, Faults::default());
+        let down = at(start, 21, &azure).await;
+        assert!(down.fail_always && down.fail_status == 503, "{down:?}");
+        assert_eq!(at(start, 49, &azure).await, down);
+        assert_eq!(at(start, 51, &azure).await, Faults::default(), "cleared");
+        assert_eq!(at(start, 79, &vllm).await, other);
+        let cut = at(start, 81, &vllm).await;
+        assert_eq!(cut.drop_after_tokens, Some(1));
+        assert_eq!(cut.latency_ms, 35, "other faults stay");
+        assert_eq!(at(start, 101, &vllm).await, other, "cleared, the rest kept");
+        assert!(
+            at(start, 121, &azure).await.fail_always,
+            "the schedule loops"
+        );
+        // Stopping mid-outage clears it.
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(azure.faults(), Faults::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fault_set_by_someone_else_is_left_alone() {
+        let azure = SimControls::default();
+        let theirs = Faults {
+            fail_always: true,
+            fail_status: 500,
+            ..Faults::default()
+        };
+        azure.set_faults(theirs.clone());
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(inject_faults(
+            vec![("azure-eastus", azure.clone())],
+            &FAULT_SCHEDULE,
+            stop.clone(),
+        ));
+        assert_eq!(at(start, 21, &azure).await, theirs);
+        assert_eq!(
+            at(start, 51, &azure).await,
+            theirs,
+            "not cleared by the demo"
+        );
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(azure.faults(), theirs);
     }
 }

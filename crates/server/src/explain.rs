@@ -1,6 +1,6 @@
 //! `switchyard route explain`: how a hypothetical request would be routed, from a config file
 //! (with fresh health) — every deployment of the model and its fallbacks, eligible or not and
-//! why, breaker and cooldown state, headroom, and the ranking with scores.
+//! why, breaker state (when it probes next, failed probes, trips) and cooldown, headroom, and the ranking with scores.
 //!
 //! Against a running gateway's live health (`--gateway URL --admin-token T`) is left for the
 //! admin API: it would fetch the same [`Explanation`] as JSON from an admin route that calls
@@ -12,8 +12,8 @@ use rand::SeedableRng;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use switchyard_router::{
-    BreakerStatus, DataClass, DataClassError, Estimate, Explanation, Health, PreferenceError,
-    Preferences, RouteError, RouteRequest,
+    BreakerStatus, DataClass, DataClassError, DeploymentView, Estimate, Explanation, Health,
+    PreferenceError, Preferences, RouteError, RouteRequest,
 };
 use tokio::time::Instant;
 
@@ -196,14 +196,7 @@ pub fn render(x: &Explanation) -> String {
     for r in &x.rows {
         let d = &r.deployment;
         let p = &d.provider;
-        let breaker = match r.view.breaker {
-            BreakerStatus::Closed => "closed".to_string(),
-            BreakerStatus::Open { reason, until } => format!(
-                "open {}s ({reason})",
-                until.saturating_duration_since(now).as_secs()
-            ),
-            BreakerStatus::HalfOpen { .. } => "half-open".to_string(),
-        };
+        let breaker = breaker_cell(&r.view, now);
         let mut headroom = Vec::new();
         if let Some(h) = r.view.rpm_headroom {
             headroom.push(format!("rpm {h}"));
@@ -267,6 +260,46 @@ pub fn render(x: &Explanation) -> String {
         }
     );
     out
+}
+
+/// The breaker column: state, when an open breaker probes next, failed probes and trips.
+fn breaker_cell(v: &DeploymentView, now: Instant) -> String {
+    let (state, reason) = match v.breaker {
+        BreakerStatus::Closed => ("closed".to_string(), None),
+        BreakerStatus::Open { reason, until } => (
+            format!(
+                "open, probe in {:.1}s",
+                until.saturating_duration_since(now).as_secs_f64()
+            ),
+            Some(reason),
+        ),
+        BreakerStatus::HalfOpen {
+            reason,
+            probe_in_flight,
+        } => (
+            if probe_in_flight {
+                "half-open, probe in flight"
+            } else {
+                "half-open, next request probes"
+            }
+            .to_string(),
+            Some(reason),
+        ),
+    };
+    let mut notes: Vec<String> = reason.map(|r| r.to_string()).into_iter().collect();
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    if v.failed_probes > 0 {
+        let n = u64::from(v.failed_probes);
+        notes.push(format!("{n} failed probe{}", plural(n)));
+    }
+    if v.trips > 0 {
+        notes.push(format!("opened {} time{}", v.trips, plural(v.trips)));
+    }
+    if notes.is_empty() {
+        state
+    } else {
+        format!("{state} ({})", notes.join("; "))
+    }
 }
 
 /// Runs `switchyard route explain`: against a running gateway's live config and health with
@@ -484,6 +517,32 @@ strategy = "cheapest"
         )
         .unwrap();
         assert!(render(&x).contains("in the request's 'ignore' list"));
+    }
+
+    #[test]
+    fn an_open_breaker_shows_its_reason_next_probe_failed_probes_and_trips() {
+        let snap = config::compile(CONFIG, &|_| None)
+            .map_err(|p| format!("{p:?}"))
+            .unwrap();
+        let health = Health::default();
+        let policy = snap.catalog.policy();
+        let cheap = snap.catalog.model("m").unwrap().deployments[1].clone();
+        let cut = switchyard_providers::AttemptError::new(
+            switchyard_types::ErrorKind::UpstreamProtocol,
+            "cut",
+        );
+        for _ in 0..policy.breaker.consecutive_failures {
+            let mut permit = health.admit(&cheap, 1, &policy.breaker).unwrap();
+            permit.stream_broke(&cut, policy.rate_limit_cooldown);
+        }
+        let x = explain(&snap, &health, &hypo(None, None)).unwrap();
+        let text = render(&x);
+        assert!(text.contains("open, probe in "), "{text}");
+        assert!(
+            text.contains("s (5 consecutive failures; opened 1 time)"),
+            "{text}"
+        );
+        assert!(text.contains("plan: eu-zdr\n"), "{text}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub(crate) enum Metric {
     CostNanoUsd,
     InFlight,
     BreakerOpen,
+    BreakerTrips,
+    BreakerFailedProbes,
+    BreakerNextProbe,
     GovernanceDenials,
     RedisDown,
     RedisErrors,
@@ -49,6 +52,9 @@ impl Metric {
             Metric::CostNanoUsd => "switchyard_cost_nano_usd_total",
             Metric::InFlight => "switchyard_in_flight_requests",
             Metric::BreakerOpen => "switchyard_breaker_state",
+            Metric::BreakerTrips => "switchyard_breaker_trips_total",
+            Metric::BreakerFailedProbes => "switchyard_breaker_failed_probes",
+            Metric::BreakerNextProbe => "switchyard_breaker_next_probe_seconds",
             Metric::GovernanceDenials => "switchyard_governance_denials_total",
             Metric::RedisDown => "switchyard_state_redis_down",
             Metric::RedisErrors => "switchyard_state_redis_errors_total",
@@ -283,12 +289,18 @@ pub(crate) async fn scrape(State(state): State<Arc<AppState>>) -> Response {
             ];
             gauge!(Metric::InFlight.name(), &labels).set(f64::from(view.in_flight));
             // 0 closed, 1 half-open, 2 open: one series per deployment.
-            let breaker = match view.breaker {
-                BreakerStatus::Closed => 0.0,
-                BreakerStatus::HalfOpen { .. } => 1.0,
-                BreakerStatus::Open { .. } => 2.0,
+            let (breaker, next_probe) = match view.breaker {
+                BreakerStatus::Closed => (0.0, 0.0),
+                BreakerStatus::HalfOpen { .. } => (1.0, 0.0),
+                BreakerStatus::Open { until, .. } => {
+                    (2.0, until.saturating_duration_since(now).as_secs_f64())
+                }
             };
             gauge!(Metric::BreakerOpen.name(), &labels).set(breaker);
+            gauge!(Metric::BreakerNextProbe.name(), &labels).set(next_probe);
+            gauge!(Metric::BreakerFailedProbes.name(), &labels).set(f64::from(view.failed_probes));
+            // Health keeps the count (across reloads); the scrape publishes it.
+            counter!(Metric::BreakerTrips.name(), &labels).absolute(view.trips);
         }
     }
     let g = state.runtime.governor.stats();

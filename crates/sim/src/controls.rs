@@ -154,6 +154,12 @@ impl SimControls {
         self.lock().faults = Faults::default();
     }
 
+    /// Changes the current faults in place, atomically (a caller adding or removing one fault
+    /// keeps the others, even if the control API changes them meanwhile).
+    pub fn update_faults<R>(&self, change: impl FnOnce(&mut Faults) -> R) -> R {
+        change(&mut self.lock().faults)
+    }
+
     /// The faults currently in force.
     pub fn faults(&self) -> Faults {
         self.lock().faults.clone()

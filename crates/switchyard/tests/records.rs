@@ -60,7 +60,7 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
     }
     set_faults(&hang, json!({"hang": true})).await;
     let config = format!(
-        "{}[breaker]\nconsecutive_failures = 1\nopen_ms = 600000\n\n{}{}{}{}{}{}{}{}{}{}{}{}\
+        "{}[breaker]\nconsecutive_failures = 1\nprobe_initial_ms = 600000\nopen_ms = 600000\n\n{}{}{}{}{}{}{}{}{}{}{}{}\
          [models.ok]\ndeployments = [\"d-good\"]\n\
          [models.failing]\ndeployments = [\"d-bad1\", \"d-bad2\"]\n\
          [models.emb-failing]\ndeployments = [\"d-emb-bad\"]\n\

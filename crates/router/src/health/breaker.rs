@@ -1,6 +1,10 @@
 //! A circuit breaker per deployment: opens on N consecutive failures or on an error rate over
 //! a sliding window, rejects traffic while open, lets one probe through when the open period
 //! ends (half-open), and closes on that probe's success.
+//!
+//! The open period starts short ([`BreakerConfig::probe_initial`]) and doubles after each
+//! failed probe up to [`BreakerConfig::open_for`], so a deployment that recovers gets its
+//! traffic back within seconds while a dead one costs at most one probe per `open_for`.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,8 +24,22 @@ pub struct BreakerConfig {
     pub min_requests: u32,
     /// The error-rate window.
     pub window: Duration,
-    /// How long it stays open before letting a probe through.
+    /// How long it stays open after tripping before it lets the first probe through.
+    pub probe_initial: Duration,
+    /// The longest it stays open: the wait doubles after each failed probe up to this.
     pub open_for: Duration,
+}
+
+impl BreakerConfig {
+    /// How long it stays open after `failed_probes` probes in a row failed.
+    pub fn open_period(&self, failed_probes: u32) -> Duration {
+        let cap = self.open_for;
+        // 2^20 × any sensible initial wait is far past any cap; stop doubling there.
+        let growth = 1u32 << failed_probes.min(20);
+        self.probe_initial
+            .checked_mul(growth)
+            .map_or(cap, |d| d.min(cap))
+    }
 }
 
 impl Default for BreakerConfig {
@@ -31,7 +49,8 @@ impl Default for BreakerConfig {
             error_rate: 0.5,
             min_requests: 20,
             window: Duration::from_secs(30),
-            open_for: Duration::from_secs(30),
+            probe_initial: Duration::from_secs(1),
+            open_for: Duration::from_secs(10),
         }
     }
 }
@@ -88,6 +107,8 @@ pub enum BreakerStatus {
 #[derive(Debug)]
 pub(crate) struct Breaker {
     status: BreakerStatus,
+    /// Probes that failed since it last closed: sets the next open period.
+    pub(crate) failed_probes: u32,
     consecutive: u32,
     buckets: [(u32, u32); BUCKETS],
     head: usize,
@@ -99,6 +120,7 @@ impl Default for Breaker {
     fn default() -> Self {
         Breaker {
             status: BreakerStatus::Closed,
+            failed_probes: 0,
             consecutive: 0,
             buckets: [(0, 0); BUCKETS],
             head: 0,
@@ -156,6 +178,7 @@ impl Breaker {
             BreakerStatus::HalfOpen { .. } | BreakerStatus::Open { .. } => {
                 // Any success (the probe, or an attempt admitted before the trip) closes it.
                 self.status = BreakerStatus::Closed;
+                self.failed_probes = 0;
                 self.clear_window();
             }
             BreakerStatus::Closed => self.bucket(now, cfg).0 += 1,
@@ -165,6 +188,7 @@ impl Breaker {
     pub(crate) fn failure(&mut self, now: Instant, cfg: &BreakerConfig) {
         match self.status {
             BreakerStatus::HalfOpen { .. } => {
+                self.failed_probes = self.failed_probes.saturating_add(1);
                 self.trip(now, cfg, TripReason::ProbeFailed);
                 return;
             }
@@ -199,7 +223,7 @@ impl Breaker {
         self.trips += 1;
         self.status = BreakerStatus::Open {
             reason,
-            until: now + cfg.open_for,
+            until: now + cfg.open_period(self.failed_probes),
         };
         self.consecutive = 0;
         self.clear_window();
@@ -245,8 +269,28 @@ mod tests {
             error_rate: 0.5,
             min_requests: 10,
             window: Duration::from_secs(10),
-            open_for: Duration::from_secs(5),
+            probe_initial: Duration::from_secs(5),
+            open_for: Duration::from_secs(40),
         }
+    }
+
+    /// Trips `b` with three failures in a row.
+    fn trip(b: &mut Breaker, c: &BreakerConfig) {
+        for _ in 0..3 {
+            assert_eq!(b.admit(Instant::now()), Ok(false));
+            b.failure(Instant::now(), c);
+        }
+    }
+
+    /// Asserts `b` stays open for exactly `wait` from now, then admits one probe.
+    async fn open_for_exactly(b: &mut Breaker, wait: Duration) {
+        tokio::time::advance(wait - Duration::from_millis(1)).await;
+        assert!(
+            b.admit(Instant::now()).is_err(),
+            "still open before {wait:?}"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(b.admit(Instant::now()), Ok(true), "a probe after {wait:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -266,7 +310,7 @@ mod tests {
         assert!(b.admit(Instant::now()).is_err(), "only one probe at a time");
         b.failure(Instant::now(), &c);
         assert_eq!(b.admit(Instant::now()), Err(TripReason::ProbeFailed));
-        tokio::time::advance(Duration::from_secs(5)).await;
+        tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(b.admit(Instant::now()), Ok(true));
         b.success(Instant::now(), &c);
         assert_eq!(b.status(Instant::now()), BreakerStatus::Closed);
@@ -319,5 +363,61 @@ mod tests {
         assert_eq!(b.admit(Instant::now()), Ok(true));
         b.release_probe();
         assert_eq!(b.admit(Instant::now()), Ok(true));
+    }
+
+    #[test]
+    fn the_open_period_doubles_per_failed_probe_up_to_open_for() {
+        let c = cfg();
+        let secs: Vec<u64> = (0..6).map(|n| c.open_period(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 40, 40]);
+        assert_eq!(c.open_period(u32::MAX), c.open_for, "no overflow");
+        let short = BreakerConfig {
+            open_for: Duration::from_millis(50),
+            ..c
+        };
+        assert_eq!(short.open_period(0), Duration::from_millis(50), "capped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_probes_grow_the_wait_and_a_successful_probe_resets_it() {
+        let mut b = Breaker::default();
+        let c = cfg();
+        trip(&mut b, &c);
+        open_for_exactly(&mut b, Duration::from_secs(5)).await;
+        for (failed, wait) in [(1, 10), (2, 20), (3, 40), (4, 40)] {
+            b.failure(Instant::now(), &c);
+            assert_eq!(b.failed_probes, failed);
+            match b.status(Instant::now()) {
+                BreakerStatus::Open { reason, until } => {
+                    assert_eq!(reason, TripReason::ProbeFailed);
+                    assert_eq!(until - Instant::now(), Duration::from_secs(wait));
+                }
+                other => panic!("not open after a failed probe: {other:?}"),
+            }
+            open_for_exactly(&mut b, Duration::from_secs(wait)).await;
+        }
+        b.success(Instant::now(), &c);
+        assert_eq!(b.status(Instant::now()), BreakerStatus::Closed);
+        assert_eq!(b.failed_probes, 0, "a successful probe resets the backoff");
+        // The next trip starts short again.
+        trip(&mut b, &c);
+        open_for_exactly(&mut b, Duration::from_secs(5)).await;
+        assert_eq!(
+            b.trips, 6,
+            "the first trip, four reopenings, the second trip"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_probe_does_not_grow_the_wait() {
+        let mut b = Breaker::default();
+        let c = cfg();
+        trip(&mut b, &c);
+        open_for_exactly(&mut b, Duration::from_secs(5)).await;
+        b.release_probe();
+        assert_eq!(b.failed_probes, 0);
+        assert_eq!(b.admit(Instant::now()), Ok(true));
+        b.failure(Instant::now(), &c);
+        open_for_exactly(&mut b, Duration::from_secs(10)).await;
     }
 }

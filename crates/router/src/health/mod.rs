@@ -95,8 +95,10 @@ pub struct DeploymentView {
     pub admitted: u64,
     /// Half-open probes admitted so far.
     pub probes: u64,
-    /// Times the breaker opened.
+    /// Times the breaker opened (a failed probe reopens it).
     pub trips: u64,
+    /// Probes that failed in a row since the breaker last closed (each doubles the wait).
+    pub failed_probes: u32,
 }
 
 impl DeploymentView {
@@ -267,6 +269,7 @@ fn view_of(slot: Option<&Slot>, d: &Deployment, now: Instant) -> DeploymentView 
             admitted: 0,
             probes: 0,
             trips: 0,
+            failed_probes: 0,
         };
     };
     let in_flight = slot.in_flight.load(Ordering::Relaxed);
@@ -293,6 +296,7 @@ fn view_of(slot: Option<&Slot>, d: &Deployment, now: Instant) -> DeploymentView 
         admitted: s.admitted,
         probes: s.probes,
         trips: s.breaker.trips,
+        failed_probes: s.breaker.failed_probes,
     }
 }
 

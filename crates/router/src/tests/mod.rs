@@ -10,6 +10,7 @@ use std::time::Duration;
 use switchyard_providers::AttemptError;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction};
 
+mod breakers;
 mod planning;
 mod property;
 mod resilience;

@@ -90,6 +90,7 @@ pub(super) struct RawBreaker {
     error_rate: Option<f64>,
     min_requests: Option<u32>,
     window_ms: Option<u64>,
+    probe_initial_ms: Option<u64>,
     open_ms: Option<u64>,
 }
 
@@ -350,6 +351,7 @@ impl Compiler {
             error_rate: b.error_rate.unwrap_or(defaults.error_rate),
             min_requests: b.min_requests.unwrap_or(defaults.min_requests),
             window: ms(b.window_ms, defaults.window),
+            probe_initial: ms(b.probe_initial_ms, defaults.probe_initial),
             open_for: ms(b.open_ms, defaults.open_for),
         };
         if !(breaker.error_rate > 0.0 && breaker.error_rate <= 1.0) {
@@ -362,7 +364,11 @@ impl Compiler {
                 "for example 0.5: open when half the requests in the window fail",
             );
         }
-        for (field, v) in [("window_ms", breaker.window), ("open_ms", breaker.open_for)] {
+        for (field, v) in [
+            ("window_ms", breaker.window),
+            ("probe_initial_ms", breaker.probe_initial),
+            ("open_ms", breaker.open_for),
+        ] {
             if v.is_zero() {
                 self.error(
                     format!("breaker.{field}"),
@@ -370,6 +376,17 @@ impl Compiler {
                     "use a positive number of milliseconds, or remove the line for the default",
                 );
             }
+        }
+        if breaker.probe_initial > breaker.open_for {
+            self.error(
+                "breaker.probe_initial_ms",
+                format!(
+                    "{} ms is longer than open_ms ({} ms), the longest an open breaker waits",
+                    breaker.probe_initial.as_millis(),
+                    breaker.open_for.as_millis()
+                ),
+                "the wait starts at probe_initial_ms and doubles per failed probe up to open_ms",
+            );
         }
         let backoff_default = Backoff::default();
         let r = raw.retry;

@@ -192,6 +192,7 @@ consecutive_failures = 3
 error_rate = 0.4
 min_requests = 10
 window_ms = 10000
+probe_initial_ms = 500
 open_ms = 5000
 
 [[keys]]
@@ -261,6 +262,7 @@ fn routing_settings_compile_into_the_router_policy() {
     );
     assert_eq!(policy.breaker.consecutive_failures, 3);
     assert_eq!(policy.breaker.open_for, Duration::from_secs(5));
+    assert_eq!(policy.breaker.probe_initial, Duration::from_millis(500));
     assert_eq!(policy.budget.time, Duration::from_secs(20));
     assert_eq!(policy.budget.max_attempts, 3);
     assert_eq!(policy.rate_limit_cooldown, Duration::from_secs(2));
@@ -318,6 +320,7 @@ fn routing_problems_are_reported_with_location_and_hint() {
         .replace("amount_usd = 500", "amount_usd = -5")
         .replace(", rpm = 100, tpm = 200000", "")
         .replace("error_rate = 0.4", "error_rate = 1.5")
+        .replace("probe_initial_ms = 500", "probe_initial_ms = 6000")
         .replace("percentile = 95", "percentile = 100")
         .replace(
             "retry_statuses = [400, 429, 500]",
@@ -359,6 +362,9 @@ fn routing_problems_are_reported_with_location_and_hint() {
         "provisioned capacity without rpm or tpm"
     );
     assert!(at("breaker.error_rate").hint.contains("0.5"));
+    assert!(at("breaker.probe_initial_ms")
+        .message
+        .contains("longer than open_ms"));
     assert!(at("models.spill.hedging.percentile")
         .message
         .contains("100"));

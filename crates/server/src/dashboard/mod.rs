@@ -207,6 +207,14 @@ async fn overview_handler(
             cooling_down: v.cooling_until.is_some(),
             in_flight: v.in_flight,
             trips: v.trips,
+            failed_probes: v.failed_probes,
+            next_probe_ms: match v.breaker {
+                BreakerStatus::Open { until, .. } => Some(
+                    u64::try_from(until.saturating_duration_since(now).as_millis())
+                        .unwrap_or(u64::MAX),
+                ),
+                _ => None,
+            },
         }
     };
     // Team names are only a convenience for the filter select: a key store error is not fatal.

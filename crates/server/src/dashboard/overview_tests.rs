@@ -250,8 +250,10 @@ fn deployments_count_attempts_failovers_and_latency() {
         if id == "gpt-azure" {
             HealthView {
                 breaker: BreakerState::Open,
-                reason: Some("5 consecutive failures".into()),
-                trips: 1,
+                reason: Some("the half-open probe failed".into()),
+                trips: 3,
+                failed_probes: 2,
+                next_probe_ms: Some(4_000),
                 ..HealthView::default()
             }
         } else {
@@ -300,7 +302,15 @@ fn deployments_count_attempts_failovers_and_latency() {
     assert_eq!(azure.breaker, BreakerState::Open);
     assert_eq!(
         azure.breaker_reason.as_deref(),
-        Some("5 consecutive failures")
+        Some("the half-open probe failed")
+    );
+    assert_eq!(
+        (
+            azure.trips,
+            azure.breaker_failed_probes,
+            azure.breaker_next_probe_ms
+        ),
+        (3, 2, Some(4_000))
     );
     assert!(azure.in_catalog);
     assert_eq!(o.deployments[2].requests, 0);

@@ -297,14 +297,23 @@
         ${cell(d.latency_ms, maxL, "")}${cell(d.ttft_ms, maxT, "ttft")}</div>`).join("");
   }
 
+  // The breaker badge's tooltip: why it opened, when it probes next, how often it tripped.
+  function breakerTitle(d) {
+    const parts = [d.breaker_reason || "traffic flows"];
+    if (d.breaker_next_probe_ms != null) parts.push(`next probe in ${fmtMs(d.breaker_next_probe_ms)}`);
+    if (d.breaker_failed_probes) parts.push(`${d.breaker_failed_probes} failed probe${d.breaker_failed_probes === 1 ? "" : "s"}`);
+    if (d.trips) parts.push(`opened ${d.trips} time${d.trips === 1 ? "" : "s"}`);
+    return parts.join(" · ");
+  }
+
   function deploymentsTable(o) {
     const tbody = $("#deployments tbody");
     const rows = o.deployments;
     if (!rows.length) { tbody.innerHTML = `<tr><td colspan="10" class="empty">No deployments match the filters</td></tr>`; return; }
     tbody.innerHTML = rows.map((d) => {
-      const badge = `<span class="badge ${d.breaker}" title="${esc(d.breaker_reason || "traffic flows")}">${esc(d.breaker.replace("_", "-"))}</span>` +
+      const badge = `<span class="badge ${d.breaker}" title="${esc(breakerTitle(d))}">${esc(d.breaker.replace("_", "-"))}</span>` +
         (d.cooling_down ? `<span class="badge cooling" title="resting after a 429 or Retry-After">cooling</span>` : "");
-      return `<tr data-deployment="${esc(d.deployment)}" data-requests="${d.requests}" data-errors="${d.errors}" data-failovers="${d.failovers}" data-breaker="${d.breaker}">
+      return `<tr data-deployment="${esc(d.deployment)}" data-requests="${d.requests}" data-errors="${d.errors}" data-failovers="${d.failovers}" data-breaker="${d.breaker}" data-trips="${d.trips}" data-failed-probes="${d.breaker_failed_probes}" data-breaker-detail="${esc(breakerTitle(d))}">
         <td><b>${esc(d.deployment)}</b>${d.in_catalog ? "" : ` <span class="chip warn">not in config</span>`}</td>
         <td class="dim"><i class="sw" style="background:${colorFor("cloud", d.cloud)};width:8px;height:8px;border-radius:50%"></i> ${esc(d.cloud)} · ${esc(d.region)}</td>
         <td class="num">${esc(fmtInt(d.requests))}</td>

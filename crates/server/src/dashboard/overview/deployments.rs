@@ -112,6 +112,8 @@ pub(super) fn deployments(
                 cooling_down: h.cooling_down,
                 in_flight: h.in_flight,
                 trips: h.trips,
+                breaker_failed_probes: h.failed_probes,
+                breaker_next_probe_ms: h.next_probe_ms,
                 in_catalog: cat.is_some(),
                 deployment: id,
             }

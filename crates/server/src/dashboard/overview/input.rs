@@ -47,6 +47,10 @@ pub struct HealthView {
     pub in_flight: u32,
     /// Times the breaker opened since the gateway started.
     pub trips: u64,
+    /// Probes that failed in a row since the breaker last closed.
+    pub failed_probes: u32,
+    /// Milliseconds until an open breaker lets its next probe through.
+    pub next_probe_ms: Option<u64>,
 }
 
 /// A circuit breaker's state.

@@ -201,6 +201,10 @@ pub struct DeploymentStats {
     pub in_flight: u32,
     /// Times the breaker opened since the gateway started.
     pub trips: u64,
+    /// Probes that failed in a row since the breaker last closed (each doubles the wait).
+    pub breaker_failed_probes: u32,
+    /// Milliseconds until an open breaker lets its next probe through.
+    pub breaker_next_probe_ms: Option<u64>,
     /// Whether the current config still lists it.
     pub in_catalog: bool,
 }
