@@ -290,7 +290,7 @@ impl Forwarding {
         let (Some(recovery), Some(relay)) = (&self.recovery, &self.relay) else {
             return false;
         };
-        let Some(delivered) = relay.translator.delivered() else {
+        let Some(delivered) = relay.translator.delivered().map(str::to_owned) else {
             return false;
         };
         let needs_prefill = !delivered.trim().is_empty();
@@ -327,10 +327,6 @@ impl Forwarding {
         let Some(recovery) = &self.recovery else {
             return false;
         };
-        let Some(relay) = &self.relay else {
-            return false;
-        };
-        let delivered = relay.translator.delivered().unwrap_or_default().to_owned();
         let spent: u64 = self.parts.iter().map(|p| p.usage.output).sum();
         let request = &recovery.request;
         let (state, limits) = (&recovery.state, recovery.limits);
