@@ -7,7 +7,7 @@
 
 use crate::health::Permit;
 use crate::plan::{Candidate, Plan};
-use crate::retry::Budget;
+use crate::retry::{Attempted, Budget, Decision};
 use crate::{Deployment, Health};
 use std::future::Future;
 use std::pin::pin;
@@ -70,6 +70,8 @@ pub struct Served<T> {
 
 struct Running<'p> {
     candidate: &'p Candidate,
+    /// Its position in the list being tried.
+    index: usize,
     permit: Permit,
     started: Instant,
     hedge: bool,
@@ -106,6 +108,16 @@ enum Step<T> {
 
 struct Loop<'p> {
     plan: &'p Plan,
+    /// The candidates being tried: the plan's, or its context fallbacks' after a
+    /// context-length error.
+    list: &'p [Candidate],
+    /// Same-deployment retries made, per position in `list`.
+    retries: Vec<u32>,
+    /// The next attempt goes to this position (a same-deployment retry, or the start of the
+    /// context fallbacks) ...
+    rewind: Option<usize>,
+    /// ... after this pause (a backoff or the upstream's Retry-After).
+    pause: Option<Duration>,
     health: &'p Health,
     budget: &'p Budget,
     deadline: Instant,
@@ -124,7 +136,8 @@ impl<'p> Loop<'p> {
     /// (they may have changed since planning).
     fn admit_next(&mut self, next: &mut usize, hedge: bool) -> Option<Running<'p>> {
         let plan = self.plan;
-        while let Some(candidate) = plan.candidates.get(*next) {
+        while let Some(candidate) = self.list.get(*next) {
+            let index = *next;
             *next += 1;
             match self.health.admit(
                 &candidate.deployment,
@@ -134,6 +147,7 @@ impl<'p> Loop<'p> {
                 Ok(permit) => {
                     return Some(Running {
                         candidate,
+                        index,
                         permit,
                         started: Instant::now(),
                         hedge,
@@ -164,24 +178,68 @@ impl<'p> Loop<'p> {
             }
             Err(error) => {
                 let d = &run.candidate.deployment;
-                let retryable = self.plan.policy.retry.is_retryable(&d.provider, &error);
                 run.permit
                     .failed(&error, self.plan.policy.rate_limit_cooldown);
+                let decision = self.decide(&run, &error);
+                let retryable = decision.retries();
                 tracing::warn!(
                     deployment = %d.id,
                     provider = %d.provider.id,
                     kind = %error.kind,
-                    retryable,
+                    ?decision,
                     error = %error.message,
                     "attempt failed"
                 );
                 self.log.push(run.entry(Some(&error), retryable, false));
                 self.last_error = Some(error);
                 self.last_retryable = retryable;
-                if retryable {
+                self.follow(decision, run.index)
+            }
+        }
+    }
+
+    /// What the retry table says about `error`. Hedged requests never retry in place: their
+    /// rival is already running elsewhere.
+    fn decide(&self, run: &Running<'p>, error: &AttemptError) -> Decision {
+        let at = Attempted {
+            retries: self.retries.get(run.index).copied().unwrap_or(0),
+            preferred: run.index == 0 && std::ptr::eq(self.list, &self.plan.candidates[..]),
+            time_left: self.deadline.saturating_duration_since(Instant::now()),
+        };
+        let pause = self.budget.backoff.delay(1, rand::random::<f64>());
+        let provider = &run.candidate.deployment.provider;
+        match (self.plan.policy.retry).decide(&self.plan.retry, provider, error, at, pause) {
+            Decision::RetrySame(_) if self.hedged => Decision::Failover,
+            d => d,
+        }
+    }
+
+    /// Sets up the attempt a decision calls for.
+    fn follow<T>(&mut self, decision: Decision, index: usize) -> Step<T> {
+        match decision {
+            Decision::Stop => Step::Done(Err(self.fail())),
+            Decision::Failover => Step::Next,
+            Decision::RetrySame(wait) => {
+                if let Some(n) = self.retries.get_mut(index) {
+                    *n += 1;
+                }
+                self.rewind = Some(index);
+                self.pause = Some(wait);
+                Step::Next
+            }
+            // The other deployments of a model share its context window: go straight to
+            // the larger models. Among those, the next one may be larger still.
+            Decision::ContextFallback => {
+                let context = &self.plan.context_candidates[..];
+                if std::ptr::eq(self.list, context) {
                     Step::Next
-                } else {
+                } else if context.is_empty() {
                     Step::Done(Err(self.fail()))
+                } else {
+                    self.list = context;
+                    self.retries = vec![0; context.len()];
+                    self.rewind = Some(0);
+                    Step::Next
                 }
             }
         }
@@ -230,6 +288,10 @@ where
 {
     let mut l = Loop {
         plan,
+        list: &plan.candidates,
+        retries: vec![0; plan.candidates.len()],
+        rewind: None,
+        pause: None,
         health,
         budget,
         deadline: Instant::now() + budget.time,
@@ -243,6 +305,15 @@ where
         let mut next = 0usize;
         let mut admitted = false;
         while !l.out_of_budget() {
+            if let Some(i) = l.rewind.take() {
+                next = i;
+            }
+            if let Some(wait) = l.pause.take() {
+                tokio::time::sleep_until((Instant::now() + wait).min(l.deadline)).await;
+                if l.out_of_budget() {
+                    break;
+                }
+            }
             let Some(first) = l.admit_next(&mut next, false) else {
                 break;
             };

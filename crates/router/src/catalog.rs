@@ -3,7 +3,7 @@
 
 use crate::constraints::{Constraints, DataClass};
 use crate::health::BreakerConfig;
-use crate::retry::{Budget, RetryPolicy};
+use crate::retry::{Budget, RetryPolicy, RetryRules};
 use crate::strategy::Strategy;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -153,6 +153,11 @@ pub struct Model {
     pub constraints: Constraints,
     /// Hedging of non-streaming requests, when enabled for this model.
     pub hedging: Option<Hedging>,
+    /// Larger-context models tried, in order, when an attempt finds the input longer than
+    /// this model's context window.
+    pub context_fallbacks: Vec<Arc<str>>,
+    /// This model's retry table, when it overrides the policy's.
+    pub retry: Option<RetryRules>,
 }
 
 impl Model {
@@ -165,6 +170,8 @@ impl Model {
             fallbacks: Vec::new(),
             constraints: Constraints::default(),
             hedging: None,
+            context_fallbacks: Vec::new(),
+            retry: None,
         }
     }
 }
@@ -180,6 +187,8 @@ pub struct Policy {
     pub retry: RetryPolicy,
     /// When breakers open and for how long.
     pub breaker: BreakerConfig,
+    /// What each class of failure does (models may override it).
+    pub retry_rules: RetryRules,
     /// Default attempt and time budget per request.
     pub budget: Budget,
     /// How long a deployment rests after a 429 that carried no Retry-After.

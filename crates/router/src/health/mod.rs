@@ -402,7 +402,10 @@ impl Permit {
     pub fn stream_completed(&mut self) {
         if !self.reported {
             self.reported = true;
-            self.slot.lock().breaker.success(Instant::now(), &self.breaker);
+            self.slot
+                .lock()
+                .breaker
+                .success(Instant::now(), &self.breaker);
         }
     }
 

@@ -13,6 +13,7 @@ use switchyard_types::{Cloud, ErrorKind, Jurisdiction};
 mod planning;
 mod property;
 mod resilience;
+mod retry_table;
 mod strategies;
 
 fn rng() -> StdRng {

@@ -27,9 +27,9 @@ use switchyard_types::ErrorKind;
 /// `api_error` (what the SDK expects on 5xx) with the kind's own status.
 pub(super) fn status_and_type(kind: ErrorKind) -> (u16, &'static str) {
     match kind {
-        ErrorKind::InvalidRequest
-        | ErrorKind::ContentFilter
-        | ErrorKind::ContextLengthExceeded => (400, "invalid_request_error"),
+        ErrorKind::InvalidRequest | ErrorKind::ContentFilter | ErrorKind::ContextLengthExceeded => {
+            (400, "invalid_request_error")
+        }
         ErrorKind::Authentication => (401, "authentication_error"),
         ErrorKind::PermissionDenied => (403, "permission_error"),
         ErrorKind::NotFound => (404, "not_found_error"),

@@ -178,9 +178,13 @@ struct ErrorIn {
 /// Whether a ValidationException's message says the input exceeds the context window.
 fn input_too_long(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    ["input is too long", "too many input tokens", "prompt is too long"]
-        .iter()
-        .any(|p| m.contains(p))
+    [
+        "input is too long",
+        "too many input tokens",
+        "prompt is too long",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// Bedrock HTTP error → kind and message. Never fails.

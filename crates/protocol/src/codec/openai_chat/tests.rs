@@ -1648,7 +1648,10 @@ fn decode_error_knows_the_context_window() {
     );
     // vLLM sends OpenAI's words without the code.
     let vllm = br#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.","type":"BadRequestError","code":400}"#;
-    assert_eq!(decode_error(400, vllm).kind, ErrorKind::ContextLengthExceeded);
+    assert_eq!(
+        decode_error(400, vllm).kind,
+        ErrorKind::ContextLengthExceeded
+    );
     let v: serde_json::Value = serde_json::from_slice(&encode_error(
         ErrorKind::ContextLengthExceeded,
         "too long",
