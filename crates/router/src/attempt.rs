@@ -7,7 +7,7 @@
 
 use crate::health::Permit;
 use crate::plan::{Candidate, Plan};
-use crate::retry::{Attempted, Budget, Decision};
+use crate::retry::{Attempted, Budget, Decision, ErrorClass};
 use crate::{Deployment, Health};
 use std::future::Future;
 use std::pin::pin;
@@ -113,6 +113,8 @@ struct Loop<'p> {
     list: &'p [Candidate],
     /// Same-deployment retries made, per position in `list`.
     retries: Vec<u32>,
+    /// Positions in `list` not to try again in this request.
+    ruled_out: Vec<bool>,
     /// The next attempt goes to this position (a same-deployment retry, or the start of the
     /// context fallbacks) ...
     rewind: Option<usize>,
@@ -139,6 +141,9 @@ impl<'p> Loop<'p> {
         while let Some(candidate) = self.list.get(*next) {
             let index = *next;
             *next += 1;
+            if self.ruled_out.get(index).copied().unwrap_or(false) {
+                continue;
+            }
             match self.health.admit(
                 &candidate.deployment,
                 plan.estimate.tokens(),
@@ -193,6 +198,16 @@ impl<'p> Loop<'p> {
                 self.log.push(run.entry(Some(&error), retryable, false));
                 self.last_error = Some(error);
                 self.last_retryable = retryable;
+                if self
+                    .last_error
+                    .as_ref()
+                    .and_then(|e| ErrorClass::of(e.kind))
+                    .is_some_and(ErrorClass::rules_out_deployment)
+                {
+                    if let Some(out) = self.ruled_out.get_mut(run.index) {
+                        *out = true;
+                    }
+                }
                 self.follow(decision, run.index)
             }
         }
@@ -238,6 +253,7 @@ impl<'p> Loop<'p> {
                 } else {
                     self.list = context;
                     self.retries = vec![0; context.len()];
+                    self.ruled_out = vec![false; context.len()];
                     self.rewind = Some(0);
                     Step::Next
                 }
@@ -290,6 +306,7 @@ where
         plan,
         list: &plan.candidates,
         retries: vec![0; plan.candidates.len()],
+        ruled_out: vec![false; plan.candidates.len()],
         rewind: None,
         pause: None,
         health,

@@ -170,6 +170,12 @@ impl ErrorClass {
         })
     }
 
+    /// Whether a deployment that failed so is left out of the request's later rounds too:
+    /// rejected credentials stay rejected.
+    pub fn rules_out_deployment(self) -> bool {
+        self == ErrorClass::Auth
+    }
+
     /// The name used in config files.
     pub fn as_str(self) -> &'static str {
         match self {

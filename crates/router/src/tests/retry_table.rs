@@ -62,15 +62,15 @@ async fn a_short_retry_after_is_waited_out_on_the_preferred_deployment_only() {
     assert_eq!(&*r.unwrap().deployment.id, "a");
     assert_eq!(calls, ["a", "a"]);
     assert!(started.elapsed() >= Duration::from_secs(1), "paused time");
-    // The second candidate's rate limit is not waited out: the loop moves on (here to its
-    // next round, which finds the first one healthy again).
+    // The second candidate's rate limit is not waited out, and a deployment that rejected
+    // the gateway's credentials is not tried again in a later round.
     let script = [
         ("a", err(ErrorKind::UpstreamRejected, Some(401))),
         ("b", limited),
     ];
     let (r, calls) = run_script(&two(), &script).await;
-    assert_eq!(&*r.unwrap().deployment.id, "a");
-    assert_eq!(calls, ["a", "b", "a"]);
+    assert_eq!(r.unwrap_err().error.kind, ErrorKind::RateLimited);
+    assert_eq!(calls, ["a", "b"]);
 }
 
 #[tokio::test(start_paused = true)]
