@@ -15,8 +15,10 @@ use switchyard_types::ProviderKind;
 mod raw;
 mod routing;
 mod runtime;
+mod timeouts;
 
 pub use runtime::{RuntimeSettings, StateBackend};
+pub use timeouts::{TimeoutOverrides, TimeoutTable};
 
 use raw::*;
 
@@ -65,8 +67,11 @@ pub struct TimeoutSettings {
     pub first_byte: Duration,
     /// Streams: the longest silence between two events.
     pub stall: Duration,
-    /// The whole attempt.
+    /// The whole attempt, stream included.
     pub total: Duration,
+    /// Non-streaming: one attempt, headers and body (bounded by `total`); a hang fails over
+    /// after it.
+    pub attempt: Duration,
 }
 
 /// Server-wide settings.
@@ -82,6 +87,8 @@ pub struct Settings {
     pub reload_poll: Duration,
     /// Upstream time limits.
     pub timeouts: TimeoutSettings,
+    /// Per-model and per-deployment overrides of `timeouts`.
+    pub timeout_overrides: TimeoutTable,
     /// Startup-only settings (state, ledger, admin).
     pub runtime: RuntimeSettings,
 }
@@ -206,7 +213,7 @@ impl Compiler {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Snapshot, Vec<Problem>> {
         let runtime = self.runtime(&raw.governance, &raw.ledger, &raw.admin, env);
-        let settings = self.settings(&raw.server, runtime);
+        let mut settings = self.settings(&raw.server, runtime);
         let providers = self.providers(&raw.providers, env);
         let deployments = self.deployments(&raw.deployments, &providers);
         let policy = self.policy(routing::RawRouting {
@@ -220,9 +227,18 @@ impl Compiler {
                 .filter_map(|(name, p)| Some((name.as_str(), p.retry_statuses.as_deref()?)))
                 .collect(),
             max_attempts: settings.max_attempts,
-            total_timeout: settings.timeouts.total,
+            default_budget: settings
+                .timeouts
+                .total
+                .max(2 * settings.timeouts.attempt.min(settings.timeouts.total)),
         });
         let catalog = self.models(&raw.models, &deployments, policy);
+        settings.timeout_overrides = self.timeout_table(
+            raw.models.iter().map(|(n, m)| (n, m.timeouts.as_ref())),
+            raw.deployments
+                .iter()
+                .map(|(n, d)| (n, d.timeouts.as_ref())),
+        );
         let classes: Vec<String> = raw.data_classes.keys().cloned().collect();
         let keys = self.keys(&raw.keys, &raw.models, &classes, env);
         if self.problems.iter().any(|p| p.severity == Severity::Error) {
@@ -250,27 +266,7 @@ impl Compiler {
                 SocketAddr::from(([127, 0, 0, 1], 8080))
             }),
         };
-        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
-        let timeouts = TimeoutSettings {
-            connect: ms(raw.timeouts.connect_ms, 5_000),
-            first_byte: ms(raw.timeouts.first_byte_ms, 30_000),
-            stall: ms(raw.timeouts.stall_ms, 60_000),
-            total: ms(raw.timeouts.total_ms, 600_000),
-        };
-        for (name, value) in [
-            ("connect_ms", timeouts.connect),
-            ("first_byte_ms", timeouts.first_byte),
-            ("stall_ms", timeouts.stall),
-            ("total_ms", timeouts.total),
-        ] {
-            if value.is_zero() {
-                self.error(
-                    format!("server.timeouts.{name}"),
-                    "a timeout of 0 would fail every request",
-                    "use a positive number of milliseconds, or remove the line for the default",
-                );
-            }
-        }
+        let timeouts = self.server_timeouts(&raw.timeouts);
         let max_attempts = raw.max_attempts.unwrap_or(3);
         if max_attempts == 0 {
             self.error(
@@ -293,6 +289,7 @@ impl Compiler {
             max_attempts,
             reload_poll: Duration::from_millis(raw.reload_poll_ms.unwrap_or(1_000).max(50)),
             timeouts,
+            timeout_overrides: TimeoutTable::default(),
             runtime,
         }
     }
@@ -572,6 +569,21 @@ impl Compiler {
                     ),
                 }
             }
+            for (i, f) in m.context_fallbacks.iter().enumerate() {
+                if f == name {
+                    self.error(
+                        format!("{loc}.context_fallbacks[{i}]"),
+                        "a model cannot be its own larger-context fallback",
+                        "name a model with a larger context window",
+                    );
+                } else if !raw.contains_key(f) {
+                    self.error(
+                        format!("{loc}.context_fallbacks[{i}]"),
+                        format!("unknown model '{f}'"),
+                        known("models", raw.keys()),
+                    );
+                }
+            }
             for (i, f) in m.fallbacks.iter().enumerate() {
                 if f == name {
                     self.error(
@@ -591,6 +603,10 @@ impl Compiler {
             let strategy = self.strategy(&loc, m.strategy, &m.weights, &resolved_names);
             let constraints = self.constraints(&format!("{loc}.constraints"), &m.constraints);
             let hedging = m.hedging.as_ref().and_then(|h| self.hedging(&loc, h));
+            let retry = m
+                .retry
+                .as_ref()
+                .map(|r| self.retry_rules(&format!("{loc}.retry"), policy.retry_rules, r));
             models.push(Model {
                 name: name.as_str().into(),
                 deployments: resolved,
@@ -598,6 +614,12 @@ impl Compiler {
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 constraints,
                 hedging,
+                context_fallbacks: m
+                    .context_fallbacks
+                    .iter()
+                    .map(|f| f.as_str().into())
+                    .collect(),
+                retry,
             });
         }
         Catalog::with_policy(models, policy)

@@ -179,10 +179,18 @@ async fn serve<E: Endpoint>(
     // Admit.
     let admission = phases::admit(state, caller, &model.name, &plan, &ask).await?;
     // Attempt loop.
-    let limits = phases::attempt_limits(&snapshot.settings, ask.stream);
     let budget = snapshot.catalog.policy().budget;
     let (ctx, tracker): (&Context, &Tracker) = (&pending.ctx, &pending.tracker);
-    let served = switchyard_router::execute(&plan, &state.health, &budget, |d| {
+    let plan = &plan;
+    let served = switchyard_router::execute(plan, &state.health, &budget, |d| {
+        // A deployment is in a plan once, so it names the model its attempt serves.
+        let model = plan
+            .candidates
+            .iter()
+            .chain(&plan.context_candidates)
+            .find(|c| Arc::ptr_eq(&c.deployment, &d))
+            .map_or(&plan.model, |c| &c.model);
+        let limits = phases::attempt_limits(&snapshot.settings, model, &d, ask.stream);
         let i = tracker.start(&d);
         let span = phases::attempt_span(ctx, &d);
         let attempt = endpoint.attempt(state, d, limits);

@@ -281,20 +281,30 @@ pub(crate) async fn admit(
             let mut err = ApiError::new(denied.error_kind(), denied.to_string());
             err.retry_after = denied.retry_after_secs().map(Duration::from_secs);
             if matches!(denied, Denied::OverBudget { .. }) {
-                err.code = Some("insufficient_quota");
+                err.code = Some("insufficient_quota".into());
             }
             err
         })
 }
 
-/// The time limits of each attempt. A non-streaming answer's headers come only when it is
-/// complete, so its first-byte limit is the total one.
-pub(crate) fn attempt_limits(settings: &Settings, stream: bool) -> AttemptLimits {
-    let t = &settings.timeouts;
+/// The time limits of an attempt of `model` on `d` (the server's, overridden by the
+/// deployment's and the model's). A non-streaming answer's headers come only when it is
+/// complete, so both its limits are the attempt timeout: a hang fails over after it.
+pub(crate) fn attempt_limits(
+    settings: &Settings,
+    model: &str,
+    d: &Deployment,
+    stream: bool,
+) -> AttemptLimits {
+    let t = settings
+        .timeout_overrides
+        .resolve(&settings.timeouts, model, &d.id);
+    let whole = t.attempt.min(t.total);
     AttemptLimits {
         timeouts: Timeouts {
-            first_byte: if stream { t.first_byte } else { t.total },
-            total: t.total,
+            first_byte: if stream { t.first_byte } else { whole },
+            total: if stream { t.total } else { whole },
+            connect: Some(t.connect),
         },
         stall: t.stall,
     }
