@@ -33,6 +33,10 @@ pub struct Faults {
     pub malformed_after_tokens: Option<u32>,
     /// Lifetime of access tokens the Vertex token endpoint issues from now on (default 3600).
     pub token_lifetime_s: Option<u64>,
+    /// Chat requests with more input tokens than this get the protocol's context-length error.
+    pub context_window: Option<u64>,
+    /// Chat requests get the protocol's content-policy refusal (where it is an HTTP error).
+    pub content_filter: bool,
 }
 
 impl Default for Faults {
@@ -50,6 +54,8 @@ impl Default for Faults {
             error_after_tokens: None,
             malformed_after_tokens: None,
             token_lifetime_s: None,
+            context_window: None,
+            content_filter: false,
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct SimStats {
     pub by_model: BTreeMap<String, u64>,
     /// The last protocol request received.
     pub last_request: Option<LastRequest>,
+    /// Chat requests refused by the `context_window` or `content_filter` fault.
+    pub content_errors_injected: u64,
     /// Access tokens granted by the Vertex token endpoint (`POST /token`).
     pub token_grants: u64,
     /// Vertex requests refused for an unknown or expired sim-issued token.
@@ -194,6 +202,11 @@ impl SimControls {
     /// Counts a request refused for an unknown or expired token.
     pub(crate) fn count_token_rejected(&self) {
         self.lock().stats.tokens_rejected += 1;
+    }
+
+    /// Counts a request refused by a content fault.
+    pub(crate) fn count_content_error(&self) {
+        self.lock().stats.content_errors_injected += 1;
     }
 
     /// Counts a stream ended by an injected error event.

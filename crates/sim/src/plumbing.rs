@@ -176,6 +176,32 @@ pub(crate) trait ErrorShape: Send + Sync {
     fn stream_error(&self, status: StatusCode, message: &str) -> Bytes;
     /// The bytes of a frame a parser must reject.
     fn malformed(&self) -> Bytes;
+    /// The protocol's answer to `input` tokens over a context window of `window`.
+    fn context_length(&self, input: u64, window: u64) -> Response;
+    /// The protocol's content-policy refusal of a prompt, when it is an HTTP error (`None`
+    /// where the protocol refuses in-band, with a 200 and a block reason).
+    fn content_filter(&self) -> Option<Response>;
+}
+
+impl SimCtx {
+    /// Applies the content faults to a chat request of `input` tokens: the response to send
+    /// instead, if one applies.
+    pub fn content_gate(
+        &self,
+        faults: &Faults,
+        input: u64,
+        shape: &dyn ErrorShape,
+    ) -> Option<Response> {
+        let refusal = match faults.context_window {
+            Some(window) if input > window => Some(shape.context_length(input, window)),
+            _ if faults.content_filter => shape.content_filter(),
+            _ => None,
+        };
+        if refusal.is_some() {
+            self.controls.count_content_error();
+        }
+        refusal
+    }
 }
 
 /// A JSON response with extra headers.

@@ -60,6 +60,16 @@ impl ErrorShape for Shape {
     fn malformed(&self) -> Bytes {
         Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\n\n")
     }
+
+    fn context_length(&self, input: u64, window: u64) -> Response {
+        bad_request(&format!(
+            "prompt is too long: {input} tokens > {window} maximum"
+        ))
+    }
+
+    fn content_filter(&self) -> Option<Response> {
+        Some(bad_request("Output blocked by content filtering policy"))
+    }
 }
 
 fn bad_request(message: &str) -> Response {
@@ -254,6 +264,9 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
     let conv = conversation(inb.body(), &inb.bytes);
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
+    if let Some(r) = ctx.content_gate(&faults, u64::from(input), &Shape) {
+        return r;
+    }
     let id = ctx.next_id("msg_");
     let tool_id = format!(
         "toolu_{}",

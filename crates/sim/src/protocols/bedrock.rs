@@ -107,6 +107,19 @@ impl ErrorShape for Shape {
         }
         Bytes::from(bytes)
     }
+
+    fn context_length(&self, _input: u64, _window: u64) -> Response {
+        aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Input is too long for requested model.",
+        )
+    }
+
+    /// Bedrock refuses in-band: a guardrail answers 200 with `stopReason: guardrail_intervened`.
+    fn content_filter(&self) -> Option<Response> {
+        None
+    }
 }
 
 /// Encodes one event-stream message.
@@ -398,6 +411,9 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
     let conv = conversation(inb.body(), &inb.bytes);
     let plan = conv.plan(&ctx.name);
     let input = conv.input_tokens();
+    if let Some(r) = ctx.content_gate(&faults, u64::from(input), &Shape) {
+        return r;
+    }
     let tool_id = format!(
         "tooluse_{}",
         &rules::hash_id(&[&ctx.name, &conv.last_user_text()])[..22]
