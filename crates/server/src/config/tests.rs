@@ -169,7 +169,7 @@ fn the_shipped_example_config_compiles() {
     let text = include_str!("../../../../config/example.toml");
     let snap = compile(text, &|name| Some(format!("secret-{name}"))).unwrap();
     assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
-    assert_eq!(snap.catalog.models().count(), 4);
+    assert_eq!(snap.catalog.models().count(), 5);
 }
 
 const ROUTING: &str = r#"
