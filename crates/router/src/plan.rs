@@ -423,7 +423,12 @@ impl Catalog {
         };
         let candidates: Vec<Candidate> = ranked.into_iter().map(candidate).collect();
         let mut context_candidates: Vec<Candidate> = Vec::new();
-        for name in &model.context_fallbacks {
+        // A caller that refuses fallback models refuses larger-context ones too.
+        let context_fallbacks = match req.preferences.allow_fallbacks {
+            Some(false) => &[][..],
+            _ => &model.context_fallbacks[..],
+        };
+        for name in context_fallbacks {
             let Some(larger) = self.model(name) else {
                 continue;
             };

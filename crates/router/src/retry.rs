@@ -521,8 +521,7 @@ mod tests {
                 ErrorKind::Overloaded, ErrorKind::RateLimited, ErrorKind::UpstreamRejected,
                 ErrorKind::ContentFilter, ErrorKind::InvalidRequest,
             ];
-            let mut rules = RetryRules::default();
-            rules.same_deployment = same;
+            let mut rules = RetryRules { same_deployment: same, ..RetryRules::default() };
             let class = ErrorClass::ALL[class];
             rules.set_action(class, [Action::Retry, Action::Failover, Action::Fail][action]);
             let mut e = answered(status, kinds[class.index()]);
