@@ -111,6 +111,8 @@ struct Loop<'p> {
     /// The candidates being tried: the plan's, or its context fallbacks' after a
     /// context-length error.
     list: &'p [Candidate],
+    /// `list` is the context fallbacks'.
+    on_context: bool,
     /// Same-deployment retries made, per position in `list`.
     retries: Vec<u32>,
     /// Positions in `list` not to try again in this request.
@@ -196,18 +198,11 @@ impl<'p> Loop<'p> {
                     "attempt failed"
                 );
                 self.log.push(run.entry(Some(&error), retryable, false));
+                if ErrorClass::of(error.kind).is_some_and(ErrorClass::rules_out_deployment) {
+                    self.ruled_out[run.index] = true;
+                }
                 self.last_error = Some(error);
                 self.last_retryable = retryable;
-                if self
-                    .last_error
-                    .as_ref()
-                    .and_then(|e| ErrorClass::of(e.kind))
-                    .is_some_and(ErrorClass::rules_out_deployment)
-                {
-                    if let Some(out) = self.ruled_out.get_mut(run.index) {
-                        *out = true;
-                    }
-                }
                 self.follow(decision, run.index)
             }
         }
@@ -217,14 +212,17 @@ impl<'p> Loop<'p> {
     /// rival is already running elsewhere.
     fn decide(&self, run: &Running<'p>, error: &AttemptError) -> Decision {
         let at = Attempted {
-            retries: self.retries.get(run.index).copied().unwrap_or(0),
-            preferred: run.index == 0 && std::ptr::eq(self.list, &self.plan.candidates[..]),
+            retries: self.retries[run.index],
+            preferred: run.index == 0 && !self.on_context,
             time_left: self.deadline.saturating_duration_since(Instant::now()),
         };
         let pause = self.budget.backoff.delay(1, rand::random::<f64>());
         let provider = &run.candidate.deployment.provider;
         match (self.plan.policy.retry).decide(&self.plan.retry, provider, error, at, pause) {
             Decision::RetrySame(_) if self.hedged => Decision::Failover,
+            // Among the context fallbacks, the next one may be larger still.
+            Decision::ContextFallback if self.on_context => Decision::Failover,
+            Decision::ContextFallback if self.plan.context_candidates.is_empty() => Decision::Stop,
             d => d,
         }
     }
@@ -235,28 +233,21 @@ impl<'p> Loop<'p> {
             Decision::Stop => Step::Done(Err(self.fail())),
             Decision::Failover => Step::Next,
             Decision::RetrySame(wait) => {
-                if let Some(n) = self.retries.get_mut(index) {
-                    *n += 1;
-                }
+                self.retries[index] += 1;
                 self.rewind = Some(index);
                 self.pause = Some(wait);
                 Step::Next
             }
             // The other deployments of a model share its context window: go straight to
-            // the larger models. Among those, the next one may be larger still.
+            // the larger models.
             Decision::ContextFallback => {
                 let context = &self.plan.context_candidates[..];
-                if std::ptr::eq(self.list, context) {
-                    Step::Next
-                } else if context.is_empty() {
-                    Step::Done(Err(self.fail()))
-                } else {
-                    self.list = context;
-                    self.retries = vec![0; context.len()];
-                    self.ruled_out = vec![false; context.len()];
-                    self.rewind = Some(0);
-                    Step::Next
-                }
+                self.on_context = true;
+                self.list = context;
+                self.retries = vec![0; context.len()];
+                self.ruled_out = vec![false; context.len()];
+                self.rewind = Some(0);
+                Step::Next
             }
         }
     }
@@ -288,9 +279,10 @@ fn budget_timeout<T>(_: tokio::time::error::Elapsed) -> Result<T, AttemptError> 
     ))
 }
 
-/// Runs `attempt` over the plan's candidates under `budget`: one attempt per admitted
-/// candidate, in order; when a round over the plan ends in retryable failures and budget is
-/// left, waits a jittered exponential backoff and goes round again. Hedges non-streaming
+/// Runs `attempt` over the plan's candidates under `budget`: attempts per admitted candidate,
+/// in order, as the plan's retry table says (the same deployment again, the next one, the
+/// context fallbacks, or stop); when a round over the plan ends in retryable failures and
+/// budget is left, waits a jittered exponential backoff and goes round again. Hedges non-streaming
 /// requests when the plan says so (at most one hedge per request).
 pub async fn execute<T, F, Fut>(
     plan: &Plan,
@@ -305,6 +297,7 @@ where
     let mut l = Loop {
         plan,
         list: &plan.candidates,
+        on_context: false,
         retries: vec![0; plan.candidates.len()],
         ruled_out: vec![false; plan.candidates.len()],
         rewind: None,
