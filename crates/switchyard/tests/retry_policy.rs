@@ -205,7 +205,7 @@ async fn two_models_with_different_attempt_timeouts_meet_the_same_hanging_upstre
         provider_toml("ok", &ok, SimProtocol::OpenAi),
         deployment_toml("d-hang", "hang", "gpt-4o"),
         deployment_toml("d-ok", "ok", "gpt-4o"),
-        "[models.fast]\ndeployments = [\"d-hang\", \"d-ok\"]\ntimeouts = { attempt_ms = 300 }\n\n\
+        "[models.fast]\ndeployments = [\"d-hang\", \"d-ok\"]\ntimeouts = { attempt_ms = 500 }\n\n\
          [models.patient]\ndeployments = [\"d-hang\", \"d-ok\"]\ntimeouts = { attempt_ms = 120000 }\n",
     );
     let gw = Gateway::start(&config);
