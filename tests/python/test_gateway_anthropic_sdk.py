@@ -132,10 +132,11 @@ def test_errors_use_the_anthropic_shape(client, sim_fleet):
     assert e.value.body["type"] == "error"
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model="via-gemini", max_tokens=10, messages=[])
-    sim_fleet["br"].set_faults(fail_next=1, fail_status=429, retry_after_s=2)
+    # Longer than retry.retry_after_wait_max_ms (2 s), so the gateway passes it on instead of waiting.
+    sim_fleet["br"].set_faults(fail_next=1, fail_status=429, retry_after_s=3)
     with pytest.raises(anthropic.RateLimitError) as e:
         client.messages.create(model="via-bedrock", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert e.value.response.headers["retry-after"] == "2"
+    assert e.value.response.headers["retry-after"] == "3"
 
 
 def test_a_stream_broken_mid_way_raises_in_the_sdk(client, sim_fleet):

@@ -177,6 +177,7 @@ pub(crate) fn decode_error(
     );
     err.status = Some(status);
     err.retry_after = decoded.retry_after;
+    err.code = decoded.code;
     if status == 408 {
         err.kind = ErrorKind::UpstreamTimeout;
     }

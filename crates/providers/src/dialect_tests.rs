@@ -326,3 +326,27 @@ fn gemini_errors_and_retry_info() {
     );
     assert_eq!(e.retry_after, Some(Duration::from_millis(1500)));
 }
+
+#[test]
+fn the_upstreams_code_is_kept_for_the_client() {
+    let azure =
+        r#"{"error":{"code":"content_filter","message":"filtered","param":"prompt","status":400}}"#;
+    let e = classify(ProviderKind::AzureOpenAi, 400, None, azure);
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::ContentFilter, Some("content_filter"))
+    );
+    let e = classify(
+        ProviderKind::Bedrock,
+        400,
+        Some("ValidationException:ns"),
+        r#"{"message":"Input is too long for requested model."}"#,
+    );
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (
+            ErrorKind::ContextLengthExceeded,
+            Some("ValidationException")
+        )
+    );
+}

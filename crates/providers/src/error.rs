@@ -16,6 +16,10 @@ pub struct AttemptError {
     pub status: Option<u16>,
     /// How long the upstream asked us to wait.
     pub retry_after: Option<Duration>,
+    /// The upstream's own error code or type (`content_filter`, `invalid_request_error`,
+    /// `ValidationException`), when it answered with one; shown to clients for errors that are
+    /// theirs to act on.
+    pub code: Option<String>,
 }
 
 impl AttemptError {
@@ -26,6 +30,7 @@ impl AttemptError {
             message: message.into(),
             status: None,
             retry_after: None,
+            code: None,
         }
     }
 

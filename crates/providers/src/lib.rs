@@ -3,7 +3,8 @@
 //! It never retries or fails over: the router's attempt loop does that, in one place.
 
 use bytes::Bytes;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, ProviderKind};
 use tokio::time::Instant;
@@ -78,13 +79,49 @@ pub struct Timeouts {
     pub first_byte: Duration,
     /// Until the whole response has arrived.
     pub total: Duration,
+    /// TCP connect (and TLS handshake) limit, when it differs from the pools' default
+    /// ([`PoolSettings::connect_timeout`]).
+    pub connect: Option<Duration>,
 }
 
 /// Connection pools shared by every provider (and kept across config reloads).
 #[derive(Clone)]
 pub struct Upstream {
+    settings: PoolSettings,
+    default: Clients,
+    /// Pools for connect timeouts other than the default, made on first use. The connect
+    /// limit is a property of a reqwest client, and configs name only a few distinct ones.
+    by_connect: Arc<RwLock<HashMap<Duration, Clients>>>,
+}
+
+/// The two pools of one connect timeout: negotiating HTTP/1.1 or HTTP/2 by ALPN, and h2c.
+#[derive(Clone)]
+struct Clients {
     negotiated: reqwest::Client,
     h2c: reqwest::Client,
+}
+
+impl Clients {
+    fn new(settings: PoolSettings) -> Result<Clients, AttemptError> {
+        let base = || {
+            reqwest::Client::builder()
+                .connect_timeout(settings.connect_timeout)
+                .pool_idle_timeout(settings.idle_timeout)
+                .pool_max_idle_per_host(settings.max_idle_per_host)
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        };
+        let build_error =
+            |e: reqwest::Error| AttemptError::new(ErrorKind::Internal, format!("HTTP client: {e}"));
+        Ok(Clients {
+            negotiated: base().build().map_err(build_error)?,
+            h2c: base()
+                .http2_prior_knowledge()
+                .build()
+                .map_err(build_error)?,
+        })
+    }
 }
 
 /// Settings for the upstream connection pools.
@@ -111,24 +148,39 @@ impl Default for PoolSettings {
 impl Upstream {
     /// Builds the pools: one negotiating HTTP/1.1 or HTTP/2 by ALPN, one for h2c.
     pub fn new(settings: PoolSettings) -> Result<Upstream, AttemptError> {
-        let base = || {
-            reqwest::Client::builder()
-                .connect_timeout(settings.connect_timeout)
-                .pool_idle_timeout(settings.idle_timeout)
-                .pool_max_idle_per_host(settings.max_idle_per_host)
-                .tcp_nodelay(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        };
-        let build_error =
-            |e: reqwest::Error| AttemptError::new(ErrorKind::Internal, format!("HTTP client: {e}"));
         Ok(Upstream {
-            negotiated: base().build().map_err(build_error)?,
-            h2c: base()
-                .http2_prior_knowledge()
-                .build()
-                .map_err(build_error)?,
+            settings,
+            default: Clients::new(settings)?,
+            by_connect: Arc::default(),
         })
+    }
+
+    /// The pools for a connect timeout (`None`: the default one).
+    fn clients(&self, connect: Option<Duration>) -> Result<Clients, AttemptError> {
+        let Some(connect) = connect.filter(|c| *c != self.settings.connect_timeout) else {
+            return Ok(self.default.clone());
+        };
+        if let Some(c) = self
+            .by_connect
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&connect)
+        {
+            return Ok(c.clone());
+        }
+        let mut map = self
+            .by_connect
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = map.get(&connect) {
+            return Ok(c.clone());
+        }
+        let clients = Clients::new(PoolSettings {
+            connect_timeout: connect,
+            ..self.settings
+        })?;
+        map.insert(connect, clients.clone());
+        Ok(clients)
     }
 
     /// Sends one attempt and waits for the response headers. A non-2xx answer is read
@@ -144,10 +196,11 @@ impl Upstream {
     ) -> Result<Sent, AttemptError> {
         let started = Instant::now();
         let deadline = started + timeouts.total;
+        let clients = self.clients(timeouts.connect)?;
         let client = if provider.http2_prior_knowledge {
-            &self.h2c
+            &clients.h2c
         } else {
-            &self.negotiated
+            &clients.negotiated
         };
         let endpoint = endpoints.get(op)?;
         let mut request = reqwest::Request::new(http::Method::POST, endpoint.url.clone());

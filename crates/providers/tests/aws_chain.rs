@@ -46,6 +46,7 @@ async fn default_chain_reads_environment_credentials() {
     let timeouts = Timeouts {
         first_byte: Duration::from_secs(10),
         total: Duration::from_secs(20),
+        connect: None,
     };
     let sent = up
         .send(

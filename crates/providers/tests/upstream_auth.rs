@@ -49,6 +49,7 @@ fn timeouts() -> Timeouts {
     Timeouts {
         first_byte: Duration::from_secs(10),
         total: Duration::from_secs(20),
+        connect: None,
     }
 }
 

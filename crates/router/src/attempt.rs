@@ -7,7 +7,7 @@
 
 use crate::health::Permit;
 use crate::plan::{Candidate, Plan};
-use crate::retry::Budget;
+use crate::retry::{Attempted, Budget, Decision, ErrorClass};
 use crate::{Deployment, Health};
 use std::future::Future;
 use std::pin::pin;
@@ -70,6 +70,8 @@ pub struct Served<T> {
 
 struct Running<'p> {
     candidate: &'p Candidate,
+    /// Its position in the list being tried.
+    index: usize,
     permit: Permit,
     started: Instant,
     hedge: bool,
@@ -106,6 +108,20 @@ enum Step<T> {
 
 struct Loop<'p> {
     plan: &'p Plan,
+    /// The candidates being tried: the plan's, or its context fallbacks' after a
+    /// context-length error.
+    list: &'p [Candidate],
+    /// `list` is the context fallbacks'.
+    on_context: bool,
+    /// Same-deployment retries made, per position in `list`.
+    retries: Vec<u32>,
+    /// Positions in `list` not to try again in this request.
+    ruled_out: Vec<bool>,
+    /// The next attempt goes to this position (a same-deployment retry, or the start of the
+    /// context fallbacks) ...
+    rewind: Option<usize>,
+    /// ... after this pause (a backoff or the upstream's Retry-After).
+    pause: Option<Duration>,
     health: &'p Health,
     budget: &'p Budget,
     deadline: Instant,
@@ -124,8 +140,12 @@ impl<'p> Loop<'p> {
     /// (they may have changed since planning).
     fn admit_next(&mut self, next: &mut usize, hedge: bool) -> Option<Running<'p>> {
         let plan = self.plan;
-        while let Some(candidate) = plan.candidates.get(*next) {
+        while let Some(candidate) = self.list.get(*next) {
+            let index = *next;
             *next += 1;
+            if self.ruled_out.get(index).copied().unwrap_or(false) {
+                continue;
+            }
             match self.health.admit(
                 &candidate.deployment,
                 plan.estimate.tokens(),
@@ -134,6 +154,7 @@ impl<'p> Loop<'p> {
                 Ok(permit) => {
                     return Some(Running {
                         candidate,
+                        index,
                         permit,
                         started: Instant::now(),
                         hedge,
@@ -164,25 +185,69 @@ impl<'p> Loop<'p> {
             }
             Err(error) => {
                 let d = &run.candidate.deployment;
-                let retryable = self.plan.policy.retry.is_retryable(&d.provider, &error);
                 run.permit
                     .failed(&error, self.plan.policy.rate_limit_cooldown);
+                let decision = self.decide(&run, &error);
+                let retryable = decision.retries();
                 tracing::warn!(
                     deployment = %d.id,
                     provider = %d.provider.id,
                     kind = %error.kind,
-                    retryable,
+                    ?decision,
                     error = %error.message,
                     "attempt failed"
                 );
                 self.log.push(run.entry(Some(&error), retryable, false));
+                if ErrorClass::of(error.kind).is_some_and(ErrorClass::rules_out_deployment) {
+                    self.ruled_out[run.index] = true;
+                }
                 self.last_error = Some(error);
                 self.last_retryable = retryable;
-                if retryable {
-                    Step::Next
-                } else {
-                    Step::Done(Err(self.fail()))
-                }
+                self.follow(decision, run.index)
+            }
+        }
+    }
+
+    /// What the retry table says about `error`. Hedged requests never retry in place: their
+    /// rival is already running elsewhere.
+    fn decide(&self, run: &Running<'p>, error: &AttemptError) -> Decision {
+        let at = Attempted {
+            retries: self.retries[run.index],
+            preferred: run.index == 0 && !self.on_context,
+            time_left: self.deadline.saturating_duration_since(Instant::now()),
+        };
+        let pause = self.budget.backoff.delay(1, rand::random::<f64>());
+        let provider = &run.candidate.deployment.provider;
+        match (self.plan.policy.retry).decide(&self.plan.retry, provider, error, at, pause) {
+            Decision::RetrySame(_) if self.hedged => Decision::Failover,
+            // Among the context fallbacks, the next one may be larger still.
+            Decision::ContextFallback if self.on_context => Decision::Failover,
+            Decision::ContextFallback if self.plan.context_candidates.is_empty() => Decision::Stop,
+            d => d,
+        }
+    }
+
+    /// Sets up the attempt a decision calls for.
+    fn follow<T>(&mut self, decision: Decision, index: usize) -> Step<T> {
+        match decision {
+            Decision::Stop => Step::Done(Err(self.fail())),
+            Decision::Failover => Step::Next,
+            Decision::RetrySame(wait) => {
+                self.retries[index] += 1;
+                self.rewind = Some(index);
+                self.pause = Some(wait);
+                Step::Next
+            }
+            // The other deployments of a model share its context window: go straight to
+            // the larger models.
+            Decision::ContextFallback => {
+                let context = &self.plan.context_candidates[..];
+                self.on_context = true;
+                self.list = context;
+                self.retries = vec![0; context.len()];
+                self.ruled_out = vec![false; context.len()];
+                self.rewind = Some(0);
+                Step::Next
             }
         }
     }
@@ -214,9 +279,10 @@ fn budget_timeout<T>(_: tokio::time::error::Elapsed) -> Result<T, AttemptError> 
     ))
 }
 
-/// Runs `attempt` over the plan's candidates under `budget`: one attempt per admitted
-/// candidate, in order; when a round over the plan ends in retryable failures and budget is
-/// left, waits a jittered exponential backoff and goes round again. Hedges non-streaming
+/// Runs `attempt` over the plan's candidates under `budget`: attempts per admitted candidate,
+/// in order, as the plan's retry table says (the same deployment again, the next one, the
+/// context fallbacks, or stop); when a round over the plan ends in retryable failures and
+/// budget is left, waits a jittered exponential backoff and goes round again. Hedges non-streaming
 /// requests when the plan says so (at most one hedge per request).
 pub async fn execute<T, F, Fut>(
     plan: &Plan,
@@ -230,6 +296,12 @@ where
 {
     let mut l = Loop {
         plan,
+        list: &plan.candidates,
+        on_context: false,
+        retries: vec![0; plan.candidates.len()],
+        ruled_out: vec![false; plan.candidates.len()],
+        rewind: None,
+        pause: None,
         health,
         budget,
         deadline: Instant::now() + budget.time,
@@ -243,6 +315,15 @@ where
         let mut next = 0usize;
         let mut admitted = false;
         while !l.out_of_budget() {
+            if let Some(i) = l.rewind.take() {
+                next = i;
+            }
+            if let Some(wait) = l.pause.take() {
+                tokio::time::sleep_until((Instant::now() + wait).min(l.deadline)).await;
+                if l.out_of_budget() {
+                    break;
+                }
+            }
             let Some(first) = l.admit_next(&mut next, false) else {
                 break;
             };

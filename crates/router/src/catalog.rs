@@ -3,7 +3,7 @@
 
 use crate::constraints::{Constraints, DataClass};
 use crate::health::BreakerConfig;
-use crate::retry::{Budget, RetryPolicy};
+use crate::retry::{Budget, RetryPolicy, RetryRules};
 use crate::strategy::Strategy;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +159,11 @@ pub struct Model {
     pub constraints: Constraints,
     /// Hedging of non-streaming requests, when enabled for this model.
     pub hedging: Option<Hedging>,
+    /// Larger-context models tried, in order, when an attempt finds the input longer than
+    /// this model's context window.
+    pub context_fallbacks: Vec<Arc<str>>,
+    /// This model's retry table, when it overrides the policy's.
+    pub retry: Option<RetryRules>,
     /// What its streams do when an upstream breaks or sends what it cannot read.
     pub streams: StreamPolicy,
 }
@@ -192,6 +197,8 @@ impl Model {
             fallbacks: Vec::new(),
             constraints: Constraints::default(),
             hedging: None,
+            context_fallbacks: Vec::new(),
+            retry: None,
             streams: StreamPolicy::default(),
         }
     }
@@ -208,6 +215,8 @@ pub struct Policy {
     pub retry: RetryPolicy,
     /// When breakers open and for how long.
     pub breaker: BreakerConfig,
+    /// What each class of failure does (models may override it).
+    pub retry_rules: RetryRules,
     /// Default attempt and time budget per request.
     pub budget: Budget,
     /// How long a deployment rests after a 429 that carried no Retry-After.

@@ -40,7 +40,9 @@ pub use health::{
 };
 pub use plan::{Candidate, Estimate, Excluded, NotEligible, Plan, RouteError, RouteRequest};
 pub use preferences::{PreferenceError, Preferences, Sort};
-pub use retry::{Backoff, Budget, RetryPolicy, StatusSet};
+pub use retry::{
+    Action, Attempted, Backoff, Budget, Decision, ErrorClass, RetryPolicy, RetryRules, StatusSet,
+};
 pub use strategy::Strategy;
 
 #[cfg(test)]

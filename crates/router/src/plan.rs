@@ -5,6 +5,7 @@ use crate::catalog::{Catalog, Commitment, Deployment, Hedging, Model, Policy};
 use crate::constraints::{ConstraintSource, DataClass, Exclusion};
 use crate::health::{DeploymentView, Health};
 use crate::preferences::{PreferenceError, Preferences};
+use crate::retry::RetryRules;
 use crate::strategy::{apply_order, rank, Entry, Ranking};
 use rand::Rng;
 use std::fmt;
@@ -85,6 +86,11 @@ pub struct Plan {
     pub stream: bool,
     /// Hedging, when the model enables it and the request is not streamed.
     pub hedging: Option<Hedging>,
+    /// Candidates of the model's context fallbacks, best first, tried only after an attempt
+    /// met [`ErrorKind::ContextLengthExceeded`]; none of them is also in `candidates`.
+    pub context_candidates: Vec<Candidate>,
+    /// The requested model's retry table (its own, or the policy's).
+    pub retry: RetryRules,
     pub(crate) policy: Arc<Policy>,
 }
 
@@ -105,6 +111,8 @@ impl Plan {
                 .filter(|c| keep(c))
                 .cloned()
                 .collect(),
+            context_candidates: Vec::new(),
+            retry: self.retry,
             excluded: Vec::new(),
             estimate: self.estimate,
             stream: self.stream,
@@ -427,16 +435,36 @@ impl Catalog {
                 excluded,
             }));
         }
-        let candidates = ranked
-            .into_iter()
-            .map(|e| Candidate {
-                deployment: e.deployment.clone(),
-                model: e.model.clone(),
-                score: e.score,
-                price: e.price,
-                probe: e.view.is_probe(),
-            })
-            .collect();
+        let candidate = |e: Entry<'_>| Candidate {
+            deployment: e.deployment.clone(),
+            model: e.model.clone(),
+            score: e.score,
+            price: e.price,
+            probe: e.view.is_probe(),
+        };
+        let candidates: Vec<Candidate> = ranked.into_iter().map(candidate).collect();
+        let mut context_candidates: Vec<Candidate> = Vec::new();
+        // A caller that refuses fallback models refuses larger-context ones too.
+        let context_fallbacks = match req.preferences.allow_fallbacks {
+            Some(false) => &[][..],
+            _ => &model.context_fallbacks[..],
+        };
+        for name in context_fallbacks {
+            let Some(larger) = self.model(name) else {
+                continue;
+            };
+            // Its exclusions are not the request's: the plan explains the requested model.
+            let evaluated = evaluate(self, health, larger, req, true, now)?;
+            for e in rank_groups(&evaluated, req.preferences, req.stream, rng) {
+                let seen = candidates
+                    .iter()
+                    .chain(&context_candidates)
+                    .any(|c| Arc::ptr_eq(&c.deployment, e.deployment));
+                if !seen {
+                    context_candidates.push(candidate(e));
+                }
+            }
+        }
         Ok(Plan {
             model: model.name.clone(),
             candidates,
@@ -444,6 +472,8 @@ impl Catalog {
             estimate: req.estimate,
             stream: req.stream,
             hedging: if req.stream { None } else { model.hedging },
+            context_candidates,
+            retry: model.retry.unwrap_or(self.policy().retry_rules),
             policy: self.policy().clone(),
         })
     }

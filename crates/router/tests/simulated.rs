@@ -10,7 +10,7 @@ use switchyard_providers::{
 };
 use switchyard_router::{
     execute, BreakerConfig, Catalog, Commitment, Deployment, Estimate, Health, Limits, Model,
-    Policy, Preferences, Prices, RouteRequest, Served, Strategy,
+    Policy, Preferences, Prices, RetryRules, RouteRequest, Served, Strategy,
 };
 use switchyard_sim::{Faults, RunningSim, SimProtocol, SimSpec};
 use switchyard_types::{Cloud, ErrorKind, Jurisdiction, Money, PricePerMillion, ProviderKind};
@@ -38,6 +38,7 @@ async fn fleet(n: usize) -> Fleet {
         timeouts: Timeouts {
             first_byte: Duration::from_secs(10),
             total: Duration::from_secs(10),
+            connect: None,
         },
     }
 }
@@ -178,6 +179,7 @@ async fn a_hanging_provider_costs_each_request_exactly_one_timeout_and_one_failo
     f.timeouts = Timeouts {
         first_byte: Duration::from_millis(200),
         total: Duration::from_millis(200),
+        connect: None,
     };
     f.sims[0].controls().set_faults(Faults {
         hang: true,
@@ -216,10 +218,17 @@ async fn retry_after_keeps_traffic_away_until_it_expires_then_traffic_returns() 
         retry_after_s: Some(1),
         ..Faults::default()
     });
+    // Never waited out in place, so the cooldown is what keeps traffic away.
+    let mut rules = RetryRules::default();
+    rules.retry_after_wait_max = Duration::ZERO;
+    let policy = Policy {
+        retry_rules: rules,
+        ..Policy::default()
+    };
     let cat = catalog(
         vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)],
         Strategy::Priority,
-        Policy::default(),
+        policy,
     );
     let h = Health::default();
     let limited_at = tokio::time::Instant::now();
@@ -248,6 +257,27 @@ async fn retry_after_keeps_traffic_away_until_it_expires_then_traffic_returns() 
     );
     assert!(served_elsewhere > 0);
     assert_eq!(u64::from(served_elsewhere) + 1, f.requests(1));
+}
+
+#[tokio::test]
+async fn a_short_retry_after_on_the_preferred_deployment_is_waited_out_there() {
+    let f = fleet(2).await;
+    f.sims[0].controls().set_faults(Faults {
+        fail_next: 1,
+        fail_status: 429,
+        retry_after_s: Some(1),
+        ..Faults::default()
+    });
+    let cat = catalog(
+        vec![f.deployment(0, 1.0, None), f.deployment(1, 1.0, None)],
+        Strategy::Priority,
+        Policy::default(),
+    );
+    let served = f.send(&cat, &Health::default()).await.unwrap();
+    assert_eq!(&*served.deployment.id, "d0");
+    let statuses: Vec<_> = served.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(429), Some(200)]);
+    assert_eq!((f.requests(0), f.requests(1)), (2, 0));
 }
 
 #[tokio::test]

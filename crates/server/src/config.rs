@@ -2,13 +2,14 @@
 //! at once with its location and a fix hint. `switchyard check`, startup and reload all run
 //! [`compile`], so they can never disagree.
 
+use crate::request::AttemptLimits;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_protocol::translate::Malformed;
+use switchyard_protocol::translate::{Malformed, Options};
 use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec};
 use switchyard_router::{Catalog, Deployment, Limits, Model, Prices};
 use switchyard_types::ProviderKind;
@@ -16,8 +17,10 @@ use switchyard_types::ProviderKind;
 mod raw;
 mod routing;
 mod runtime;
+mod timeouts;
 
 pub use runtime::{RuntimeSettings, StateBackend};
+pub use timeouts::{TimeoutOverrides, TimeoutTable};
 
 use raw::*;
 
@@ -66,8 +69,11 @@ pub struct TimeoutSettings {
     pub first_byte: Duration,
     /// Streams: the longest silence between two events.
     pub stall: Duration,
-    /// The whole attempt.
+    /// The whole attempt, stream included.
     pub total: Duration,
+    /// Non-streaming: one attempt, headers and body (bounded by `total`); a hang fails over
+    /// after it.
+    pub attempt: Duration,
 }
 
 /// Server-wide settings.
@@ -83,11 +89,39 @@ pub struct Settings {
     pub reload_poll: Duration,
     /// Upstream time limits.
     pub timeouts: TimeoutSettings,
+    /// Per-model and per-deployment overrides of `timeouts`.
+    pub timeout_overrides: TimeoutTable,
     /// Startup-only settings (state, ledger, admin).
     pub runtime: RuntimeSettings,
 }
 
 pub use crate::request::KeyEntry;
+
+impl Settings {
+    /// The time limits of an attempt of `model` on `d` (the server's, overridden by the
+    /// deployment's and the model's), with how its stream is read. A non-streaming answer's
+    /// headers come only when it is complete, so both its limits are the attempt timeout: a
+    /// hang fails over after it.
+    pub(crate) fn attempt_limits(
+        &self,
+        model: &str,
+        d: &Deployment,
+        stream: bool,
+        translate: Options,
+    ) -> AttemptLimits {
+        let t = self.timeout_overrides.resolve(&self.timeouts, model, &d.id);
+        let whole = t.attempt.min(t.total);
+        AttemptLimits {
+            timeouts: switchyard_providers::Timeouts {
+                first_byte: if stream { t.first_byte } else { whole },
+                total: if stream { t.total } else { whole },
+                connect: Some(t.connect),
+            },
+            stall: t.stall,
+            translate,
+        }
+    }
+}
 
 /// A deployment's most output tokens per answer when neither its config nor the shipped price
 /// table says: generous, since budget reservations rely on it being an upper bound.
@@ -211,7 +245,7 @@ impl Compiler {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Snapshot, Vec<Problem>> {
         let runtime = self.runtime(&raw.governance, &raw.ledger, &raw.admin, env);
-        let settings = self.settings(&raw.server, runtime);
+        let mut settings = self.settings(&raw.server, runtime);
         let providers = self.providers(&raw.providers, env);
         let deployments = self.deployments(&raw.deployments, &providers);
         let policy = self.policy(routing::RawRouting {
@@ -225,9 +259,18 @@ impl Compiler {
                 .filter_map(|(name, p)| Some((name.as_str(), p.retry_statuses.as_deref()?)))
                 .collect(),
             max_attempts: settings.max_attempts,
-            total_timeout: settings.timeouts.total,
+            default_budget: settings
+                .timeouts
+                .total
+                .max(2 * settings.timeouts.attempt.min(settings.timeouts.total)),
         });
         let catalog = self.models(&raw.models, &deployments, policy);
+        settings.timeout_overrides = self.timeout_table(
+            raw.models.iter().map(|(n, m)| (n, m.timeouts.as_ref())),
+            raw.deployments
+                .iter()
+                .map(|(n, d)| (n, d.timeouts.as_ref())),
+        );
         let classes: Vec<String> = raw.data_classes.keys().cloned().collect();
         let keys = self.keys(&raw.keys, &raw.models, &classes, env);
         if self.problems.iter().any(|p| p.severity == Severity::Error) {
@@ -255,27 +298,7 @@ impl Compiler {
                 SocketAddr::from(([127, 0, 0, 1], 8080))
             }),
         };
-        let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default));
-        let timeouts = TimeoutSettings {
-            connect: ms(raw.timeouts.connect_ms, 5_000),
-            first_byte: ms(raw.timeouts.first_byte_ms, 30_000),
-            stall: ms(raw.timeouts.stall_ms, 60_000),
-            total: ms(raw.timeouts.total_ms, 600_000),
-        };
-        for (name, value) in [
-            ("connect_ms", timeouts.connect),
-            ("first_byte_ms", timeouts.first_byte),
-            ("stall_ms", timeouts.stall),
-            ("total_ms", timeouts.total),
-        ] {
-            if value.is_zero() {
-                self.error(
-                    format!("server.timeouts.{name}"),
-                    "a timeout of 0 would fail every request",
-                    "use a positive number of milliseconds, or remove the line for the default",
-                );
-            }
-        }
+        let timeouts = self.server_timeouts(&raw.timeouts);
         let max_attempts = raw.max_attempts.unwrap_or(3);
         if max_attempts == 0 {
             self.error(
@@ -298,6 +321,7 @@ impl Compiler {
             max_attempts,
             reload_poll: Duration::from_millis(raw.reload_poll_ms.unwrap_or(1_000).max(50)),
             timeouts,
+            timeout_overrides: TimeoutTable::default(),
             runtime,
         }
     }
@@ -587,6 +611,21 @@ impl Compiler {
                     ),
                 }
             }
+            for (i, f) in m.context_fallbacks.iter().enumerate() {
+                if f == name {
+                    self.error(
+                        format!("{loc}.context_fallbacks[{i}]"),
+                        "a model cannot be its own larger-context fallback",
+                        "name a model with a larger context window",
+                    );
+                } else if !raw.contains_key(f) {
+                    self.error(
+                        format!("{loc}.context_fallbacks[{i}]"),
+                        format!("unknown model '{f}'"),
+                        known("models", raw.keys()),
+                    );
+                }
+            }
             for (i, f) in m.fallbacks.iter().enumerate() {
                 if f == name {
                     self.error(
@@ -606,6 +645,10 @@ impl Compiler {
             let strategy = self.strategy(&loc, m.strategy, &m.weights, &resolved_names);
             let constraints = self.constraints(&format!("{loc}.constraints"), &m.constraints);
             let hedging = m.hedging.as_ref().and_then(|h| self.hedging(&loc, h));
+            let retry = m
+                .retry
+                .as_ref()
+                .map(|r| self.retry_rules(&format!("{loc}.retry"), policy.retry_rules, r));
             models.push(Model {
                 name: name.as_str().into(),
                 deployments: resolved,
@@ -613,6 +656,12 @@ impl Compiler {
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 constraints,
                 hedging,
+                context_fallbacks: m
+                    .context_fallbacks
+                    .iter()
+                    .map(|f| f.as_str().into())
+                    .collect(),
+                retry,
                 streams: switchyard_router::StreamPolicy {
                     recovery: match m.stream_recovery {
                         RawStreamRecovery::Continue => switchyard_router::StreamRecovery::Continue,

@@ -5,6 +5,7 @@
 use crate::request::ClientProtocol;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
+use std::borrow::Cow;
 use std::time::Duration;
 use switchyard_protocol::DecodeError;
 use switchyard_providers::AttemptError;
@@ -20,8 +21,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending request field, if any.
     pub param: Option<String>,
-    /// A machine-readable code, if any.
-    pub code: Option<&'static str>,
+    /// A machine-readable code, if any (the gateway's own, or the upstream's).
+    pub code: Option<Cow<'static, str>>,
     /// How long the client should wait before retrying.
     pub retry_after: Option<Duration>,
 }
@@ -40,7 +41,7 @@ impl ApiError {
 
     /// Sets the machine-readable code.
     pub fn with_code(mut self, code: &'static str) -> ApiError {
-        self.code = Some(code);
+        self.code = Some(Cow::Borrowed(code));
         self
     }
 }
@@ -58,12 +59,19 @@ impl From<DecodeError> for ApiError {
 }
 
 impl From<AttemptError> for ApiError {
+    /// The upstream's code reaches the client only for errors in the client's request, which
+    /// the client acts on (Azure's `content_filter`); for the rest the kind's own code is
+    /// what a client can rely on whichever provider served it.
     fn from(e: AttemptError) -> ApiError {
+        let code = match e.kind {
+            ErrorKind::InvalidRequest | ErrorKind::ContentFilter => e.code.map(Cow::Owned),
+            _ => None,
+        };
         ApiError {
             kind: e.kind,
             message: e.message,
             param: None,
-            code: None,
+            code,
             retry_after: e.retry_after,
         }
     }
@@ -72,8 +80,12 @@ impl From<AttemptError> for ApiError {
 impl ApiError {
     /// The response in the client's protocol: status, error body and Retry-After.
     pub(crate) fn render(self, dialect: ClientProtocol) -> Response {
-        let (status, body) =
-            dialect.encode_error(self.kind, &self.message, self.param.as_deref(), self.code);
+        let (status, body) = dialect.encode_error(
+            self.kind,
+            &self.message,
+            self.param.as_deref(),
+            self.code.as_deref(),
+        );
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();

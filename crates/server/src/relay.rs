@@ -15,8 +15,8 @@
 use crate::egress::IngressRequest;
 use crate::metrics::{self, Meters};
 use crate::observe;
-use crate::request::{AttemptLimits, Context, Outcome, Part, RequestEnd, Served};
-use crate::AppState;
+use crate::request::{Context, Outcome, Part, RequestEnd, Served};
+use crate::{AppState, Snapshot};
 use axum::body::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -25,7 +25,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_governance::Admission;
-use switchyard_protocol::translate::{TranslateError, Translator};
+use switchyard_protocol::translate::{Options, TranslateError, Translator};
 use switchyard_providers::{AttemptError, Operation, ProviderSpec, Sent};
 use switchyard_router::{Budget, Permit, Plan};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
@@ -141,12 +141,12 @@ pub(crate) struct Recovery {
     pub request: Arc<IngressRequest>,
     /// The request's plan: continuations go to its other candidates.
     pub plan: Plan,
+    /// The config the request runs under (continuation time limits, prices).
+    pub snapshot: Arc<Snapshot>,
     /// The request's attempt and time budget (continuations spend from it).
     pub budget: Budget,
-    /// Time limits of a continuation attempt.
-    pub limits: AttemptLimits,
-    /// How long a deployment that hit a rate limit rests.
-    pub rate_cooldown: Duration,
+    /// How continuation streams are read.
+    pub translate: Options,
 }
 
 /// A stream in flight; records the request when it ends, however it ends.
@@ -221,10 +221,9 @@ impl Forwarding {
                 .unwrap_or_else(|| Instant::now() + relay.stall);
             if let Err(e) = relay.fill(by).await {
                 tracing::warn!(request_id = ?self.ctx.request_id, kind = %e.kind, error = %e.message, "stream broke after it started");
-                let cooldown = self
-                    .recovery
-                    .as_ref()
-                    .map_or(Duration::ZERO, |r| r.rate_cooldown);
+                let cooldown = self.recovery.as_ref().map_or(Duration::ZERO, |r| {
+                    r.snapshot.catalog.policy().rate_limit_cooldown
+                });
                 if let Some(p) = self.permit.as_mut() {
                     p.stream_broke(&e, cooldown);
                 }
@@ -329,9 +328,19 @@ impl Forwarding {
         };
         let spent: u64 = self.parts.iter().map(|p| p.usage.output).sum();
         let request = &recovery.request;
-        let (state, limits) = (&recovery.state, recovery.limits);
+        let state = &recovery.state;
         let result = switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let body = request.continuation_body(&d, &delivered, spent);
+            let model = plan
+                .candidates
+                .iter()
+                .find(|c| Arc::ptr_eq(&c.deployment, &d))
+                .map_or(&plan.model, |c| &c.model);
+            let limits =
+                recovery
+                    .snapshot
+                    .settings
+                    .attempt_limits(model, &d, true, recovery.translate);
             async move {
                 let sent = state
                     .upstream
@@ -353,11 +362,7 @@ impl Forwarding {
                 metrics::stream_recovery(&self.ctx.model, true);
                 self.served.attempts.extend(served.attempts);
                 self.served.deployment = served.deployment.clone();
-                self.unpriced = recovery
-                    .state
-                    .snapshot()
-                    .unpriced
-                    .contains(&served.deployment.id);
+                self.unpriced = recovery.snapshot.unpriced.contains(&served.deployment.id);
                 self.permit = Some(served.permit);
                 if let Some(relay) = self.relay.as_mut() {
                     relay.switch(served.value, served.deployment.provider.clone());

@@ -43,6 +43,10 @@ pub struct Faults {
     pub reject_prefill: bool,
     /// Lifetime of access tokens the Vertex token endpoint issues from now on (default 3600).
     pub token_lifetime_s: Option<u64>,
+    /// Chat requests with more input tokens than this get the protocol's context-length error.
+    pub context_window: Option<u64>,
+    /// Chat requests get the protocol's content-policy refusal (where it is an HTTP error).
+    pub content_filter: bool,
 }
 
 impl Default for Faults {
@@ -65,6 +69,8 @@ impl Default for Faults {
             speaker: None,
             reject_prefill: false,
             token_lifetime_s: None,
+            context_window: None,
+            content_filter: false,
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct SimStats {
     pub by_model: BTreeMap<String, u64>,
     /// The last protocol request received.
     pub last_request: Option<LastRequest>,
+    /// Chat requests refused by the `context_window` or `content_filter` fault.
+    pub content_errors_injected: u64,
     /// Access tokens granted by the Vertex token endpoint (`POST /token`).
     pub token_grants: u64,
     /// Vertex requests refused for an unknown or expired sim-issued token.
@@ -219,6 +227,11 @@ impl SimControls {
     /// Counts a request refused for an unknown or expired token.
     pub(crate) fn count_token_rejected(&self) {
         self.lock().stats.tokens_rejected += 1;
+    }
+
+    /// Counts a request refused by a content fault.
+    pub(crate) fn count_content_error(&self) {
+        self.lock().stats.content_errors_injected += 1;
     }
 
     /// Counts a stream ended by an injected error event.

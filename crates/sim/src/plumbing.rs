@@ -184,6 +184,32 @@ pub(crate) trait ErrorShape: Send + Sync {
     /// A well-framed event whose payload is not valid JSON; `first` when no token frame preceded
     /// it (the Gemini JSON array needs its element separator on the other side then).
     fn garbage(&self, first: bool) -> Bytes;
+    /// The protocol's answer to `input` tokens over a context window of `window`.
+    fn context_length(&self, input: u64, window: u64) -> Response;
+    /// The protocol's content-policy refusal of a prompt, when it is an HTTP error (`None`
+    /// where the protocol refuses in-band, with a 200 and a block reason).
+    fn content_filter(&self) -> Option<Response>;
+}
+
+impl SimCtx {
+    /// Applies the content faults to a chat request of `input` tokens: the response to send
+    /// instead, if one applies.
+    pub fn content_gate(
+        &self,
+        faults: &Faults,
+        input: u64,
+        shape: &dyn ErrorShape,
+    ) -> Option<Response> {
+        let refusal = match faults.context_window {
+            Some(window) if input > window => Some(shape.context_length(input, window)),
+            _ if faults.content_filter => shape.content_filter(),
+            _ => None,
+        };
+        if refusal.is_some() {
+            self.controls.count_content_error();
+        }
+        refusal
+    }
 }
 
 /// A JSON response with extra headers.

@@ -536,3 +536,110 @@ async fn malformed_frame_fault_on_bedrock() {
     assert_eq!(sim.controls().stats().streams_dropped, 1);
     sim.shutdown().await;
 }
+
+/// The content faults answer with each protocol's real error, which the gateway's codecs read
+/// as the matching kind; Bedrock and Gemini refuse content in-band, so there the filter fault
+/// does nothing.
+#[tokio::test]
+async fn context_window_and_content_filter_faults_speak_each_protocol() {
+    use switchyard_protocol::upstream::upstream_codec;
+    use switchyard_types::{ErrorKind, ProviderKind};
+    let cases = [
+        (
+            SimProtocol::OpenAi,
+            ProviderKind::OpenAi,
+            Some("content_filter"),
+        ),
+        (
+            SimProtocol::AzureOpenAi,
+            ProviderKind::AzureOpenAi,
+            Some("content_filter"),
+        ),
+        (
+            SimProtocol::Anthropic,
+            ProviderKind::Anthropic,
+            Some("invalid_request_error"),
+        ),
+        (SimProtocol::Bedrock, ProviderKind::Bedrock, None),
+        (SimProtocol::Gemini, ProviderKind::Gemini, None),
+    ];
+    for (protocol, kind, filter_code) in cases {
+        let sim = start("s", protocol).await;
+        let base = sim.base_url();
+        let send = || async {
+            let text = json!([{"text": "one two three four"}]);
+            let request = match protocol {
+                SimProtocol::OpenAi => client()
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(KEY)
+                    .json(&chat_body(false))
+                    .build()
+                    .unwrap(),
+                SimProtocol::AzureOpenAi => client()
+                    .post(format!(
+                        "{base}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+                    ))
+                    .header("api-key", KEY)
+                    .json(&chat_body(false))
+                    .build()
+                    .unwrap(),
+                SimProtocol::Anthropic => client()
+                    .post(format!("{base}/v1/messages"))
+                    .header("x-api-key", KEY)
+                    .header("anthropic-version", "2023-06-01")
+                    .json(&json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "one two three four"}]}))
+                    .build()
+                    .unwrap(),
+                SimProtocol::Bedrock => signed(
+                    &format!("{base}/model/amazon.nova-lite-v1%3A0/converse"),
+                    &json!({"messages": [{"role": "user", "content": text}]}),
+                ),
+                _ => client()
+                    .post(format!(
+                        "{base}/v1beta/models/gemini-2.5-flash:generateContent?key={KEY}"
+                    ))
+                    .json(&json!({"contents": [{"role": "user", "parts": text}]}))
+                    .build()
+                    .unwrap(),
+            };
+            let r = client().execute(request).await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            let body = r.bytes().await.unwrap();
+            (
+                status,
+                upstream_codec(kind).decode_error(status, &headers, &body),
+            )
+        };
+        sim.controls().set_faults(Faults {
+            context_window: Some(2),
+            ..Faults::default()
+        });
+        let (status, e) = send().await;
+        assert_eq!(
+            (status, e.kind),
+            (400, ErrorKind::ContextLengthExceeded),
+            "{protocol:?}: {e:?}"
+        );
+        sim.controls().set_faults(Faults {
+            content_filter: true,
+            ..Faults::default()
+        });
+        let (status, e) = send().await;
+        match filter_code {
+            Some(code) => {
+                assert_eq!(
+                    (status, e.kind),
+                    (400, ErrorKind::ContentFilter),
+                    "{protocol:?}"
+                );
+                assert_eq!(e.code.as_deref(), Some(code));
+            }
+            None => assert_eq!(status, 200, "{protocol:?}"),
+        }
+        assert_eq!(
+            sim.controls().stats().content_errors_injected,
+            1 + u64::from(filter_code.is_some())
+        );
+    }
+}

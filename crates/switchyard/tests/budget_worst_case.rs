@@ -45,15 +45,16 @@ async fn uncapped_requests_for_three_answers_cannot_overshoot_a_hard_budget() {
     let input = WORDS as i64 + 1;
     let output = (WORDS as i64 + 2) * N as i64;
     let real = input * 1_000 + output * 10_000; // nano-USD at $1 and $10 per million
-    // Without the deployment's maximum and `n` the reservation would assume 4,096 output
-    // tokens for one answer, well under the real cost, so five would run at once.
+                                                // Without the deployment's maximum and `n` the reservation would assume 4,096 output
+                                                // tokens for one answer, well under the real cost, so five would run at once.
     assert!(real > 2 * (input * 1_000 + 4096 * 10_000));
 
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let (url, secret, prompt) = (gw.url.clone(), secret.clone(), prompt.clone());
         tasks.push(tokio::spawn(async move {
-            let body = json!({"model": "m", "n": N, "messages": [{"role": "user", "content": prompt}]});
+            let body =
+                json!({"model": "m", "n": N, "messages": [{"role": "user", "content": prompt}]});
             let r = client()
                 .post(format!("{url}/v1/chat/completions"))
                 .bearer_auth(&secret)
@@ -74,7 +75,11 @@ async fn uncapped_requests_for_three_answers_cannot_overshoot_a_hard_budget() {
             200 => {
                 served += 1;
                 assert_eq!(body["choices"].as_array().unwrap().len(), N as usize);
-                assert_eq!(body["usage"]["completion_tokens"], output, "{}", body["usage"]);
+                assert_eq!(
+                    body["usage"]["completion_tokens"], output,
+                    "{}",
+                    body["usage"]
+                );
             }
             429 => assert_eq!(body["error"]["code"], "insufficient_quota", "{body}"),
             other => panic!("unexpected {other}: {body}"),
@@ -92,7 +97,11 @@ async fn uncapped_requests_for_three_answers_cannot_overshoot_a_hard_budget() {
         .iter()
         .map(|r| r.record.cost.nanos())
         .sum();
-    assert_eq!(spent, served as i64 * real, "spent {spent} for {served} requests");
+    assert_eq!(
+        spent,
+        served as i64 * real,
+        "spent {spent} for {served} requests"
+    );
     // The bound: one worst-case request (the prompt estimate and MAX_OUTPUT × n) over.
     let worst = (input * 2) * 1_000 + (MAX_OUTPUT * N) as i64 * 10_000;
     assert!(

@@ -314,7 +314,11 @@ async fn a_dead_provider_is_failed_over_invisibly() {
 #[tokio::test]
 async fn a_stream_failing_before_its_first_event_fails_over() {
     let (p1, p2, config) = two_provider_setup().await;
-    let gw = Gateway::start(&config);
+    // A 500 fails over at once under this table (the default retries it in place first).
+    let gw = Gateway::start(&config.replace(
+        "[models.m]\ndeployments = [\"d1\", \"d2\"]\n",
+        "[models.m]\ndeployments = [\"d1\", \"d2\"]\nretry = { on = { server_error = \"failover\" } }\n",
+    ));
     set_faults(&p1, json!({"fail_next": 1, "fail_status": 500})).await;
     let mut req = chat("m", "fail over please");
     req["stream"] = json!(true);

@@ -27,7 +27,8 @@ async fn metrics_count_requests_failovers_and_tokens_exactly() {
     let p1 = sim("p1", SimProtocol::OpenAi).await;
     let p2 = sim("p2", SimProtocol::OpenAi).await;
     let config = format!(
-        "{}{}{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\n",
+        // A 500 fails over at once under this table (the default retries it in place first).
+        "{}{}{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\nretry = {{ on = {{ server_error = \"failover\" }} }}\n",
         server_toml(""),
         provider_toml("p1", &p1, SimProtocol::OpenAi),
         provider_toml("p2", &p2, SimProtocol::OpenAi),

@@ -76,10 +76,11 @@ struct Fleet {
 }
 
 /// Per family `f`: model `rec-f` over `f-first` then `f-second` (which accepts prefill), and
-/// model `plain-f` over `f-first` then the plain OpenAI provider. Streams stall after 300 ms.
+/// model `plain-f` over `f-first` then the plain OpenAI provider. `rec-f`'s streams stall
+/// after 300 ms (its own stall timeout).
 async fn fleet() -> Fleet {
     let plain = sim("plain", SimProtocol::OpenAi).await;
-    let mut config = server_toml("[server.timeouts]\nstall_ms = 300\n");
+    let mut config = server_toml("");
     config += &provider("plain", &plain, SimProtocol::OpenAi);
     config += &deployment("plain", "plain", "");
     let mut families = Vec::new();
@@ -95,7 +96,7 @@ async fn fleet() -> Fleet {
             "accepts_prefill = true\n",
         );
         config += &format!(
-            "[models.rec-{name}]\ndeployments = [\"{name}-first\", \"{name}-second\"]\n\n\
+            "[models.rec-{name}]\ndeployments = [\"{name}-first\", \"{name}-second\"]\ntimeouts = {{ stall_ms = 300 }}\n\n\
              [models.plain-{name}]\ndeployments = [\"{name}-first\", \"plain\"]\n\n"
         );
         families.push(Family {
@@ -287,7 +288,7 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
                 Expect::Continued("upstream_protocol"),
             ));
 
-            // Stalled after 40 words, past the 300 ms stall limit: the same.
+            // Stalled after 40 words, past the model's 300 ms stall limit: the same.
             faults(first, json!({"stall_after_tokens": 40})).await;
             let r = stream(&fleet.gw, door, &rec).await;
             assert_whole(&r, &what("stall"));

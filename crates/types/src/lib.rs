@@ -187,6 +187,10 @@ pub enum ErrorKind {
     RateLimited,
     /// The upstream refused the content (safety filter).
     ContentFilter,
+    /// The request's input is longer than the model's context window (OpenAI
+    /// `context_length_exceeded` and each protocol's equivalent); a larger-context model may
+    /// serve it.
+    ContextLengthExceeded,
     /// The upstream is overloaded (Anthropic 529, Gemini 503 UNAVAILABLE).
     Overloaded,
     /// The upstream answered 5xx.
@@ -210,7 +214,7 @@ impl ErrorKind {
     /// The HTTP status the gateway answers with for this kind.
     pub fn status(self) -> u16 {
         match self {
-            Self::InvalidRequest | Self::ContentFilter => 400,
+            Self::InvalidRequest | Self::ContentFilter | Self::ContextLengthExceeded => 400,
             Self::Authentication => 401,
             Self::PermissionDenied => 403,
             Self::NotFound => 404,
@@ -250,6 +254,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::ContentFilter => "content_filter",
+            Self::ContextLengthExceeded => "context_length_exceeded",
             Self::Overloaded => "overloaded",
             Self::UpstreamServer => "upstream_server",
             Self::UpstreamRejected => "upstream_rejected",
@@ -321,6 +326,7 @@ mod tests {
             ErrorKind::NotFound,
             ErrorKind::PayloadTooLarge,
             ErrorKind::ContentFilter,
+            ErrorKind::ContextLengthExceeded,
         ] {
             assert!(!kind.retryable(), "{kind}");
             assert!((400..500).contains(&kind.status()), "{kind}");

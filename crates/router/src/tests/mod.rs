@@ -14,6 +14,7 @@ mod breakers;
 mod planning;
 mod property;
 mod resilience;
+mod retry_table;
 mod strategies;
 
 fn rng() -> StdRng {

@@ -45,6 +45,7 @@ pub(super) struct RawServer {
     pub(super) timeouts: RawTimeouts,
 }
 
+/// `[server.timeouts]`, and the same keys as `timeouts` on a model or a deployment.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTimeouts {
@@ -52,6 +53,7 @@ pub(super) struct RawTimeouts {
     pub(super) first_byte_ms: Option<u64>,
     pub(super) stall_ms: Option<u64>,
     pub(super) total_ms: Option<u64>,
+    pub(super) attempt_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,7 @@ pub(super) struct RawDeployment {
     pub(super) commitment: Option<super::routing::RawCommitment>,
     pub(super) accepts_prefill: Option<bool>,
     pub(super) max_output_tokens: Option<u64>,
+    pub(super) timeouts: Option<RawTimeouts>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +142,10 @@ pub(super) struct RawModel {
     #[serde(default)]
     pub(super) constraints: super::routing::RawConstraints,
     pub(super) hedging: Option<super::routing::RawHedging>,
+    #[serde(default)]
+    pub(super) context_fallbacks: Vec<String>,
+    pub(super) retry: Option<super::routing::RawRetryRules>,
+    pub(super) timeouts: Option<RawTimeouts>,
     #[serde(default)]
     pub(super) stream_recovery: RawStreamRecovery,
     #[serde(default)]

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_router::{
-    Backoff, BreakerConfig, Budget, Commitment, Constraints, DataClass, Filter, Hedging, Period,
-    Policy, RetryPolicy, StatusSet, Strategy,
+    Action, Backoff, BreakerConfig, Budget, Commitment, Constraints, DataClass, ErrorClass, Filter,
+    Hedging, Period, Policy, RetryPolicy, RetryRules, StatusSet, Strategy,
 };
 use switchyard_types::{Cloud, Jurisdiction, Money, ProviderKind};
 
@@ -70,7 +70,7 @@ pub(super) struct RawHedging {
     percentile: Option<f64>,
 }
 
-/// `[retry]`: budgets, backoff and the retryable-status table per protocol.
+/// `[retry]`: budgets, backoff, the retryable-status table per protocol and the retry table.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetry {
@@ -80,6 +80,22 @@ pub(super) struct RawRetry {
     rate_limit_cooldown_ms: Option<u64>,
     #[serde(default)]
     statuses: HashMap<ProviderKind, Vec<u16>>,
+    // The retry table's keys, as in [`RawRetryRules`] (serde cannot flatten into a struct
+    // that denies unknown fields).
+    same_deployment_retries: Option<u32>,
+    retry_after_wait_max_ms: Option<u64>,
+    #[serde(default)]
+    on: BTreeMap<ErrorClass, Action>,
+}
+
+/// The retry table: in `[retry]`, and as `retry` on a model (overriding it key by key).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetryRules {
+    same_deployment_retries: Option<u32>,
+    retry_after_wait_max_ms: Option<u64>,
+    #[serde(default)]
+    on: BTreeMap<ErrorClass, Action>,
 }
 
 /// `[breaker]`: when a deployment's circuit breaker opens and for how long.
@@ -102,7 +118,8 @@ pub(super) struct RawRouting<'a> {
     pub breaker: &'a RawBreaker,
     pub provider_statuses: Vec<(&'a str, &'a [u16])>,
     pub max_attempts: usize,
-    pub total_timeout: Duration,
+    /// The default time budget: room for a failover after one timed-out attempt.
+    pub default_budget: Duration,
 }
 
 impl Compiler {
@@ -271,6 +288,33 @@ impl Compiler {
         })
     }
 
+    /// `base` with the keys `raw` sets replaced.
+    pub(super) fn retry_rules(
+        &mut self,
+        loc: &str,
+        base: RetryRules,
+        raw: &RawRetryRules,
+    ) -> RetryRules {
+        let mut rules = base;
+        if let Some(n) = raw.same_deployment_retries {
+            rules.same_deployment = n;
+        }
+        if let Some(ms) = raw.retry_after_wait_max_ms {
+            rules.retry_after_wait_max = Duration::from_millis(ms);
+        }
+        for (class, action) in &raw.on {
+            rules.set_action(*class, *action);
+        }
+        if rules.same_deployment > 10 {
+            self.warn(
+                format!("{loc}.same_deployment_retries"),
+                format!("{} retries on one deployment", rules.same_deployment),
+                "server.max_attempts still bounds a request; 1 or 2 is usually enough",
+            );
+        }
+        rules
+    }
+
     pub(super) fn data_class(
         &mut self,
         loc: &str,
@@ -392,7 +436,7 @@ impl Compiler {
         let r = raw.retry;
         let budget = Budget {
             max_attempts: raw.max_attempts,
-            time: ms(r.time_budget_ms, raw.total_timeout),
+            time: ms(r.time_budget_ms, raw.default_budget),
             backoff: Backoff {
                 base: ms(r.backoff_base_ms, backoff_default.base),
                 max: ms(r.backoff_max_ms, backoff_default.max),
@@ -402,7 +446,7 @@ impl Compiler {
             self.error(
                 "retry.time_budget_ms",
                 "a time budget of 0 fails every request",
-                "use a positive number of milliseconds; the default is server.timeouts.total_ms",
+                "use a positive number of milliseconds; the default is server.timeouts.total_ms, or twice the attempt timeout when that is more",
             );
         }
         if budget.backoff.max < budget.backoff.base {
@@ -412,10 +456,17 @@ impl Compiler {
                 "make backoff_max_ms at least backoff_base_ms",
             );
         }
+        let global = RawRetryRules {
+            same_deployment_retries: r.same_deployment_retries,
+            retry_after_wait_max_ms: r.retry_after_wait_max_ms,
+            on: r.on.clone(),
+        };
+        let retry_rules = self.retry_rules("retry", RetryRules::default(), &global);
         Policy {
             constraints,
             data_classes,
             retry,
+            retry_rules,
             breaker,
             budget,
             rate_limit_cooldown: ms(r.rate_limit_cooldown_ms, Duration::from_secs(1)),

@@ -169,7 +169,7 @@ fn the_shipped_example_config_compiles() {
     let text = include_str!("../../../../config/example.toml");
     let snap = compile(text, &|name| Some(format!("secret-{name}"))).unwrap();
     assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
-    assert_eq!(snap.catalog.models().count(), 4);
+    assert_eq!(snap.catalog.models().count(), 5);
 }
 
 const ROUTING: &str = r#"
@@ -398,4 +398,76 @@ fn routing_problems_are_reported_with_location_and_hint() {
             problems[0]
         );
     }
+}
+
+#[test]
+fn retry_tables_context_fallbacks_and_timeouts_compile_per_model_and_deployment() {
+    use switchyard_router::{Action, ErrorClass};
+    let text = GOOD
+        .replace(
+            "[server]\n",
+            "[server]\ntimeouts = { total_ms = 30000, attempt_ms = 20000 }\n",
+        )
+        .replace(
+            "fallbacks = [\"mini\"]\n",
+            "fallbacks = [\"mini\"]\ncontext_fallbacks = [\"mini\"]\nretry = { same_deployment_retries = 2, on = { server_error = \"failover\" } }\ntimeouts = { attempt_ms = 500 }\n",
+        )
+        .replace(
+            "tags = [\"zdr\"]\n",
+            "tags = [\"zdr\"]\ntimeouts = { connect_ms = 100, attempt_ms = 900, stall_ms = 700 }\n",
+        )
+        + "\n[retry]\nretry_after_wait_max_ms = 1500\non = { auth = \"fail\" }\n";
+    let snap = compile(&text, &env).unwrap();
+    let policy = snap.catalog.policy();
+    assert_eq!(
+        policy.retry_rules.retry_after_wait_max,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(policy.retry_rules.action(ErrorClass::Auth), Action::Fail);
+    assert_eq!(policy.retry_rules.same_deployment, 1);
+    // Twice the attempt timeout, more than the total: room for one failover.
+    assert_eq!(policy.budget.time, Duration::from_secs(40));
+    let model = snap.catalog.model("gpt-4o").unwrap();
+    let rules = model.retry.unwrap();
+    assert_eq!(rules.same_deployment, 2);
+    assert_eq!(rules.action(ErrorClass::ServerError), Action::Failover);
+    assert_eq!(rules.action(ErrorClass::Auth), Action::Fail, "inherited");
+    assert_eq!(model.context_fallbacks, vec![Arc::<str>::from("mini")]);
+    assert!(snap.catalog.model("mini").unwrap().retry.is_none());
+    let s = &snap.settings;
+    let t = |m: &str, d: &str| s.timeout_overrides.resolve(&s.timeouts, m, d);
+    // The model's keys win, then the deployment's, then the server's.
+    let both = t("gpt-4o", "gpt4o-openai");
+    assert_eq!(
+        (both.attempt, both.connect, both.stall, both.total),
+        (
+            Duration::from_millis(500),
+            Duration::from_millis(100),
+            Duration::from_millis(700),
+            Duration::from_secs(30)
+        )
+    );
+    assert_eq!(
+        t("mini", "gpt4o-openai").attempt,
+        Duration::from_millis(900)
+    );
+    assert_eq!(t("mini", "gpt4o-azure").attempt, Duration::from_secs(20));
+
+    let bad = text
+        .replace(
+            "context_fallbacks = [\"mini\"]",
+            "context_fallbacks = [\"gpt-4o\", \"huge\"]",
+        )
+        .replace("attempt_ms = 500", "attempt_ms = 0");
+    let problems = compile(&bad, &env).unwrap_err();
+    let at: Vec<&str> = problems.iter().map(|p| p.location.as_str()).collect();
+    for loc in [
+        "models.gpt-4o.context_fallbacks[0]",
+        "models.gpt-4o.context_fallbacks[1]",
+        "models.gpt-4o.timeouts.attempt_ms",
+    ] {
+        assert!(at.contains(&loc), "{loc} in {at:?}");
+    }
+    let unknown = text.replace("server_error = \"failover\"", "server_eror = \"failover\"");
+    assert!(compile(&unknown, &env).is_err());
 }

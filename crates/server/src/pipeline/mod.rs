@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use std::future::Future;
 use std::sync::Arc;
+use switchyard_protocol::translate::Options;
 use switchyard_providers::AttemptError;
 use switchyard_router::{AttemptLog, Deployment, Estimate, Model, Plan, StreamRecovery};
 use switchyard_types::TokenUsage;
@@ -158,7 +159,7 @@ pub(crate) async fn run<E: Endpoint>(
 /// The phases after authentication; every error return is recorded by the caller.
 async fn serve<E: Endpoint>(
     state: &Arc<AppState>,
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
     headers: &HeaderMap,
     body: Body,
     decode: impl FnOnce(&HeaderMap, Bytes) -> Result<E, ApiError>,
@@ -181,10 +182,24 @@ async fn serve<E: Endpoint>(
     let admission = phases::admit(state, caller, &model.name, &plan, &ask).await?;
     // Attempt loop.
     let recovery = model.streams.recovery == StreamRecovery::Continue && ask.stream;
-    let limits = phases::attempt_limits(&snapshot.settings, ask.stream, model, recovery);
+    let translate = Options {
+        malformed: model.streams.malformed,
+        keep_text: recovery,
+    };
     let budget = snapshot.catalog.policy().budget;
     let (ctx, tracker): (&Context, &Tracker) = (&pending.ctx, &pending.tracker);
-    let served = switchyard_router::execute(&plan, &state.health, &budget, |d| {
+    let planned = &plan;
+    let served = switchyard_router::execute(planned, &state.health, &budget, |d| {
+        // A deployment is in a plan once, so it names the model its attempt serves.
+        let model = planned
+            .candidates
+            .iter()
+            .chain(&planned.context_candidates)
+            .find(|c| Arc::ptr_eq(&c.deployment, &d))
+            .map_or(&planned.model, |c| &c.model);
+        let limits = snapshot
+            .settings
+            .attempt_limits(model, &d, ask.stream, translate);
         let i = tracker.start(&d);
         let span = phases::attempt_span(ctx, &d);
         let attempt = endpoint.attempt(state, d, limits);
@@ -206,10 +221,10 @@ async fn serve<E: Endpoint>(
         .map(|request| Recovery {
             state: state.clone(),
             request,
+            snapshot: snapshot.clone(),
             plan,
             budget,
-            limits,
-            rate_cooldown: snapshot.catalog.policy().rate_limit_cooldown,
+            translate,
         });
     Ok(phases::respond(
         served, admission, pending, snapshot, recovery,

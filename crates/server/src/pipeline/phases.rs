@@ -2,8 +2,7 @@
 //! resolve the model, read the caller's preferences, route, admit, bound the attempts, and
 //! answer (with the transparency headers) or render the error.
 
-use super::{Answer, Ask, AttemptLimits};
-use crate::config::Settings;
+use super::{Answer, Ask};
 use crate::error::ApiError;
 use crate::observe::Pending;
 use crate::relay::{Forwarding, Recovery};
@@ -16,8 +15,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::time::Duration;
 use switchyard_governance::{Admission, Denied, KeyStore};
-use switchyard_protocol::translate::Options;
-use switchyard_providers::{AttemptError, Timeouts};
+use switchyard_providers::AttemptError;
 use switchyard_router::{
     DataClass, Deployment, Model, Plan, Preferences, RouteError, RouteRequest,
 };
@@ -290,32 +288,10 @@ pub(crate) async fn admit(
             let mut err = ApiError::new(denied.error_kind(), denied.to_string());
             err.retry_after = denied.retry_after_secs().map(Duration::from_secs);
             if matches!(denied, Denied::OverBudget { .. }) {
-                err.code = Some("insufficient_quota");
+                err.code = Some("insufficient_quota".into());
             }
             err
         })
-}
-
-/// The time limits of each attempt. A non-streaming answer's headers come only when it is
-/// complete, so its first-byte limit is the total one.
-pub(crate) fn attempt_limits(
-    settings: &Settings,
-    stream: bool,
-    model: &Model,
-    keep_text: bool,
-) -> AttemptLimits {
-    let t = &settings.timeouts;
-    AttemptLimits {
-        timeouts: Timeouts {
-            first_byte: if stream { t.first_byte } else { t.total },
-            total: t.total,
-        },
-        stall: t.stall,
-        translate: Options {
-            malformed: model.streams.malformed,
-            keep_text,
-        },
-    }
 }
 
 /// The span of one upstream attempt, a child of the request's (GenAI client span); none

@@ -65,6 +65,16 @@ impl ErrorShape for Shape {
         // A complete SSE event; only its JSON lacks the closing brace.
         Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"sim garbage\"}\n\n")
     }
+
+    fn context_length(&self, input: u64, window: u64) -> Response {
+        bad_request(&format!(
+            "prompt is too long: {input} tokens > {window} maximum"
+        ))
+    }
+
+    fn content_filter(&self) -> Option<Response> {
+        Some(bad_request("Output blocked by content filtering policy"))
+    }
 }
 
 /// Anthropic's answer to a prefill on models that do not take one (Claude 4.6 and later).
@@ -289,6 +299,9 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         None => conv.plan(&speaker),
     };
     let input = conv.input_tokens();
+    if let Some(r) = ctx.content_gate(&faults, u64::from(input), &Shape) {
+        return r;
+    }
     let id = ctx.next_id("msg_");
     let tool_id = format!(
         "toolu_{}",

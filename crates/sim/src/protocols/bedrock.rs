@@ -125,6 +125,19 @@ impl ErrorShape for Shape {
             ));
         encode(&msg)
     }
+
+    fn context_length(&self, _input: u64, _window: u64) -> Response {
+        aws_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Input is too long for requested model.",
+        )
+    }
+
+    /// Bedrock refuses in-band: a guardrail answers 200 with `stopReason: guardrail_intervened`.
+    fn content_filter(&self) -> Option<Response> {
+        None
+    }
 }
 
 /// Bedrock passes the model's own validation errors on behind this prefix.
@@ -445,6 +458,9 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
         None => conv.plan(&speaker),
     };
     let input = conv.input_tokens();
+    if let Some(r) = ctx.content_gate(&faults, u64::from(input), &Shape) {
+        return r;
+    }
     let tool_id = format!(
         "tooluse_{}",
         &rules::hash_id(&[&speaker, &conv.last_user_text()])[..22]

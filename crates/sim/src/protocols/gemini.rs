@@ -95,6 +95,16 @@ impl ErrorShape for Shape {
         };
         Bytes::from(bytes)
     }
+
+    fn context_length(&self, input: u64, window: u64) -> Response {
+        let message = format!("The input token count ({input}) exceeds the maximum number of tokens allowed ({window}).");
+        error(StatusCode::BAD_REQUEST, &message, Vec::new())
+    }
+
+    /// Gemini refuses in-band: a 200 with `promptFeedback.blockReason`.
+    fn content_filter(&self) -> Option<Response> {
+        None
+    }
 }
 
 fn error(status: StatusCode, message: &str, details: Vec<Value>) -> Response {
@@ -178,6 +188,15 @@ async fn dispatch(State(ctx): State<Sim>, req: Request) -> Response {
         vertex,
         model: &target.model,
     };
+    if matches!(
+        target.method.as_str(),
+        "generateContent" | "streamGenerateContent"
+    ) {
+        let input = conversation(inb.body(), &inb.bytes).input_tokens();
+        if let Some(r) = ctx.content_gate(&faults, u64::from(input), &shape) {
+            return r;
+        }
+    }
     match target.method.as_str() {
         "generateContent" => gen.generate(&inb, &faults),
         "streamGenerateContent" => gen.stream(&inb, faults, shape),

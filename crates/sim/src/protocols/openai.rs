@@ -133,6 +133,39 @@ impl ErrorShape for Shape {
         // A complete SSE event; only its JSON lacks the closing brace.
         Bytes::from_static(b"data: {\"object\": \"chat.completion.chunk\", \"choices\": [{\"index\": 0, \"delta\": {\"content\": \"sim garbage\"}}]\n\n")
     }
+
+    fn context_length(&self, input: u64, window: u64) -> Response {
+        let message = format!("This model's maximum context length is {window} tokens. However, your messages resulted in {input} tokens. Please reduce the length of the messages.");
+        let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &body,
+            &[("x-request-id", "req_sim_error".to_owned())],
+        )
+    }
+
+    fn content_filter(&self) -> Option<Response> {
+        let body = if self.azure {
+            // Azure's prompt filter: `type` null, the verdict per category in `innererror`.
+            json!({"error": {
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+                "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
+                    "hate": {"filtered": true, "severity": "high"},
+                    "self_harm": {"filtered": false, "severity": "safe"},
+                    "sexual": {"filtered": false, "severity": "safe"},
+                    "violence": {"filtered": false, "severity": "safe"}
+                }}
+            }})
+        } else {
+            json!({"error": {"message": "Your request was rejected as a result of our safety system.", "type": "invalid_request_error", "param": "messages", "code": "content_filter"}})
+        };
+        Some(json_response(
+            StatusCode::BAD_REQUEST,
+            &body,
+            &[("x-request-id", "req_sim_error".to_owned())],
+        ))
+    }
 }
 
 impl Api {
@@ -283,6 +316,12 @@ async fn chat_impl(api: &Api, inb: Inbound, model: Option<String>) -> Response {
         None => conv.plan(&speaker),
     };
     let input = conv.input_tokens();
+    if let Some(r) = api
+        .ctx
+        .content_gate(&faults, u64::from(input), &api.shape())
+    {
+        return r;
+    }
     // `n` choices, each the same reply, billed n times over (the prompt once), as OpenAI
     // does; a stream carries choice 0 only.
     let n = if stream {

@@ -3,7 +3,7 @@
 //!
 //! | kind | status | `error.type` |
 //! |---|---|---|
-//! | InvalidRequest, ContentFilter | 400 | `invalid_request_error` |
+//! | InvalidRequest, ContentFilter, ContextLengthExceeded | 400 | `invalid_request_error` |
 //! | Authentication | 401 | `authentication_error` |
 //! | PermissionDenied | 403 | `permission_error` |
 //! | NotFound | 404 | `not_found_error` |
@@ -27,7 +27,9 @@ use switchyard_types::ErrorKind;
 /// `api_error` (what the SDK expects on 5xx) with the kind's own status.
 pub(super) fn status_and_type(kind: ErrorKind) -> (u16, &'static str) {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::ContentFilter => (400, "invalid_request_error"),
+        ErrorKind::InvalidRequest | ErrorKind::ContentFilter | ErrorKind::ContextLengthExceeded => {
+            (400, "invalid_request_error")
+        }
         ErrorKind::Authentication => (401, "authentication_error"),
         ErrorKind::PermissionDenied => (403, "permission_error"),
         ErrorKind::NotFound => (404, "not_found_error"),
@@ -91,6 +93,8 @@ fn kind_for_type(kind: &str) -> Option<ErrorKind> {
 /// 401/403/404 → `UpstreamRejected`, 413 → `PayloadTooLarge`, 408/504 → `UpstreamTimeout`,
 /// other 5xx → `UpstreamServer`, other 4xx → `UpstreamRejected`), except that an
 /// `overloaded_error` type is `Overloaded` whatever the status (Anthropic has sent it with 500).
+/// A 400 whose message is "prompt is too long: N tokens > M maximum" is
+/// `ContextLengthExceeded`; "Output blocked by content filtering policy" is `ContentFilter`.
 pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     let err = serde_json::from_slice::<ErrorEnvelopeIn>(body)
         .ok()
@@ -99,16 +103,21 @@ pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
         Some(ErrorIn { kind, message }) => (kind, message),
         None => (None, None),
     };
+    let message = message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body_excerpt(status, body));
     let kind = if kind_name.as_deref() == Some("overloaded_error") {
         ErrorKind::Overloaded
+    } else if status == 400 && message.starts_with("prompt is too long") {
+        ErrorKind::ContextLengthExceeded
+    } else if status == 400 && message.contains("content filtering policy") {
+        ErrorKind::ContentFilter
     } else {
         kind_for_status(status)
     };
     UpstreamError {
         kind,
-        message: message
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| body_excerpt(status, body)),
+        message,
         code: kind_name,
         retry_after: None,
     }

@@ -845,3 +845,31 @@ mod props {
         }
     }
 }
+
+#[test]
+fn decode_error_knows_the_context_window_and_the_content_filter() {
+    let d = decode_error(
+        400,
+        &body(
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 208310 tokens > 200000 maximum"}}),
+        ),
+    );
+    assert_eq!(
+        (d.kind, d.code.as_deref()),
+        (
+            ErrorKind::ContextLengthExceeded,
+            Some("invalid_request_error")
+        )
+    );
+    let d = decode_error(
+        400,
+        &body(
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "Output blocked by content filtering policy"}}),
+        ),
+    );
+    assert_eq!(d.kind, ErrorKind::ContentFilter);
+    assert_eq!(
+        encode_error(ErrorKind::ContextLengthExceeded, "too long").0,
+        400
+    );
+}

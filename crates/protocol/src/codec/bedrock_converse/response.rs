@@ -175,6 +175,18 @@ struct ErrorIn {
     kind: Option<String>,
 }
 
+/// Whether a ValidationException's message says the input exceeds the context window.
+fn input_too_long(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "input is too long",
+        "too many input tokens",
+        "prompt is too long",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
 /// Bedrock HTTP error → kind and message. Never fails.
 ///
 /// `error_type` is the `x-amzn-ErrorType` header (`Name:namespace`; everything from the first
@@ -184,6 +196,8 @@ struct ErrorIn {
 /// `UpstreamServer`; ModelTimeoutException → `UpstreamTimeout`; ValidationException →
 /// `InvalidRequest`; AccessDenied, UnrecognizedClient, signature and token exceptions,
 /// ResourceNotFoundException → `UpstreamRejected`. Unknown names fall back to the status.
+/// A ValidationException about the input's length ("Input is too long for requested model",
+/// "too many input tokens", Claude's "prompt is too long") is `ContextLengthExceeded`.
 pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> UpstreamError {
     let parsed = serde_json::from_slice::<ErrorIn>(body).ok();
     let (message, body_type) = match parsed {
@@ -197,15 +211,19 @@ pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Upstr
         .map(|n| n.rsplit('#').next().unwrap_or_default())
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    let kind = name
+    let message = message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body_excerpt(status, body));
+    let mut kind = name
         .as_deref()
         .and_then(kind_for_name)
         .unwrap_or_else(|| kind_for_status(status));
+    if kind == ErrorKind::InvalidRequest && input_too_long(&message) {
+        kind = ErrorKind::ContextLengthExceeded;
+    }
     UpstreamError {
         kind,
-        message: message
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| body_excerpt(status, body)),
+        message,
         code: name,
         retry_after: None,
     }

@@ -806,3 +806,19 @@ mod props {
         }
     }
 }
+
+#[test]
+fn decode_error_knows_the_context_window() {
+    for message in [
+        "Input is too long for requested model.",
+        "The model returned the following errors: too many input tokens",
+        "The model returned the following errors: prompt is too long: 210000 tokens > 200000 maximum",
+    ] {
+        let raw = serde_json::json!({ "message": message }).to_string();
+        let e = decode_error(400, Some("ValidationException"), raw.as_bytes());
+        assert_eq!(e.kind, ErrorKind::ContextLengthExceeded, "{message}");
+        assert_eq!(e.code.as_deref(), Some("ValidationException"));
+    }
+    let e = decode_error(400, Some("ValidationException"), br#"{"message":"bad"}"#);
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+}

@@ -95,7 +95,8 @@ fn retry_delay(details: &[DetailIn]) -> Option<Duration> {
 /// UNAUTHENTICATED / PERMISSION_DENIED / NOT_FOUND / FAILED_PRECONDITION →
 /// `UpstreamRejected`, INTERNAL → `UpstreamServer`, DEADLINE_EXCEEDED → `UpstreamTimeout`;
 /// otherwise the HTTP status. Bodies wrapped in a one-element array (the non-SSE stream
-/// form) are read too.
+/// form) are read too. An INVALID_ARGUMENT saying "The input token count (N) exceeds the maximum
+/// number of tokens allowed (M)" is `ContextLengthExceeded`.
 pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     // Checked by the first byte: serde would also read a one-element array as the struct.
     let parsed = if body.trim_ascii_start().starts_with(b"[") {
@@ -107,18 +108,25 @@ pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     }
     .and_then(|e| e.error)
     .unwrap_or_default();
-    let kind = parsed
+    let mut kind = parsed
         .status
         .as_deref()
         .and_then(|s| kind_for_code(s, &parsed.details))
         .unwrap_or_else(|| kind_for_status(status));
+    let message = parsed
+        .message
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body_excerpt(status, body));
+    if kind == ErrorKind::InvalidRequest
+        && message.contains("input token count")
+        && message.contains("exceeds the maximum")
+    {
+        kind = ErrorKind::ContextLengthExceeded;
+    }
     UpstreamError {
         kind,
         retry_after: retry_delay(&parsed.details),
-        message: parsed
-            .message
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| body_excerpt(status, body)),
+        message,
         code: parsed.status,
     }
 }

@@ -765,3 +765,17 @@ mod props {
         }
     }
 }
+
+#[test]
+fn decode_error_knows_the_context_window() {
+    let e = decode_error(
+        400,
+        &body(
+            json!({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}),
+        ),
+    );
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::ContextLengthExceeded, Some("INVALID_ARGUMENT"))
+    );
+}

@@ -23,6 +23,10 @@ fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
         ErrorKind::RateLimited => ("requests", Some("rate_limit_exceeded")),
         // Azure's shape for a blocked prompt, which the SDK surfaces as `code == "content_filter"`.
         ErrorKind::ContentFilter => ("invalid_request_error", Some("content_filter")),
+        // OpenAI's own code, which SDKs and agents test for to trim a conversation.
+        ErrorKind::ContextLengthExceeded => {
+            ("invalid_request_error", Some("context_length_exceeded"))
+        }
         ErrorKind::Overloaded
         | ErrorKind::UpstreamServer
         | ErrorKind::UpstreamRejected
@@ -66,7 +70,9 @@ pub fn encode_error(
 /// Status decides first (401/403/404 → `UpstreamRejected`: the gateway's credentials or
 /// deployment are wrong, not the client's; 408 and 504 → `UpstreamTimeout`; 413 →
 /// `PayloadTooLarge`; 429 → `RateLimited`; 529 → `Overloaded`; other 5xx → `UpstreamServer`; other 4xx → `InvalidRequest` for 400/422 and
-/// `UpstreamRejected` otherwise), except that a `content_filter` code is always `ContentFilter`.
+/// `UpstreamRejected` otherwise), except that a `content_filter` code is always `ContentFilter`
+/// and a `context_length_exceeded` code (or, from servers that send no code, such as vLLM,
+/// OpenAI's "maximum context length" message on a 400) is `ContextLengthExceeded`.
 pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
     let parsed = serde_json::from_slice::<ErrorEnvelopeIn>(body).ok();
     let (message, kind_name, code) = match parsed {
@@ -88,8 +94,12 @@ pub fn decode_error(status: u16, body: &[u8]) -> UpstreamError {
 
     let filtered =
         code.as_deref() == Some("content_filter") || kind_name.as_deref() == Some("content_filter");
+    let too_long = code.as_deref() == Some("context_length_exceeded")
+        || (status == 400 && message.contains("maximum context length"));
     let kind = if filtered {
         ErrorKind::ContentFilter
+    } else if too_long {
+        ErrorKind::ContextLengthExceeded
     } else {
         kind_for_status(status)
     };

@@ -1642,3 +1642,31 @@ mod passthrough_props {
         }
     }
 }
+
+#[test]
+fn decode_error_knows_the_context_window() {
+    let openai = br#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+    let e = decode_error(400, openai);
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (
+            ErrorKind::ContextLengthExceeded,
+            Some("context_length_exceeded")
+        )
+    );
+    // vLLM sends OpenAI's words without the code.
+    let vllm = br#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.","type":"BadRequestError","code":400}"#;
+    assert_eq!(
+        decode_error(400, vllm).kind,
+        ErrorKind::ContextLengthExceeded
+    );
+    let v: serde_json::Value = serde_json::from_slice(&encode_error(
+        ErrorKind::ContextLengthExceeded,
+        "too long",
+        None,
+        None,
+    ))
+    .unwrap();
+    assert_eq!(v["error"]["code"], "context_length_exceeded");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+}
