@@ -106,6 +106,15 @@ enum Step<T> {
     Next,
 }
 
+/// What failures did to one position of the list being tried.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tried {
+    /// Same-deployment retries made.
+    retries: u32,
+    /// Not to be tried again in this request.
+    ruled_out: bool,
+}
+
 struct Loop<'p> {
     plan: &'p Plan,
     /// The candidates being tried: the plan's, or its context fallbacks' after a
@@ -113,10 +122,9 @@ struct Loop<'p> {
     list: &'p [Candidate],
     /// `list` is the context fallbacks'.
     on_context: bool,
-    /// Same-deployment retries made, per position in `list`.
-    retries: Vec<u32>,
-    /// Positions in `list` not to try again in this request.
-    ruled_out: Vec<bool>,
+    /// What failures did to each position in `list`; empty until the first failure, so a
+    /// request served at once allocates nothing for it.
+    tried: Vec<Tried>,
     /// The next attempt goes to this position (a same-deployment retry, or the start of the
     /// context fallbacks) ...
     rewind: Option<usize>,
@@ -143,7 +151,7 @@ impl<'p> Loop<'p> {
         while let Some(candidate) = self.list.get(*next) {
             let index = *next;
             *next += 1;
-            if self.ruled_out.get(index).copied().unwrap_or(false) {
+            if self.tried.get(index).is_some_and(|t| t.ruled_out) {
                 continue;
             }
             match self.health.admit(
@@ -199,7 +207,7 @@ impl<'p> Loop<'p> {
                 );
                 self.log.push(run.entry(Some(&error), retryable, false));
                 if ErrorClass::of(error.kind).is_some_and(ErrorClass::rules_out_deployment) {
-                    self.ruled_out[run.index] = true;
+                    self.tried(run.index).ruled_out = true;
                 }
                 self.last_error = Some(error);
                 self.last_retryable = retryable;
@@ -208,11 +216,19 @@ impl<'p> Loop<'p> {
         }
     }
 
+    /// The failure record of position `index` of `list`.
+    fn tried(&mut self, index: usize) -> &mut Tried {
+        if self.tried.len() < self.list.len() {
+            self.tried.resize(self.list.len(), Tried::default());
+        }
+        &mut self.tried[index]
+    }
+
     /// What the retry table says about `error`. Hedged requests never retry in place: their
     /// rival is already running elsewhere.
     fn decide(&self, run: &Running<'p>, error: &AttemptError) -> Decision {
         let at = Attempted {
-            retries: self.retries[run.index],
+            retries: self.tried.get(run.index).map_or(0, |t| t.retries),
             preferred: run.index == 0 && !self.on_context,
             time_left: self.deadline.saturating_duration_since(Instant::now()),
         };
@@ -233,7 +249,7 @@ impl<'p> Loop<'p> {
             Decision::Stop => Step::Done(Err(self.fail())),
             Decision::Failover => Step::Next,
             Decision::RetrySame(wait) => {
-                self.retries[index] += 1;
+                self.tried(index).retries += 1;
                 self.rewind = Some(index);
                 self.pause = Some(wait);
                 Step::Next
@@ -244,8 +260,7 @@ impl<'p> Loop<'p> {
                 let context = &self.plan.context_candidates[..];
                 self.on_context = true;
                 self.list = context;
-                self.retries = vec![0; context.len()];
-                self.ruled_out = vec![false; context.len()];
+                self.tried.clear();
                 self.rewind = Some(0);
                 Step::Next
             }
@@ -298,8 +313,7 @@ where
         plan,
         list: &plan.candidates,
         on_context: false,
-        retries: vec![0; plan.candidates.len()],
-        ruled_out: vec![false; plan.candidates.len()],
+        tried: Vec::new(),
         rewind: None,
         pause: None,
         health,

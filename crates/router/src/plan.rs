@@ -100,6 +100,16 @@ impl Plan {
         &self.policy
     }
 
+    /// The model `d` serves in this plan (a deployment is in a plan once): its candidate's,
+    /// else the requested one.
+    pub fn model_of(&self, d: &Arc<Deployment>) -> &Arc<str> {
+        self.candidates
+            .iter()
+            .chain(&self.context_candidates)
+            .find(|c| Arc::ptr_eq(&c.deployment, d))
+            .map_or(&self.model, |c| &c.model)
+    }
+
     /// The plan narrowed to the candidates `keep` accepts, in order and without hedging: what
     /// is left to continue a stream that broke on one of them.
     pub fn narrowed(&self, keep: impl Fn(&Candidate) -> bool) -> Plan {

@@ -109,16 +109,16 @@ impl IngressRequest {
         delivered: &str,
         spent: u64,
     ) -> Result<Bytes, AttemptError> {
-        let mut req = self.canonical().clone();
         // Anthropic refuses a prefill that ends in whitespace; the translator drops the
         // continuation's leading whitespace when the client's text already ends in some.
         let prefill = delivered.trim_end();
         if prefill.is_empty() {
             return codec(d)
-                .encode_request(&req, &d.upstream_model)
+                .encode_request(self.canonical(), &d.upstream_model)
                 .map(Bytes::from)
                 .map_err(|e| inexpressible(d, &e));
         }
+        let mut req = self.canonical().clone();
         req.messages.push(Message::text(Role::Assistant, prefill));
         if let Some(max) = req.max_tokens {
             let left = u64::from(max).saturating_sub(spent).max(1);

@@ -331,16 +331,8 @@ impl Forwarding {
         let state = &recovery.state;
         let result = switchyard_router::execute(&plan, &state.health, &budget, |d| {
             let body = request.continuation_body(&d, &delivered, spent);
-            let model = plan
-                .candidates
-                .iter()
-                .find(|c| Arc::ptr_eq(&c.deployment, &d))
-                .map_or(&plan.model, |c| &c.model);
-            let limits =
-                recovery
-                    .snapshot
-                    .settings
-                    .attempt_limits(model, &d, true, recovery.translate);
+            let settings = &recovery.snapshot.settings;
+            let limits = settings.attempt_limits(plan.model_of(&d), &d, true, recovery.translate);
             async move {
                 let sent = state
                     .upstream

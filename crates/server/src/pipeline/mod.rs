@@ -190,16 +190,8 @@ async fn serve<E: Endpoint>(
     let (ctx, tracker): (&Context, &Tracker) = (&pending.ctx, &pending.tracker);
     let planned = &plan;
     let served = switchyard_router::execute(planned, &state.health, &budget, |d| {
-        // A deployment is in a plan once, so it names the model its attempt serves.
-        let model = planned
-            .candidates
-            .iter()
-            .chain(&planned.context_candidates)
-            .find(|c| Arc::ptr_eq(&c.deployment, &d))
-            .map_or(&planned.model, |c| &c.model);
-        let limits = snapshot
-            .settings
-            .attempt_limits(model, &d, ask.stream, translate);
+        let limits =
+            (snapshot.settings).attempt_limits(planned.model_of(&d), &d, ask.stream, translate);
         let i = tracker.start(&d);
         let span = phases::attempt_span(ctx, &d);
         let attempt = endpoint.attempt(state, d, limits);
