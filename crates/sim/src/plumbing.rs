@@ -212,6 +212,23 @@ impl SimCtx {
     }
 }
 
+/// The assistant prefill a request ends with: the text of its last message when that message
+/// (the last element of `body[list]`) has the protocol's assistant `role`.
+pub(crate) fn trailing_prefill(
+    body: &Value,
+    list: &str,
+    role: &str,
+    conv: &crate::rules::Conversation,
+) -> Option<String> {
+    let last_role = body
+        .get(list)
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    conv.trailing_text().filter(|_| last_role == Some(role))
+}
+
 /// A JSON response with extra headers.
 pub(crate) fn json_response(
     status: StatusCode,

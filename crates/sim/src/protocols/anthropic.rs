@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::plumbing::{json_response, sse_event, stream_response, ErrorShape, Frame, Inbound, Sim};
+use crate::plumbing::{
+    json_response, sse_event, stream_response, trailing_prefill, ErrorShape, Frame, Inbound, Sim,
+};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 
 /// Routes for the Anthropic protocol.
@@ -275,16 +277,7 @@ async fn messages(State(ctx): State<Sim>, req: Request) -> Response {
         return bad_request("max_tokens: Field required");
     }
     let conv = conversation(inb.body(), &inb.bytes);
-    let last_role = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.last());
-    let last_role = last_role
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
-    let prefill = conv
-        .trailing_text()
-        .filter(|_| last_role == Some("assistant"));
+    let prefill = trailing_prefill(body, "messages", "assistant", &conv);
     if let Some(p) = &prefill {
         if faults.reject_prefill {
             return bad_request(PREFILL_UNSUPPORTED);

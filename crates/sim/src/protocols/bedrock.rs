@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::plumbing::{json_response, stream_response, ErrorShape, Frame, Inbound, Sim};
+use crate::plumbing::{
+    json_response, stream_response, trailing_prefill, ErrorShape, Frame, Inbound, Sim,
+};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 use crate::sigv4::{self, SigV4Auth, SignedRequest};
 
@@ -110,20 +112,10 @@ impl ErrorShape for Shape {
 
     fn garbage(&self, _first: bool) -> Bytes {
         // A frame with valid prelude and message CRCs whose JSON payload lacks its closing brace.
-        let msg = Message::new(r#"{"contentBlockIndex": 0, "delta": {"text": "sim garbage"}"#)
-            .add_header(Header::new(
-                ":event-type",
-                HeaderValue::String("contentBlockDelta".into()),
-            ))
-            .add_header(Header::new(
-                ":content-type",
-                HeaderValue::String("application/json".into()),
-            ))
-            .add_header(Header::new(
-                ":message-type",
-                HeaderValue::String("event".into()),
-            ));
-        encode(&msg)
+        event_frame(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex": 0, "delta": {"text": "sim garbage"}"#.to_owned(),
+        )
     }
 
     fn context_length(&self, _input: u64, _window: u64) -> Response {
@@ -156,7 +148,12 @@ fn encode(msg: &Message) -> Bytes {
 fn event(event_type: &str, mut payload: Value, n: usize) -> Bytes {
     const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123";
     payload["p"] = json!(&LETTERS[..(n * 7) % 40 + 1]);
-    let msg = Message::new(payload.to_string())
+    event_frame(event_type, payload.to_string())
+}
+
+/// An event frame carrying `payload` as it is (valid JSON or not).
+fn event_frame(event_type: &str, payload: String) -> Bytes {
+    let msg = Message::new(payload)
         .add_header(Header::new(
             ":event-type",
             HeaderValue::String(event_type.to_owned().into()),
@@ -430,16 +427,9 @@ async fn handle(ctx: Sim, model_id: String, req: Request, stream: bool) -> Respo
         );
     }
     let conv = conversation(inb.body(), &inb.bytes);
-    let last_role = inb.body().get("messages").and_then(Value::as_array);
-    let last_role = last_role
-        .and_then(|m| m.last())
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
     // Converse continues a trailing assistant message (as Claude models do) and relays the
     // model's refusals as ValidationException.
-    let prefill = conv
-        .trailing_text()
-        .filter(|_| last_role == Some("assistant"));
+    let prefill = trailing_prefill(inb.body(), "messages", "assistant", &conv);
     if let Some(p) = &prefill {
         let refusal = if faults.reject_prefill {
             Some("This model does not support assistant message prefill. The conversation must end with a user message.")

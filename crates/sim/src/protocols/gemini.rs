@@ -14,7 +14,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::google_oauth::{token_valid, TOKEN_PREFIX};
-use crate::plumbing::{json_response, stream_response, ErrorShape, Frame, Inbound, Sim};
+use crate::plumbing::{
+    json_response, stream_response, trailing_prefill, ErrorShape, Frame, Inbound, Sim,
+};
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 use crate::SimProtocol;
 
@@ -467,12 +469,7 @@ impl Gen<'_> {
         faults: &crate::Faults,
     ) -> Result<(Conversation, Plan), Response> {
         let conv = conversation(inb.body(), &inb.bytes);
-        let last_role = inb.body().get("contents").and_then(Value::as_array);
-        let last_role = last_role
-            .and_then(|c| c.last())
-            .and_then(|c| c.get("role"))
-            .and_then(Value::as_str);
-        let prefill = conv.trailing_text().filter(|_| last_role == Some("model"));
+        let prefill = trailing_prefill(inb.body(), "contents", "model", &conv);
         let speaker = self.ctx.speaker(faults);
         let plan = match &prefill {
             Some(_) if faults.reject_prefill => {

@@ -16,7 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::plumbing::{
-    json_response, sse_data, stream_response, unix_now, ErrorShape, Frame, Inbound, Sim,
+    json_response, sse_data, stream_response, trailing_prefill, unix_now, ErrorShape, Frame,
+    Inbound, Sim,
 };
 use crate::rules::{self, Conversation, Finish, Msg, Plan, Tool, ToolChoice};
 use crate::SimProtocol;
@@ -385,14 +386,7 @@ fn prefill(
             "Cannot set both `continue_final_message` and `add_generation_prompt` to True.",
         ));
     }
-    let messages = body.get("messages").and_then(Value::as_array);
-    let last_role = messages
-        .and_then(|m| m.last())
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
-    Ok(conv
-        .trailing_text()
-        .filter(|_| last_role == Some("assistant")))
+    Ok(trailing_prefill(body, "messages", "assistant", conv))
 }
 
 fn missing(param: &str) -> Response {
