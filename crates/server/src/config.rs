@@ -611,36 +611,20 @@ impl Compiler {
                     ),
                 }
             }
-            for (i, f) in m.context_fallbacks.iter().enumerate() {
-                if f == name {
-                    self.error(
-                        format!("{loc}.context_fallbacks[{i}]"),
-                        "a model cannot be its own larger-context fallback",
-                        "name a model with a larger context window",
-                    );
-                } else if !raw.contains_key(f) {
-                    self.error(
-                        format!("{loc}.context_fallbacks[{i}]"),
-                        format!("unknown model '{f}'"),
-                        known("models", raw.keys()),
-                    );
-                }
-            }
-            for (i, f) in m.fallbacks.iter().enumerate() {
-                if f == name {
-                    self.error(
-                        format!("{loc}.fallbacks[{i}]"),
-                        "a model cannot fall back to itself",
-                        "name a different model",
-                    );
-                } else if !raw.contains_key(f) {
-                    self.error(
-                        format!("{loc}.fallbacks[{i}]"),
-                        format!("unknown model '{f}'"),
-                        known("models", raw.keys()),
-                    );
-                }
-            }
+            self.model_refs(
+                &format!("{loc}.context_fallbacks"),
+                &m.context_fallbacks,
+                (name, raw),
+                "a model cannot be its own larger-context fallback",
+                "name a model with a larger context window",
+            );
+            self.model_refs(
+                &format!("{loc}.fallbacks"),
+                &m.fallbacks,
+                (name, raw),
+                "a model cannot fall back to itself",
+                "name a different model",
+            );
             let resolved_names: Vec<String> = resolved.iter().map(|d| d.id.to_string()).collect();
             let strategy = self.strategy(&loc, m.strategy, &m.weights, &resolved_names);
             let constraints = self.constraints(&format!("{loc}.constraints"), &m.constraints);
@@ -675,6 +659,29 @@ impl Compiler {
             });
         }
         Catalog::with_policy(models, policy)
+    }
+
+    /// Checks a model's list of other models (`at`): each must exist and not be `name`
+    /// itself (`itself` and `hint` say why and what to do).
+    fn model_refs(
+        &mut self,
+        at: &str,
+        list: &[String],
+        (name, raw): (&str, &BTreeMap<String, RawModel>),
+        itself: &str,
+        hint: &str,
+    ) {
+        for (i, f) in list.iter().enumerate() {
+            if f == name {
+                self.error(format!("{at}[{i}]"), itself, hint);
+            } else if !raw.contains_key(f) {
+                self.error(
+                    format!("{at}[{i}]"),
+                    format!("unknown model '{f}'"),
+                    known("models", raw.keys()),
+                );
+            }
+        }
     }
 
     fn keys(
