@@ -491,22 +491,8 @@ mod tests {
 
     #[test]
     fn a_translated_stream_with_finish_and_usage_but_no_done_is_complete() {
-        use crate::client::{ClientProtocol, StreamIdentity};
-        use crate::upstream::upstream_codec;
         let translate = |chunks: &[&str]| {
-            let client = ClientProtocol::AnthropicMessages.stream_encoder(
-                false,
-                StreamIdentity {
-                    id: "msg_1".into(),
-                    model: "m".into(),
-                    created: 1,
-                },
-            );
-            let mut t = Translate::new(
-                upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder(),
-                client,
-                Options::default(),
-            );
+            let mut t = to_anthropic(false, Options::default());
             let mut out = Vec::new();
             let fed = t.feed(&sse(chunks), &mut out);
             let end = fed.and_then(|()| t.end(&mut out));
@@ -525,6 +511,23 @@ mod tests {
         let error = r#"{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}"#;
         let (_, _, end) = run(true, &sse(&[ROLE, error]));
         assert!(matches!(end, Err(TranslateError::Upstream(_, m)) if m == "slow down"));
+    }
+
+    fn openai_decoder() -> Box<dyn UpstreamStream> {
+        crate::upstream::upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder()
+    }
+
+    /// An OpenAI upstream translated for an Anthropic client.
+    fn to_anthropic(include_usage: bool, options: Options) -> Translate {
+        let client = crate::client::ClientProtocol::AnthropicMessages.stream_encoder(
+            include_usage,
+            StreamIdentity {
+                id: "msg_1".into(),
+                model: "m".into(),
+                created: 1,
+            },
+        );
+        Translate::new(openai_decoder(), client, options)
     }
 
     fn text_chunk(t: &str) -> String {
@@ -581,21 +584,7 @@ mod tests {
 
     #[test]
     fn a_translated_stream_skips_a_malformed_frame() {
-        use crate::client::ClientProtocol;
-        use crate::upstream::upstream_codec;
-        let client = ClientProtocol::AnthropicMessages.stream_encoder(
-            false,
-            StreamIdentity {
-                id: "msg_1".into(),
-                model: "m".into(),
-                created: 1,
-            },
-        );
-        let mut t = Translate::new(
-            upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder(),
-            client,
-            Options::default(),
-        );
+        let mut t = to_anthropic(false, Options::default());
         let mut out = Vec::new();
         t.feed(&sse(&[ROLE, TEXT, "not json", STOP, USAGE]), &mut out)
             .unwrap();
@@ -606,7 +595,6 @@ mod tests {
 
     #[test]
     fn a_passthrough_resumed_elsewhere_reads_as_one_answer() {
-        use crate::upstream::upstream_codec;
         let mut t: Box<dyn Translator> = Box::new(OpenAiPassthrough::new(false, keep()));
         let mut out = Vec::new();
         let first = [ROLE, &text_chunk("Hello "), &text_chunk("wor")];
@@ -615,8 +603,7 @@ mod tests {
         assert_eq!(t.delivered(), Some("Hello wor"));
         assert_eq!(t.deltas(), 2);
 
-        let next = upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder();
-        let mut t = t.resume(next).unwrap();
+        let mut t = t.resume(openai_decoder()).unwrap();
         let other_role = ROLE.replace("\"c1\"", "\"c2\"");
         let usage = r#"{"id":"c2","object":"chat.completion.chunk","created":2,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}"#;
         let rest = [&other_role, &text_chunk("ld!"), STOP, usage, "[DONE]"];
@@ -636,18 +623,7 @@ mod tests {
 
     #[test]
     fn a_resumed_translation_drops_the_second_start_and_doubled_whitespace() {
-        use crate::client::ClientProtocol;
-        use crate::upstream::upstream_codec;
-        let client = ClientProtocol::AnthropicMessages.stream_encoder(
-            true,
-            StreamIdentity {
-                id: "msg_1".into(),
-                model: "m".into(),
-                created: 1,
-            },
-        );
-        let decoder = || upstream_codec(switchyard_types::ProviderKind::OpenAi).stream_decoder();
-        let mut t: Box<dyn Translator> = Box::new(Translate::new(decoder(), client, keep()));
+        let mut t: Box<dyn Translator> = Box::new(to_anthropic(true, keep()));
         let mut out = Vec::new();
         t.feed(
             &sse(&[ROLE, &text_chunk("one "), &text_chunk("two ")]),
@@ -655,7 +631,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.delivered(), Some("one two "));
-        assert!(t.resume(decoder()).is_none());
+        assert!(t.resume(openai_decoder()).is_none());
         let rest = [ROLE, &text_chunk(" three"), STOP, USAGE, "[DONE]"];
         t.feed(&sse(&rest), &mut out).unwrap();
         assert_eq!(t.end(&mut out), Ok(()));

@@ -55,14 +55,7 @@ async fn uncapped_requests_for_three_answers_cannot_overshoot_a_hard_budget() {
         tasks.push(tokio::spawn(async move {
             let body =
                 json!({"model": "m", "n": N, "messages": [{"role": "user", "content": prompt}]});
-            let r = client()
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(&secret)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
+            let r = chat_as(&url, &secret, &body).await;
             let status = r.status().as_u16();
             let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
             (status, body)

@@ -30,14 +30,7 @@ fn config(sim: &RunningSim, extra: &str) -> String {
 async fn chat_with(gw: &Gateway, secret: &str, max_tokens: u32) -> reqwest::Response {
     let mut body = chat("m", "hello world");
     body["max_tokens"] = json!(max_tokens);
-    client()
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .bearer_auth(secret)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
+    chat_as(&gw.url, secret, &body).await
 }
 
 /// Every file under `dir` (databases, WAL files) and the logs: the secret appears nowhere.
@@ -163,14 +156,7 @@ async fn fifty_against_a_budget_of_ten(gateways: &[Gateway]) {
         tasks.push(tokio::spawn(async move {
             let mut body = chat("m", "hello world");
             body["max_tokens"] = json!(5);
-            let r = client()
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(&secret)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
+            let r = chat_as(&url, &secret, &body).await;
             let status = r.status().as_u16();
             let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
             (status, body)
@@ -441,14 +427,7 @@ async fn three_processes_sharing_redis_enforce_one_requests_per_minute_limit() {
         let secret = secret.clone();
         i += 1;
         tasks.push(tokio::spawn(async move {
-            let r = client()
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(&secret)
-                .header("content-type", "application/json")
-                .body(chat("m", "hello world").to_string())
-                .send()
-                .await
-                .unwrap();
+            let r = chat_as(&url, &secret, &chat("m", "hello world")).await;
             let retry_after = r.headers().get("retry-after").is_some();
             (r.status().as_u16(), retry_after)
         }));

@@ -22,19 +22,10 @@ enum Door {
 async fn setup(protocol: SimProtocol) -> (RunningSim, RunningSim, Gateway) {
     let first = sim("first", protocol).await;
     let spare = sim("spare", SimProtocol::OpenAi).await;
-    let url = first.base_url();
-    let provider = match protocol {
-        SimProtocol::OpenAi => format!("kind = \"openai\"\nbase_url = \"{url}/v1\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        SimProtocol::Anthropic => format!("kind = \"anthropic\"\nbase_url = \"{url}\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        SimProtocol::Bedrock => format!(
-            "kind = \"bedrock\"\nbase_url = \"{url}\"\naws_access_key_id = \"{UPSTREAM_KEY}\"\naws_secret_access_key = \"sim-secret\"\n"
-        ),
-        SimProtocol::Gemini => format!("kind = \"gemini\"\nbase_url = \"{url}\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        other => panic!("not used here: {other:?}"),
-    };
     let config = format!(
-        "{}[providers.first]\n{provider}cloud = \"aws\"\nregion = \"us-east-1\"\njurisdiction = \"us\"\n\n{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\n",
+        "{}{}{}{}{}[models.m]\ndeployments = [\"d1\", \"d2\"]\n",
         server_toml("[server.timeouts]\nstall_ms = 300\n"),
+        provider_toml("first", &first, protocol),
         provider_toml("spare", &spare, SimProtocol::OpenAi),
         deployment_toml("d1", "first", "model-one"),
         deployment_toml("d2", "spare", "model-two"),

@@ -40,21 +40,6 @@ fn answer() -> String {
     format!("sim says: {}", prompt())
 }
 
-fn provider(name: &str, sim: &RunningSim, protocol: SimProtocol) -> String {
-    let url = sim.base_url();
-    let body = match protocol {
-        SimProtocol::OpenAi => format!("kind = \"openai\"\nbase_url = \"{url}/v1\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        SimProtocol::OpenAiCompatible => format!("kind = \"openai_compatible\"\nbase_url = \"{url}/v1\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        SimProtocol::Anthropic => format!("kind = \"anthropic\"\nbase_url = \"{url}\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        SimProtocol::Bedrock => format!(
-            "kind = \"bedrock\"\nbase_url = \"{url}\"\naws_access_key_id = \"{UPSTREAM_KEY}\"\naws_secret_access_key = \"sim-secret\"\n"
-        ),
-        SimProtocol::Gemini => format!("kind = \"gemini\"\nbase_url = \"{url}\"\napi_key = \"{UPSTREAM_KEY}\"\n"),
-        other => panic!("not used here: {other:?}"),
-    };
-    format!("[providers.{name}]\n{body}cloud = \"aws\"\nregion = \"us-east-1\"\njurisdiction = \"us\"\n\n")
-}
-
 fn deployment(name: &str, provider: &str, extra: &str) -> String {
     format!(
         "[deployments.{name}]\nprovider = \"{provider}\"\nupstream_model = \"model-{name}\"\nprice = {{ input = 2.0, output = 8.0 }}\n{extra}\n"
@@ -81,14 +66,14 @@ struct Fleet {
 async fn fleet() -> Fleet {
     let plain = sim("plain", SimProtocol::OpenAi).await;
     let mut config = server_toml("");
-    config += &provider("plain", &plain, SimProtocol::OpenAi);
+    config += &provider_toml("plain", &plain, SimProtocol::OpenAi);
     config += &deployment("plain", "plain", "");
     let mut families = Vec::new();
     for (name, breaks, continues) in FAMILIES {
         let first = sim(&format!("{name}-first"), breaks).await;
         let second = sim(&format!("{name}-second"), continues).await;
-        config += &provider(&format!("{name}-first"), &first, breaks);
-        config += &provider(&format!("{name}-second"), &second, continues);
+        config += &provider_toml(&format!("{name}-first"), &first, breaks);
+        config += &provider_toml(&format!("{name}-second"), &second, continues);
         config += &deployment(&format!("{name}-first"), &format!("{name}-first"), "");
         config += &deployment(
             &format!("{name}-second"),
@@ -403,19 +388,25 @@ async fn streams_survive_what_upstreams_do_for_both_front_doors_and_every_family
     }
 }
 
-#[tokio::test]
-async fn a_tool_call_cut_mid_stream_is_not_continued() {
+/// Model `m` over two Anthropic simulators (both take prefills), with `model_extra` in its
+/// table.
+async fn two_anthropic(model_extra: &str) -> (RunningSim, RunningSim, Gateway) {
     let first = sim("first", SimProtocol::Anthropic).await;
     let second = sim("second", SimProtocol::Anthropic).await;
     let config = format!(
-        "{}{}{}{}{}[models.m]\ndeployments = [\"first\", \"second\"]\n",
+        "{}{}{}{}{}[models.m]\ndeployments = [\"first\", \"second\"]\n{model_extra}",
         server_toml(""),
-        provider("first", &first, SimProtocol::Anthropic),
-        provider("second", &second, SimProtocol::Anthropic),
+        provider_toml("first", &first, SimProtocol::Anthropic),
+        provider_toml("second", &second, SimProtocol::Anthropic),
         deployment("first", "first", ""),
         deployment("second", "second", ""),
     );
-    let gw = Gateway::start(&config);
+    (first, second, Gateway::start(&config))
+}
+
+#[tokio::test]
+async fn a_tool_call_cut_mid_stream_is_not_continued() {
+    let (first, second, gw) = two_anthropic("").await;
     faults(&first, json!({"drop_after_tokens": 1})).await;
     let mut body = chat("m", "weather in Paris");
     body["stream"] = json!(true);
@@ -435,17 +426,8 @@ async fn a_tool_call_cut_mid_stream_is_not_continued() {
 
 #[tokio::test]
 async fn stream_recovery_error_ends_the_stream_with_the_error() {
-    let first = sim("first", SimProtocol::Anthropic).await;
-    let second = sim("second", SimProtocol::Anthropic).await;
-    let config = format!(
-        "{}{}{}{}{}[models.m]\ndeployments = [\"first\", \"second\"]\nstream_recovery = \"error\"\nmalformed_stream_events = \"fail\"\n",
-        server_toml(""),
-        provider("first", &first, SimProtocol::Anthropic),
-        provider("second", &second, SimProtocol::Anthropic),
-        deployment("first", "first", ""),
-        deployment("second", "second", ""),
-    );
-    let gw = Gateway::start(&config);
+    let (first, second, gw) =
+        two_anthropic("stream_recovery = \"error\"\nmalformed_stream_events = \"fail\"\n").await;
     for fault in [
         json!({"drop_after_tokens": 40}),
         json!({"garbage_after_tokens": 20}),

@@ -27,22 +27,37 @@ pub async fn sim(name: &str, protocol: SimProtocol) -> RunningSim {
     .unwrap()
 }
 
-/// The `[providers.NAME]` table for a simulated provider.
+/// The `[providers.NAME]` table for a simulated provider: OpenAI-shaped ones on Azure in
+/// `NAME-region`, the others on AWS in us-east-1.
 pub fn provider_toml(name: &str, sim: &RunningSim, protocol: SimProtocol) -> String {
-    let (kind, base, extra) = match protocol {
-        SimProtocol::OpenAi => ("openai", format!("{}/v1", sim.base_url()), ""),
-        SimProtocol::OpenAiCompatible => {
-            ("openai_compatible", format!("{}/v1", sim.base_url()), "")
-        }
-        SimProtocol::AzureOpenAi => (
-            "azure_openai",
-            sim.base_url(),
-            "api_version = \"2024-10-21\"\n",
+    let url = sim.base_url();
+    let key = format!("api_key = \"{UPSTREAM_KEY}\"\n");
+    let (kind, base, auth) = match protocol {
+        SimProtocol::OpenAi => ("openai", format!("{url}/v1"), key),
+        SimProtocol::OpenAiCompatible => ("openai_compatible", format!("{url}/v1"), key),
+        SimProtocol::AzureOpenAi => ("azure_openai", url, key + "api_version = \"2024-10-21\"\n"),
+        SimProtocol::Anthropic => ("anthropic", url, key),
+        SimProtocol::Gemini => ("gemini", url, key),
+        SimProtocol::Bedrock => (
+            "bedrock",
+            url,
+            format!(
+                "aws_access_key_id = \"{UPSTREAM_KEY}\"\naws_secret_access_key = \"sim-secret\"\n"
+            ),
         ),
         other => panic!("no gateway support for {other:?} yet"),
     };
+    let openai_shaped = matches!(
+        protocol,
+        SimProtocol::OpenAi | SimProtocol::OpenAiCompatible | SimProtocol::AzureOpenAi
+    );
+    let place = if openai_shaped {
+        format!("cloud = \"azure\"\nregion = \"{name}-region\"\n")
+    } else {
+        "cloud = \"aws\"\nregion = \"us-east-1\"\n".to_string()
+    };
     format!(
-        "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\napi_key = \"{UPSTREAM_KEY}\"\n{extra}cloud = \"azure\"\nregion = \"{name}-region\"\njurisdiction = \"us\"\n\n"
+        "[providers.{name}]\nkind = \"{kind}\"\nbase_url = \"{base}\"\n{auth}{place}jurisdiction = \"us\"\n\n"
     )
 }
 
@@ -256,6 +271,18 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// POSTs a chat request to the gateway at `url` with the client key `secret`.
+pub async fn chat_as(url: &str, secret: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(secret)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A client without retries or pooling surprises.
