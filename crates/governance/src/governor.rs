@@ -1,24 +1,84 @@
 //! Enforcement on the request path: `Governor::admit` → `Admission` → `settle`.
 
 use crate::error::{Denied, GovernanceError};
+use crate::keys::BoxFuture;
 use crate::model::{Budget, Principal, RateKind, Scope};
-use crate::period::{bucket, Clock};
+use crate::period::{bucket, system_now_ms, Clock};
 use crate::secret::new_id;
 use crate::state::{
-    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, HeldBudget, Hold, RateCheck, StateStats,
+    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, Hold, RateCheck, StateStats,
     StateStore, Verdict, WINDOW_MS,
 };
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_types::{Money, TokenUsage};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Budget counters outlive their period by this much, so reports can still read yesterday.
 const PERIOD_GRACE_MS: i64 = 86_400_000;
-/// Settle attempts before a reservation is reported as stuck.
-const SETTLE_ATTEMPTS: u32 = 3;
+/// Admit rounds at most: Redis unseeded, seed fails, fallback unseeded, seeded fallback.
+const ADMIT_ROUNDS: usize = 4;
+/// How long a ledger query for seeding or reconciling may take.
+const SPEND_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait between two tries of a failed settle.
+const SETTLE_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The durable record of settled spend (the ledger): budgets are seeded from it before their
+/// first admission in a period, and shared state is reconciled with it now and then.
+pub trait SpendSource: Send + Sync {
+    /// Settled spend of `owner` (a key id or a team name) over records in
+    /// `[since_ms, until_ms)`.
+    fn spent<'a>(
+        &'a self,
+        scope: Scope,
+        owner: &'a str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Money, GovernanceError>>;
+}
+
+/// How a [`Governor`] holds, seeds and reconciles budgets.
+#[derive(Clone)]
+pub struct GovernorOptions {
+    /// How long a reservation lives unsettled before it is released automatically (longer
+    /// than any request may run).
+    pub hold_ttl: Duration,
+    /// Where budgets are seeded and reconciled from (`None`: counters start at zero).
+    pub spend: Option<Arc<dyn SpendSource>>,
+    /// Before seeding a shared counter that came up unseeded (a new period, or a Redis that
+    /// lost its data), wait this long so every process's ledger writer has flushed the
+    /// requests that finished before (the ledger's flush interval plus a margin).
+    pub seed_delay: Duration,
+    /// How often each budget of a shared store is compared with the ledger and raised to it
+    /// (catches settles lost in an outage).
+    pub reconcile_every: Duration,
+}
+
+impl Default for GovernorOptions {
+    fn default() -> Self {
+        GovernorOptions {
+            hold_ttl: Duration::from_secs(600),
+            spend: None,
+            seed_delay: Duration::ZERO,
+            reconcile_every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl std::fmt::Debug for GovernorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GovernorOptions")
+            .field("hold_ttl", &self.hold_ttl)
+            .field("spend", &self.spend.is_some())
+            .field("seed_delay", &self.seed_delay)
+            .field("reconcile_every", &self.reconcile_every)
+            .finish()
+    }
+}
 
 /// What a request is expected to cost, known before the upstream call.
 ///
@@ -51,7 +111,12 @@ pub struct Governor {
 struct Inner {
     state: Arc<dyn StateStore>,
     clock: Clock,
+    options: GovernorOptions,
     tracker: TaskTracker,
+    /// Cancelled at shutdown: failed settles stop retrying.
+    stopping: CancellationToken,
+    /// When each shared budget was last reconciled with the ledger (system ms).
+    reconciled: Mutex<HashMap<String, i64>>,
     counters: Counters,
 }
 
@@ -65,8 +130,10 @@ struct Counters {
     budget_alerts: AtomicU64,
     settled: AtomicU64,
     released: AtomicU64,
+    settle_retries: AtomicU64,
     settle_errors: AtomicU64,
     releases_lost: AtomicU64,
+    seeded: AtomicU64,
 }
 
 /// Counters for `/metrics` (monotonic, except `state.redis_down`).
@@ -88,11 +155,16 @@ pub struct GovernanceStats {
     pub settled: u64,
     /// Admissions released without usage (dropped before settling).
     pub released: u64,
-    /// Settlements or releases that failed after retries: their reservation stays held until
-    /// the period ends (logged with the admission id).
+    /// Settle or release tries that failed and were tried again.
+    pub settle_retries: u64,
+    /// Settlements or releases that failed until their hold expired (or shutdown): the
+    /// reservation is released by its expiry, the spend by the next reconcile with the ledger
+    /// (logged with the admission id).
     pub settle_errors: u64,
     /// Admissions dropped outside a Tokio runtime, so their release could not run.
     pub releases_lost: u64,
+    /// Budget counters seeded from the ledger.
+    pub seeded: u64,
     /// The state backend's own counters (Redis errors, outage policy use).
     pub state: StateStats,
 }
@@ -115,6 +187,7 @@ struct BudgetMeta {
     scope: Scope,
     owner: String,
     budget: Budget,
+    starts_at_ms: i64,
     resets_at_ms: i64,
 }
 
@@ -126,11 +199,23 @@ impl Governor {
 
     /// A governor with an injected clock (tests and simulations).
     pub fn with_clock(state: Arc<dyn StateStore>, clock: Clock) -> Governor {
+        Governor::with_options(state, clock, GovernorOptions::default())
+    }
+
+    /// A governor with holds, seeding and reconciling set by `options`.
+    pub fn with_options(
+        state: Arc<dyn StateStore>,
+        clock: Clock,
+        options: GovernorOptions,
+    ) -> Governor {
         Governor {
             inner: Arc::new(Inner {
                 state,
                 clock,
+                options,
                 tracker: TaskTracker::new(),
+                stopping: CancellationToken::new(),
+                reconciled: Mutex::default(),
                 counters: Counters::default(),
             }),
         }
@@ -202,6 +287,7 @@ impl Governor {
                     scope,
                     owner: owner.clone(),
                     budget: *budget,
+                    starts_at_ms: b.start_ms,
                     resets_at_ms: b.end_ms,
                 });
             }
@@ -211,16 +297,37 @@ impl Governor {
             now_ms: self.inner.clock.override_ms(),
             rates,
             budgets,
+            hold_ttl_ms: i64::try_from(self.inner.options.hold_ttl.as_millis()).unwrap_or(i64::MAX),
         };
-        let verdict = match self.inner.state.admit(&plan).await {
-            Ok(v) => v,
-            Err(error) => {
-                c.denied_unavailable.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, key_id = %p.key_id, "request denied: limit state unavailable");
-                return Err(Denied::Unavailable);
-            }
+        let mut verdict = Verdict::Unseeded {
+            index: 0,
+            local: false,
         };
+        for _ in 0..ADMIT_ROUNDS {
+            verdict = match self.inner.state.admit(&plan).await {
+                Ok(Verdict::Unseeded { index, local }) => {
+                    if let Err(denied) = self.inner.seed(&plan, &budget_meta, index, local).await
+                    {
+                        c.denied_unavailable.fetch_add(1, Ordering::Relaxed);
+                        return Err(denied);
+                    }
+                    continue;
+                }
+                Ok(v) => v,
+                Err(error) => {
+                    c.denied_unavailable.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, key_id = %p.key_id, "request denied: limit state unavailable");
+                    return Err(Denied::Unavailable);
+                }
+            };
+            break;
+        }
         match verdict {
+            Verdict::Unseeded { .. } => {
+                c.denied_unavailable.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key_id = %p.key_id, "request denied: a budget could not be seeded");
+                Err(Denied::Unavailable)
+            }
             Verdict::RateLimited {
                 index,
                 retry_after_ms,
@@ -261,27 +368,10 @@ impl Governor {
             } => {
                 c.admitted.fetch_add(1, Ordering::Relaxed);
                 self.inner.alert(&budget_meta, &crossed_alerts, p);
-                let hold = Hold {
-                    id: plan.id,
-                    token_rates: plan
-                        .rates
-                        .into_iter()
-                        .filter(|r| r.adjustable)
-                        .map(|r| r.key)
-                        .collect(),
-                    budgets: plan
-                        .budgets
-                        .into_iter()
-                        .map(|b| HeldBudget {
-                            key: b.key,
-                            reserved: b.amount,
-                            limit: b.limit,
-                            mode: b.mode,
-                            ttl_ms: b.ttl_ms,
-                        })
-                        .collect(),
-                    local,
-                };
+                if !local {
+                    self.inner.reconcile(&plan, &budget_meta);
+                }
+                let hold = Hold::of(&plan, local);
                 Ok(Admission {
                     governor: Some(self.inner.clone()),
                     hold,
@@ -306,8 +396,10 @@ impl Governor {
             budget_alerts: get(&c.budget_alerts),
             settled: get(&c.settled),
             released: get(&c.released),
+            settle_retries: get(&c.settle_retries),
             settle_errors: get(&c.settle_errors),
             releases_lost: get(&c.releases_lost),
+            seeded: get(&c.seeded),
             state: self.inner.state.stats(),
         }
     }
@@ -315,12 +407,117 @@ impl Governor {
     /// Waits for every pending settle/release (call on graceful shutdown, after the server
     /// stopped accepting requests).
     pub async fn shutdown(&self) {
+        self.inner.stopping.cancel();
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
     }
 }
 
+/// Fetches `owner`'s spend over `meta`'s period, bounded by [`SPEND_QUERY_TIMEOUT`].
+async fn ledger_spend(source: &dyn SpendSource, meta: &BudgetMeta) -> Result<i64, String> {
+    match tokio::time::timeout(
+        SPEND_QUERY_TIMEOUT,
+        source.spent(meta.scope, &meta.owner, meta.starts_at_ms, meta.resets_at_ms),
+    )
+    .await
+    {
+        Ok(Ok(m)) => Ok(m.0),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            SPEND_QUERY_TIMEOUT.as_millis()
+        )),
+    }
+}
+
 impl Inner {
+    /// Seeds `plan.budgets[index]` from the ledger. Refuses only when the state fails closed
+    /// and the ledger or the state cannot answer; otherwise a failure seeds from what the
+    /// state itself knows.
+    async fn seed(
+        &self,
+        plan: &AdmitPlan,
+        meta: &[BudgetMeta],
+        index: usize,
+        local: bool,
+    ) -> Result<(), Denied> {
+        let (Some(check), Some(m)) = (plan.budgets.get(index), meta.get(index)) else {
+            return Err(Denied::Unavailable);
+        };
+        let closed = self.state.fails_closed();
+        let spent = match &self.options.spend {
+            None => 0,
+            Some(source) => {
+                if !local && self.state.can_fall_behind() && !self.options.seed_delay.is_zero() {
+                    tokio::time::sleep(self.options.seed_delay).await;
+                }
+                match ledger_spend(source.as_ref(), m).await {
+                    Ok(spent) => spent,
+                    Err(error) if closed => {
+                        tracing::warn!(%error, budget = %check.key, "request denied: the ledger cannot seed a budget");
+                        return Err(Denied::Unavailable);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, budget = %check.key, "the ledger cannot seed a budget: counting from the state's own figures");
+                        0
+                    }
+                }
+            }
+        };
+        match self.state.seed(check, spent, local, plan.now_ms).await {
+            Ok(()) => {
+                self.counters.seeded.fetch_add(1, Ordering::Relaxed);
+                lock(&self.reconciled).insert(check.key.clone(), system_now_ms());
+                tracing::info!(budget = %check.key, spent_usd = Money(spent).as_usd(), local, "budget seeded from the ledger");
+                Ok(())
+            }
+            // Redis failed meanwhile: the next round goes to the outage policy.
+            Err(error) if !closed => {
+                tracing::warn!(%error, budget = %check.key, "seeding failed");
+                Ok(())
+            }
+            Err(_) => Err(Denied::Unavailable),
+        }
+    }
+
+    /// Raises each shared budget of `plan` to the ledger's spend when its last reconcile is
+    /// older than `reconcile_every`, on a tracked task off the request path.
+    fn reconcile(&self, plan: &AdmitPlan, meta: &[BudgetMeta]) {
+        let Some(source) = self.options.spend.clone() else {
+            return;
+        };
+        if !self.state.can_fall_behind() {
+            return;
+        }
+        let now = system_now_ms();
+        let every = i64::try_from(self.options.reconcile_every.as_millis()).unwrap_or(i64::MAX);
+        for (check, m) in plan.budgets.iter().zip(meta) {
+            {
+                let mut last = lock(&self.reconciled);
+                if last.get(&check.key).is_some_and(|t| now - *t < every) {
+                    continue;
+                }
+                last.insert(check.key.clone(), now);
+                if last.len() > 10_000 {
+                    last.retain(|_, t| now - *t < PERIOD_GRACE_MS);
+                }
+            }
+            let (state, source, check, m) = (self.state.clone(), source.clone(), check.clone(), m.clone());
+            self.tracker.spawn(async move {
+                match ledger_spend(source.as_ref(), &m).await {
+                    Ok(spent) => {
+                        if let Err(error) = state.seed(&check, spent, false, None).await {
+                            tracing::debug!(%error, budget = %check.key, "reconcile with the ledger failed");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, budget = %check.key, "reconcile: ledger unavailable");
+                    }
+                }
+            });
+        }
+    }
+
     /// Emits one alert event (log + counter) per newly crossed alert budget.
     fn alert(&self, meta: &[BudgetMeta], crossed: &[usize], p: &Principal) {
         for m in crossed.iter().filter_map(|i| meta.get(*i)) {
@@ -360,7 +557,7 @@ impl Inner {
             return Ok(());
         }
         let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
+        let give_up = system_now_ms().saturating_add(hold.ttl_ms);
         loop {
             match self.state.settle(&hold, actual).await {
                 Ok(crossed) => {
@@ -376,11 +573,16 @@ impl Inner {
                     }
                     return Ok(());
                 }
-                Err(error) if attempt < SETTLE_ATTEMPTS => {
-                    tracing::warn!(%error, admission = %hold.id, attempt, "settle failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                    attempt += 1;
+                // Settles are idempotent per hold, so trying again cannot count twice; keep
+                // trying until the hold would have expired anyway, or shutdown.
+                Err(error) if system_now_ms() < give_up && !self.stopping.is_cancelled() => {
+                    self.counters.settle_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, admission = %hold.id, "settle failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stopping.cancelled() => {}
+                    }
+                    delay = (delay * 2).min(SETTLE_MAX_DELAY);
                 }
                 Err(error) => {
                     self.counters.settle_errors.fetch_add(1, Ordering::Relaxed);
@@ -388,13 +590,17 @@ impl Inner {
                     tracing::error!(
                         %error, admission = %hold.id, %key_id, release,
                         reserved_usd = Money(reserved).as_usd(),
-                        "settle failed: the reservation stays held until its budget period ends"
+                        "settle failed: the reservation is released when its hold expires, the spend at the next reconcile with the ledger"
                     );
                     return Err(error);
                 }
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An admitted request's hold on limits and budgets.

@@ -71,7 +71,7 @@ mod secret;
 pub mod state;
 
 pub use error::{Denied, DenyReason, GovernanceError};
-pub use governor::{Admission, Estimate, GovernanceStats, Governor};
+pub use governor::{Admission, Estimate, GovernanceStats, Governor, GovernorOptions, SpendSource};
 pub use keys::{open_key_store, CachedKeyStore, KeyStore, MemoryKeyStore, SqlKeyStore};
 pub use model::{
     Budget, BudgetMode, IssuedKey, KeyInfo, KeySpec, Limits, ModelPattern, Period, Principal,

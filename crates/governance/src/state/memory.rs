@@ -1,7 +1,7 @@
 //! Limits and budgets in process memory: the single-process default, and Redis's fallback
 //! when it fails open.
 
-use super::{Actual, AdmitPlan, Hold, StateStore, Tally, Verdict};
+use super::{Actual, AdmitPlan, BudgetCheck, Hold, StateStore, Tally, Verdict};
 use crate::error::GovernanceError;
 use crate::keys::BoxFuture;
 use crate::model::BudgetMode;
@@ -23,6 +23,9 @@ pub struct MemoryState {
 struct Inner {
     rates: HashMap<String, RateLog>,
     budgets: HashMap<String, Cell>,
+    /// Holds already settled or released, until their marker expires: a second settle of the
+    /// same hold is a no-op.
+    done: HashMap<Arc<str>, i64>,
 }
 
 /// A sliding-window log: admissions in arrival order, with their current weights. An
@@ -67,12 +70,38 @@ impl RateLog {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Cell {
     spent: i64,
     reserved: i64,
     alerted: bool,
+    /// Raised to the ledger's spend for the period before the first admission.
+    seeded: bool,
     expires_ms: i64,
+    /// Open holds: admission id → reserved amount.
+    holds: HashMap<Arc<str>, i64>,
+    /// Open holds' expiries in admission order (one TTL for all, so in expiry order).
+    expiry: VecDeque<(i64, Arc<str>)>,
+    expired_holds: u64,
+    expired: i64,
+}
+
+impl Cell {
+    /// Releases the holds whose expiry passed.
+    fn expire(&mut self, now: i64) {
+        while let Some((at, _)) = self.expiry.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, id)) = self.expiry.pop_front() {
+                if let Some(amount) = self.holds.remove(&id) {
+                    self.reserved = (self.reserved - amount).max(0);
+                    self.expired_holds += 1;
+                    self.expired += amount;
+                }
+            }
+        }
+    }
 }
 
 impl MemoryState {
@@ -91,8 +120,9 @@ impl MemoryState {
         let now = plan.now_ms.unwrap_or_else(system_now_ms);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if inner.rates.len() + inner.budgets.len() > SWEEP_AT {
+        if inner.rates.len() + inner.budgets.len() + inner.done.len() > SWEEP_AT {
             inner.budgets.retain(|_, c| c.expires_ms > now);
+            inner.done.retain(|_, until| *until > now);
             inner.rates.retain(|_, log| {
                 log.prune(now);
                 !log.entries.is_empty()
@@ -119,6 +149,20 @@ impl MemoryState {
             let Some(cell) = live_cell(&mut inner.budgets, &check.key, now) else {
                 continue;
             };
+            if !cell.seeded {
+                return Verdict::Unseeded {
+                    index,
+                    local: false,
+                };
+            }
+            if cell.holds.contains_key(plan.id.as_str()) {
+                // The same admission again: it already holds everything.
+                return Verdict::Admitted {
+                    crossed_alerts: Vec::new(),
+                    local: false,
+                };
+            }
+            cell.expire(now);
             if check.mode == BudgetMode::Hard
                 && cell.spent + cell.reserved + check.amount > check.limit
             {
@@ -129,9 +173,9 @@ impl MemoryState {
                 };
             }
         }
+        // One allocation for the id, shared by every log and hold it enters.
+        let id: Arc<str> = plan.id.as_str().into();
         if !plan.rates.is_empty() {
-            // One allocation for the id, shared by every log it enters.
-            let id: Arc<str> = plan.id.as_str().into();
             for check in &plan.rates {
                 if let Some(log) = inner.rates.get_mut(&check.key) {
                     log.entries.push_back((now, id.clone()));
@@ -146,6 +190,8 @@ impl MemoryState {
                 continue;
             };
             cell.reserved += check.amount;
+            cell.holds.insert(id.clone(), check.amount);
+            cell.expiry.push_back((now + plan.hold_ttl_ms, id.clone()));
             cell.expires_ms = cell.expires_ms.max(now + check.ttl_ms);
             if check.mode == BudgetMode::Alert
                 && cell.spent + cell.reserved > check.limit
@@ -166,6 +212,12 @@ impl MemoryState {
         let now = actual.now_ms.unwrap_or_else(system_now_ms);
         let mut guard = self.lock();
         let inner = &mut *guard;
+        if inner.done.get(hold.id.as_str()).is_some_and(|until| *until > now) {
+            return Vec::new();
+        }
+        inner
+            .done
+            .insert(hold.id.as_str().into(), now + hold.ttl_ms.max(1));
         for key in &hold.token_rates {
             if let Some(log) = inner.rates.get_mut(key) {
                 // Entries that already left the window are gone: nothing to adjust.
@@ -180,7 +232,11 @@ impl MemoryState {
             let Some(cell) = live_cell(&mut inner.budgets, &b.key, now) else {
                 continue;
             };
-            cell.reserved = (cell.reserved - b.reserved).max(0);
+            // The hold's own amount: gone means it expired (already released) or never
+            // reached this store.
+            if let Some(amount) = cell.holds.remove(hold.id.as_str()) {
+                cell.reserved = (cell.reserved - amount).max(0);
+            }
             cell.spent += actual.cost;
             cell.expires_ms = cell.expires_ms.max(now + b.ttl_ms);
             if b.mode == BudgetMode::Alert && cell.spent + cell.reserved > b.limit && !cell.alerted
@@ -201,8 +257,27 @@ impl MemoryState {
             .map(|c| Tally {
                 spent: Money(c.spent),
                 reserved: Money(c.reserved),
+                open_holds: c.holds.len() as u64,
+                expired_holds: c.expired_holds,
+                expired: Money(c.expired),
             })
             .unwrap_or_default()
+    }
+
+    /// Raises a budget's spend to at least `spent` and marks it seeded (the synchronous core).
+    pub(crate) fn seed_now(&self, budget: &BudgetCheck, spent: i64, now: i64) {
+        let mut guard = self.lock();
+        if let Some(cell) = live_cell(&mut guard.budgets, &budget.key, now) {
+            cell.spent = cell.spent.max(spent);
+            cell.seeded = true;
+            cell.expires_ms = cell.expires_ms.max(now + budget.ttl_ms);
+        }
+    }
+
+    /// Forgets everything (Redis's fallback, when Redis is back: the next outage starts from
+    /// what Redis knew then).
+    pub(crate) fn clear(&self) {
+        *self.lock() = Inner::default();
     }
 }
 
@@ -244,6 +319,19 @@ impl StateStore for MemoryState {
     ) -> BoxFuture<'a, Result<Tally, GovernanceError>> {
         Box::pin(async move { Ok(self.tally_now(budget_key, now_ms)) })
     }
+
+    fn seed<'a>(
+        &'a self,
+        budget: &'a BudgetCheck,
+        spent: i64,
+        _local: bool,
+        now_ms: Option<i64>,
+    ) -> BoxFuture<'a, Result<(), GovernanceError>> {
+        Box::pin(async move {
+            self.seed_now(budget, spent, now_ms.unwrap_or_else(system_now_ms));
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +352,7 @@ mod tests {
                 adjustable: false,
             }],
             budgets: vec![],
+            hold_ttl_ms: 60_000,
         }
     }
 

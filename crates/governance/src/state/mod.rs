@@ -8,6 +8,17 @@
 //! Rate limits are exact sliding windows: a log of (time, weight) per limit, so in *any*
 //! window of `window_ms` the admitted weight never exceeds the limit (the property test in
 //! `memory.rs` checks this against generated arrival times).
+//!
+//! Budget reservations are holds with identity: each is stored under its admission id with
+//! an expiry, so settling uses the amount the hold really reserved, a settle or release that
+//! runs twice (a retry after a timeout whose first try still ran) counts once, a release
+//! that arrives before a late admission makes that admission refuse, and a hold nobody
+//! settles is released when it expires (and counted as expired in the budget report).
+//!
+//! A budget's counter is *seeded* before its first admission: the store reports
+//! [`Verdict::Unseeded`] and the governor raises the counter to the ledger's spend for the
+//! period ([`StateStore::seed`]), so a restarted process or an emptied Redis does not start
+//! from zero.
 
 mod memory;
 mod redis;
@@ -65,6 +76,8 @@ pub struct AdmitPlan {
     pub rates: Vec<RateCheck>,
     /// Budgets.
     pub budgets: Vec<BudgetCheck>,
+    /// How long the budget holds live unsettled before they are released, milliseconds.
+    pub hold_ttl_ms: i64,
 }
 
 /// The store's answer to an [`AdmitPlan`].
@@ -93,6 +106,14 @@ pub enum Verdict {
         /// Reserved by in-flight requests, nano-USD.
         reserved: i64,
     },
+    /// `plan.budgets[index]`'s counter has not been seeded from the ledger in this period (or
+    /// its store lost it): seed it ([`StateStore::seed`]) and admit again. Nothing was consumed.
+    Unseeded {
+        /// Which budget check needs seeding.
+        index: usize,
+        /// Reported by Redis's local fallback (seed the fallback, not Redis).
+        local: bool,
+    },
 }
 
 /// What an admitted request holds until it is settled or released.
@@ -106,6 +127,8 @@ pub struct Hold {
     pub budgets: Vec<HeldBudget>,
     /// Held by the local fallback, not Redis.
     pub local: bool,
+    /// The hold's time to live (how long its settled marker must outlast it), milliseconds.
+    pub ttl_ms: i64,
 }
 
 /// One budget reservation inside a [`Hold`].
@@ -121,6 +144,34 @@ pub struct HeldBudget {
     pub mode: BudgetMode,
     /// How long the period's counters must live, milliseconds.
     pub ttl_ms: i64,
+}
+
+impl Hold {
+    /// What an admitted `plan` holds (`local`: admitted by Redis's outage fallback).
+    pub fn of(plan: &AdmitPlan, local: bool) -> Hold {
+        Hold {
+            id: plan.id.clone(),
+            token_rates: plan
+                .rates
+                .iter()
+                .filter(|r| r.adjustable)
+                .map(|r| r.key.clone())
+                .collect(),
+            budgets: plan
+                .budgets
+                .iter()
+                .map(|b| HeldBudget {
+                    key: b.key.clone(),
+                    reserved: b.amount,
+                    limit: b.limit,
+                    mode: b.mode,
+                    ttl_ms: b.ttl_ms,
+                })
+                .collect(),
+            local,
+            ttl_ms: plan.hold_ttl_ms,
+        }
+    }
 }
 
 /// The real outcome that replaces a hold's estimates.
@@ -141,6 +192,12 @@ pub struct Tally {
     pub spent: Money,
     /// Reserved by in-flight requests.
     pub reserved: Money,
+    /// Holds not yet settled or released.
+    pub open_holds: u64,
+    /// Holds that expired unsettled and were released automatically this period.
+    pub expired_holds: u64,
+    /// What the expired holds had reserved.
+    pub expired: Money,
 }
 
 /// Counters of a state backend, for `/metrics`.
@@ -154,6 +211,12 @@ pub struct StateStats {
     pub fail_closed_denials: u64,
     /// Whether the backend currently considers Redis down.
     pub redis_down: bool,
+    /// Settles or releases that arrived a second time (a retry whose first try had run) and
+    /// changed nothing.
+    pub repeated_settles: u64,
+    /// Admissions Redis did not answer in time, released afterwards so a late run of their
+    /// script holds nothing.
+    pub abandoned_admissions: u64,
 }
 
 /// Where limits and budgets are counted.
@@ -174,9 +237,28 @@ pub trait StateStore: Send + Sync {
         budget_key: &'a str,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Tally, GovernanceError>>;
+    /// Raises a budget's settled spend to at least `spent` (the ledger's figure for the
+    /// period) and marks its counter seeded. `local`: seed Redis's outage fallback instead.
+    fn seed<'a>(
+        &'a self,
+        budget: &'a BudgetCheck,
+        spent: i64,
+        local: bool,
+        now_ms: Option<i64>,
+    ) -> BoxFuture<'a, Result<(), GovernanceError>>;
     /// Backend counters (zeros for backends without a remote dependency).
     fn stats(&self) -> StateStats {
         StateStats::default()
+    }
+    /// Whether the store is shared and can lose or miss updates (Redis), so the governor
+    /// should reconcile it with the ledger now and then.
+    fn can_fall_behind(&self) -> bool {
+        false
+    }
+    /// Whether admissions are refused while the store is unreachable (`fail_closed`); the
+    /// governor then also refuses when the ledger cannot seed a budget.
+    fn fails_closed(&self) -> bool {
+        false
     }
 }
 
