@@ -35,6 +35,13 @@ pub struct BudgetUse {
     /// Reserved by requests in flight (USD in JSON).
     #[serde(rename = "reserved_usd")]
     pub reserved: Money,
+    /// Reservations not yet settled or released.
+    pub open_holds: u64,
+    /// Reservations never settled, released when they expired, this period.
+    pub expired_holds: u64,
+    /// What the expired reservations had held (USD in JSON).
+    #[serde(rename = "expired_usd")]
+    pub expired: Money,
     /// When the period ends, RFC 3339.
     pub resets_at: String,
 }
@@ -99,6 +106,9 @@ async fn row(
         limit: budget.amount,
         spent: tally.spent,
         reserved: tally.reserved,
+        open_holds: tally.open_holds,
+        expired_holds: tally.expired_holds,
+        expired: tally.expired,
         resets_at: rfc3339(b.end_ms),
     })
 }
@@ -126,6 +136,8 @@ pub fn render_budget_report(rows: &[BudgetUse], format: Format) -> Result<String
         "limit_usd",
         "spent_usd",
         "reserved_usd",
+        "holds",
+        "expired_holds",
         "used_pct",
         "resets_at",
     ];
@@ -149,6 +161,8 @@ pub fn render_budget_report(rows: &[BudgetUse], format: Format) -> Result<String
                 format!("{:.2}", r.limit.as_usd()),
                 format!("{:.6}", r.spent.as_usd()),
                 format!("{:.6}", r.reserved.as_usd()),
+                r.open_holds.to_string(),
+                r.expired_holds.to_string(),
                 used,
                 r.resets_at.clone(),
             ]

@@ -9,9 +9,42 @@ use std::sync::Arc;
 use switchyard_governance::state::{
     MemoryState, OnRedisError, RedisState, RedisStateConfig, StateStore,
 };
-use switchyard_governance::{open_key_store, CachedKeyStore, Governor, KeyStore};
-use switchyard_ledger::{LedgerStore, LedgerWriter, OnFull, WriterConfig};
-use switchyard_types::ErrorKind;
+use switchyard_governance::keys::BoxFuture;
+use switchyard_governance::{
+    open_key_store, CachedKeyStore, Clock, GovernanceError, Governor, GovernorOptions, KeyStore,
+    Scope, SpendSource,
+};
+use switchyard_ledger::{LedgerStore, LedgerWriter, OnFull, SpendBy, TimeRange, WriterConfig};
+use switchyard_types::{ErrorKind, Money};
+
+/// The ledger as the budgets' source of truth: what a key or team spent in a period.
+struct LedgerSpend(Arc<dyn LedgerStore>);
+
+impl SpendSource for LedgerSpend {
+    fn spent<'a>(
+        &'a self,
+        scope: Scope,
+        owner: &'a str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> BoxFuture<'a, Result<Money, GovernanceError>> {
+        Box::pin(async move {
+            let by = match scope {
+                Scope::Key => SpendBy::Key,
+                Scope::Team => SpendBy::Team,
+            };
+            let rows = self
+                .0
+                .spend(by, TimeRange { since_ms, until_ms })
+                .await
+                .map_err(|e| GovernanceError::Unavailable(format!("ledger: {e}")))?;
+            Ok(rows
+                .iter()
+                .find(|r| r.group == owner)
+                .map_or(Money::ZERO, |r| r.cost))
+        })
+    }
+}
 
 /// Keys, governance and ledger of one gateway process.
 pub struct Runtime {
@@ -53,9 +86,11 @@ impl Runtime {
                 url,
                 prefix,
                 fail_closed,
+                fleet_size,
             } => {
                 let mut config = RedisStateConfig::new(url.clone());
                 config.key_prefix = prefix.clone();
+                config.fleet_size = *fleet_size;
                 config.on_error = if *fail_closed {
                     OnRedisError::FailClosed
                 } else {
@@ -82,10 +117,18 @@ impl Runtime {
                 ..WriterConfig::default()
             },
         );
+        let options = GovernorOptions {
+            hold_ttl: settings.hold_ttl,
+            spend: Some(Arc::new(LedgerSpend(ledger_store.clone()))),
+            // Every process's writer flushes within its interval: after that the ledger holds
+            // every request that finished before a shared counter was lost.
+            seed_delay: settings.ledger_flush_interval + std::time::Duration::from_millis(100),
+            reconcile_every: settings.reconcile_every,
+        };
         Ok(Runtime {
             keys: CachedKeyStore::new(key_store.clone(), settings.auth_cache_ttl),
             key_store,
-            governor: Governor::new(state.clone()),
+            governor: Governor::with_options(state.clone(), Clock::System, options),
             state,
             ledger_store,
             ledger,

@@ -15,6 +15,9 @@ pub(super) struct RawGovernance {
     on_redis_error: Option<RawOnRedisError>,
     redis_key_prefix: Option<String>,
     auth_cache_ttl_ms: Option<u64>,
+    hold_ttl_ms: Option<u64>,
+    fleet_size: Option<u32>,
+    reconcile_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -63,6 +66,8 @@ pub enum StateBackend {
         prefix: String,
         /// Deny (true) or fall back to local limits (false) while Redis is unreachable.
         fail_closed: bool,
+        /// The fewest processes assumed to share a budget's remainder during an outage.
+        fleet_size: u32,
     },
 }
 
@@ -76,6 +81,10 @@ pub struct RuntimeSettings {
     pub state: StateBackend,
     /// How long a successful key lookup is cached (at most one second).
     pub auth_cache_ttl: Duration,
+    /// How long a budget reservation lives unsettled before it is released.
+    pub hold_ttl: Duration,
+    /// How often shared budgets are reconciled with the ledger.
+    pub reconcile_every: Duration,
     /// Ledger database (`sqlite://…`, `postgres://…` or `memory`).
     pub ledger_url: String,
     /// Ledger writer: records per batch.
@@ -116,6 +125,7 @@ impl Compiler {
                         governance.on_redis_error,
                         Some(RawOnRedisError::FailClosed)
                     ),
+                    fleet_size: governance.fleet_size.unwrap_or(1).max(1),
                 }
             }
             Some(other) => {
@@ -169,6 +179,10 @@ impl Compiler {
                 .unwrap_or_else(|| DEFAULT_DB.into()),
             state,
             auth_cache_ttl: ms(governance.auth_cache_ttl_ms, 500).min(Duration::from_secs(1)),
+            // Longer than any request may run: a hold outliving its request only delays the
+            // release of a reservation nobody settled.
+            hold_ttl: ms(governance.hold_ttl_ms, 600_000).max(Duration::from_secs(1)),
+            reconcile_every: ms(governance.reconcile_ms, 10_000).max(Duration::from_millis(100)),
             ledger_url: ledger.url.clone().unwrap_or_else(|| DEFAULT_DB.into()),
             ledger_batch_size: ledger.batch_size.unwrap_or(256).max(1),
             ledger_flush_interval: ms(ledger.flush_interval_ms, 200),

@@ -350,7 +350,7 @@
         <div class="top"><span class="who">${esc(who)}<small>${esc(b.period)} · ${esc(b.mode)}</small></span>
         <span class="amt">${esc(fmtUsd(b.spent_usd))} of ${esc(fmtUsd(limit))} · ${esc(fmtPct(used))}</span></div>
         <div class="meter"><span class="spent" style="width:${Math.min(100, used * 100).toFixed(2)}%"></span><span class="reserved" style="left:${Math.min(100, used * 100).toFixed(2)}%;width:${Math.min(100 - Math.min(100, used * 100), resv * 100).toFixed(2)}%"></span></div>
-        <div class="foot">${b.reserved_usd > 0 ? esc(fmtUsd(b.reserved_usd)) + " reserved in flight · " : ""}resets in ${esc(left)}</div></div>`;
+        <div class="foot">${b.reserved_usd > 0 ? esc(fmtUsd(b.reserved_usd)) + " reserved in flight · " : ""}${b.expired_holds > 0 ? esc(String(b.expired_holds)) + " never settled (released at expiry) · " : ""}resets in ${esc(left)}</div></div>`;
     }).join("") + (shown.length > 8 ? `<div class="hint">+ ${shown.length - 8} more</div>` : "");
     $("#budget-hint").textContent = `${shown.length} budget${shown.length === 1 ? "" : "s"}, current periods`;
   }
