@@ -6,8 +6,8 @@ use crate::model::{Budget, Principal, RateKind, Scope};
 use crate::period::{bucket, system_now_ms, Clock};
 use crate::secret::new_id;
 use crate::state::{
-    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, Hold, RateCheck, StateStats,
-    StateStore, Verdict, WINDOW_MS,
+    budget_key, rate_key, Actual, AdmitPlan, BudgetCheck, Hold, RateCheck, StateStats, StateStore,
+    Verdict, WINDOW_MS,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -306,8 +306,7 @@ impl Governor {
         for _ in 0..ADMIT_ROUNDS {
             verdict = match self.inner.state.admit(&plan).await {
                 Ok(Verdict::Unseeded { index, local }) => {
-                    if let Err(denied) = self.inner.seed(&plan, &budget_meta, index, local).await
-                    {
+                    if let Err(denied) = self.inner.seed(&plan, &budget_meta, index, local).await {
                         c.denied_unavailable.fetch_add(1, Ordering::Relaxed);
                         return Err(denied);
                     }
@@ -417,7 +416,12 @@ impl Governor {
 async fn ledger_spend(source: &dyn SpendSource, meta: &BudgetMeta) -> Result<i64, String> {
     match tokio::time::timeout(
         SPEND_QUERY_TIMEOUT,
-        source.spent(meta.scope, &meta.owner, meta.starts_at_ms, meta.resets_at_ms),
+        source.spent(
+            meta.scope,
+            &meta.owner,
+            meta.starts_at_ms,
+            meta.resets_at_ms,
+        ),
     )
     .await
     {
@@ -502,7 +506,8 @@ impl Inner {
                     last.retain(|_, t| now - *t < PERIOD_GRACE_MS);
                 }
             }
-            let (state, source, check, m) = (self.state.clone(), source.clone(), check.clone(), m.clone());
+            let (state, source, check, m) =
+                (self.state.clone(), source.clone(), check.clone(), m.clone());
             self.tracker.spawn(async move {
                 match ledger_spend(source.as_ref(), &m).await {
                     Ok(spent) => {

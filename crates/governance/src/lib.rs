@@ -35,7 +35,14 @@
 //!   under-estimate. Only upper-bound estimates give the one-request guarantee, so the
 //!   server must produce them.
 //! - Requests admitted by the local fallback during a Redis outage (`fail_open`) are counted
-//!   only in that process: during an outage each process can spend up to the full budget.
+//!   only in that process, against its share of the remainder Redis last reported (the
+//!   remainder divided by the processes seen admitting in the last minute, at least
+//!   `fleet_size`): together the processes admit at most that remainder, plus whatever was
+//!   admitted elsewhere after a process last heard from Redis (at most the requests then in
+//!   flight). What the fallback spent is added to Redis when it is back.
+//! - When Redis loses its data, the counters are seeded again from the ledger
+//!   ([`SpendSource`]) after one ledger flush interval; the reservations of requests in
+//!   flight at that moment are lost, so the overshoot is at most their worst cases.
 //!
 //! Rate limits are exact sliding windows over 60 s: in any 60 s window the admitted weight
 //! (requests, or estimated tokens adjusted to actual tokens at settle) stays within the limit.

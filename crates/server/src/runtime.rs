@@ -6,10 +6,10 @@ use crate::error::ApiError;
 use crate::{AppState, StartError};
 use std::path::Path;
 use std::sync::Arc;
+use switchyard_governance::keys::BoxFuture;
 use switchyard_governance::state::{
     MemoryState, OnRedisError, RedisState, RedisStateConfig, StateStore,
 };
-use switchyard_governance::keys::BoxFuture;
 use switchyard_governance::{
     open_key_store, CachedKeyStore, Clock, GovernanceError, Governor, GovernorOptions, KeyStore,
     Scope, SpendSource,

@@ -212,7 +212,11 @@ impl MemoryState {
         let now = actual.now_ms.unwrap_or_else(system_now_ms);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if inner.done.get(hold.id.as_str()).is_some_and(|until| *until > now) {
+        if inner
+            .done
+            .get(hold.id.as_str())
+            .is_some_and(|until| *until > now)
+        {
             return Vec::new();
         }
         inner

@@ -314,7 +314,10 @@ impl RedisState {
             let cost = b.reserved;
             let hold = Hold {
                 id: new_id("replay"),
-                budgets: vec![HeldBudget { reserved: 0, ..b.clone() }],
+                budgets: vec![HeldBudget {
+                    reserved: 0,
+                    ..b.clone()
+                }],
                 ttl_ms: 60_000,
                 ..Hold::default()
             };
