@@ -227,3 +227,69 @@ async fn settle_detached_and_drop_outside_a_runtime_are_accounted() {
     std::thread::spawn(move || drop(b)).join().unwrap();
     assert_eq!(gov.stats().releases_lost, 1);
 }
+
+/// A ledger stand-in that says the key already spent `0.8` today.
+struct Ledger(Money);
+
+impl SpendSource for Ledger {
+    fn spent<'a>(
+        &'a self,
+        _scope: Scope,
+        _owner: &'a str,
+        _since_ms: i64,
+        _until_ms: i64,
+    ) -> BoxFuture<'a, Result<Money, GovernanceError>> {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_process_starts_from_the_ledgers_spend_not_zero() {
+    let (_, p, _) = setup(team("t"), |s| s.budgets = vec!["day:1".parse().unwrap()]).await;
+    let state = Arc::new(MemoryState::new());
+    let options = GovernorOptions {
+        spend: Some(Arc::new(Ledger(Money::from_usd(0.8).unwrap()))),
+        ..GovernorOptions::default()
+    };
+    let gov = Governor::with_options(state.clone(), Clock::manual(NOW), options);
+    // 0.8 spent + 0.3 > 1: refused, although this process never admitted anything.
+    let denied = gov.admit(&p, "m", &est(0.3)).await.unwrap_err();
+    assert!(matches!(denied, Denied::OverBudget { .. }), "{denied:?}");
+    gov.admit(&p, "m", &est(0.2)).await.unwrap().release();
+    assert_eq!(gov.stats().seeded, 1);
+}
+
+#[tokio::test]
+async fn a_hold_nobody_settles_is_released_at_its_expiry_and_reported() {
+    let (_, p, _) = setup(team("t"), |s| s.budgets = vec!["day:1".parse().unwrap()]).await;
+    let state = Arc::new(MemoryState::new());
+    let clock = Clock::manual(NOW);
+    let options = GovernorOptions {
+        hold_ttl: Duration::from_secs(60),
+        ..GovernorOptions::default()
+    };
+    let gov = Governor::with_options(state.clone(), clock.clone(), options);
+    let stuck = gov.admit(&p, "m", &est(0.9)).await.unwrap();
+    assert!(gov.admit(&p, "m", &est(0.2)).await.is_err(), "0.9 is held");
+    clock.advance_ms(61_000);
+    gov.admit(&p, "m", &est(0.2)).await.unwrap().release();
+    let key = budget_key(
+        Scope::Key,
+        &p.key_id,
+        Period::Day,
+        BudgetMode::Hard,
+        "2026-03-14",
+    );
+    let tally = state.tally_now(&key, clock.now_ms());
+    assert_eq!(tally.expired_holds, 1);
+    assert_eq!(tally.expired, Money::from_usd(0.9).unwrap());
+    // Its late settle still counts the spend, once, and releases nothing twice.
+    stuck
+        .settle(TokenUsage::default(), Money::from_usd(0.5).unwrap())
+        .await
+        .unwrap();
+    gov.shutdown().await;
+    let tally = state.tally_now(&key, clock.now_ms());
+    assert_eq!(tally.spent, Money::from_usd(0.5).unwrap());
+    assert_eq!((tally.reserved, tally.open_holds), (Money::ZERO, 0));
+}

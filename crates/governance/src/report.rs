@@ -271,6 +271,7 @@ mod tests {
         );
         assert_eq!(day.spent, Money::from_usd(1.5).unwrap());
         assert_eq!(day.reserved, Money::from_usd(2.0).unwrap());
+        assert_eq!((day.open_holds, day.expired_holds), (1, 0));
         assert_eq!(day.resets_at, "2026-03-15T00:00:00Z");
         assert_eq!(rows[1].period, Period::Month);
         assert_eq!(rows[1].spent, Money::from_usd(1.5).unwrap());
@@ -285,7 +286,9 @@ mod tests {
         let csv = render_budget_report(&rows, Format::Csv).unwrap();
         assert_eq!(csv.lines().count(), 4);
         assert!(
-            csv.contains("search,team,,day,hard,100.00,1.500000,2.000000,3.5,2026-03-15T00:00:00Z"),
+            csv.contains(
+                "search,team,,day,hard,100.00,1.500000,2.000000,1,0,3.5,2026-03-15T00:00:00Z"
+            ),
             "{csv}"
         );
         let json: serde_json::Value =
