@@ -19,6 +19,7 @@
 mod attempt;
 mod catalog;
 mod constraints;
+pub mod drill;
 mod explain;
 mod health;
 mod plan;
