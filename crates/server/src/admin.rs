@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/spend", get(spend))
         .route("/budgets", get(budgets))
         .route("/route/explain", get(explain))
+        .route("/drill", get(drill))
         .merge(crate::dashboard::routes())
 }
 
@@ -174,6 +175,37 @@ async fn spend(
             .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
     let body = report.render(switchyard_ledger::report::Format::Json);
     Ok(([(http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /admin/drill?down=cloud=aws&down=region=eastus&since=…&until=…`: the window's
+/// requests replayed offline through the live routing with those down.
+async fn drill(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let bad = |e: &dyn std::fmt::Display| ApiError::new(ErrorKind::InvalidRequest, e.to_string());
+    let snapshot = state.snapshot();
+    let (mut down, mut since, mut until) = (Vec::new(), None, None);
+    for (k, v) in &q {
+        match k.as_str() {
+            "down" => down.push(crate::drill::parse_down(v, &snapshot).map_err(|e| bad(&e))?),
+            "since" => since = Some(v.as_str()),
+            "until" => until = Some(v.as_str()),
+            other => {
+                return Err(bad(&format!(
+                    "unknown parameter '{other}': use down, since, until"
+                )))
+            }
+        }
+    }
+    let range = switchyard_ledger::cli::time_range(since, until).map_err(|e| bad(&e))?;
+    let (requests, latency) = crate::drill::from_ledger(state.runtime.ledger_store.as_ref(), range)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
+    let report = crate::drill::run(&snapshot, &requests, &down, &latency);
+    Ok(Json(json!({ "data": report })).into_response())
 }
 
 /// `GET /admin/budgets`: each team's and key's budget use in the current periods.

@@ -23,6 +23,7 @@ mod admin;
 pub mod config;
 mod dashboard;
 pub mod demo;
+pub mod drill;
 mod egress;
 mod endpoints;
 mod error;

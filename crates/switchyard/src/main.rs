@@ -51,6 +51,9 @@ enum Command {
     Audit(switchyard_ledger::cli::AuditArgs),
     /// Reports from the ledger: `report spend --by cloud|provider|region|model|team|key ...`.
     Report(switchyard_ledger::cli::ReportArgs),
+    /// Outage drill: replay a ledger window (or a trace file) offline through this config's
+    /// routing with clouds, regions, providers or deployments down.
+    Drill(switchyard_server::drill::DrillArgs),
     /// Routing tools: `route explain` shows how a request would be routed and why.
     Route {
         #[command(subcommand)]
@@ -112,6 +115,9 @@ fn main() -> ExitCode {
             Command::Report(args) => switchyard_ledger::cli::run_report(args)
                 .await
                 .map_err(|e| e.to_string()),
+            Command::Drill(args) => switchyard_server::drill::run_cli(args)
+                .await
+                .map(|out| print!("{out}")),
             Command::Check { .. } | Command::Route { .. } => Ok(()),
         }
     });
