@@ -72,6 +72,13 @@ pub trait UpstreamCodec: Send + Sync {
         self.encode_request(req, upstream_model)
     }
 
+    /// The tool `encode_request` sends `req`'s JSON response format as, when this protocol
+    /// has no native way to say it to `upstream_model`: its call is the answer text (see
+    /// [`structured`](crate::codec::structured)).
+    fn answer_tool<'a>(&self, _req: &'a ChatRequest, _upstream_model: &str) -> Option<&'a str> {
+        None
+    }
+
     /// A complete (non-streamed) chat answer → canonical.
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError>;
 
@@ -439,6 +446,10 @@ impl UpstreamCodec for AnthropicMessages {
         Some(DEFAULT_MAX_TOKENS)
     }
 
+    fn answer_tool<'a>(&self, req: &'a ChatRequest, upstream_model: &str) -> Option<&'a str> {
+        anthropic_messages::answer_tool(req, upstream_model)
+    }
+
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
         anthropic_messages::decode_response(body)
     }
@@ -522,6 +533,10 @@ impl UpstreamCodec for BedrockConverse {
     fn encode_request(&self, req: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
         // The model id goes in the URL.
         bedrock_converse::encode_request(req)
+    }
+
+    fn answer_tool<'a>(&self, req: &'a ChatRequest, _: &str) -> Option<&'a str> {
+        crate::codec::structured::answer_tool_name(req)
     }
 
     fn accepts_prefill(&self) -> bool {

@@ -7,6 +7,7 @@ use crate::request::ClientProtocol;
 use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
+use switchyard_protocol::codec::structured::{self, AnswerStream};
 use switchyard_protocol::translate::{OpenAiPassthrough, Options, Translate, Translator};
 use switchyard_protocol::upstream::{
     upstream_codec, UpstreamAnswer, UpstreamCodec, UpstreamStream,
@@ -85,6 +86,9 @@ impl IngressRequest {
         let mut response = codec(d)
             .decode_response(&upstream)
             .map_err(|e| unreadable(d, &e))?;
+        if let Some(tool) = self.answer_tool(d) {
+            structured::answer_from_tool(&mut response, tool);
+        }
         // Bedrock names neither; Anthropic and Gemini send no creation time.
         if response.id.is_empty() {
             response.id = generated_id();
@@ -148,11 +152,20 @@ impl IngressRequest {
                 created: unix_now(),
             },
         );
-        Ok(Box::new(Translate::new(
-            codec(d).stream_decoder(),
-            client,
-            options,
-        )))
+        let mut upstream = codec(d).stream_decoder();
+        if let Some(tool) = self.answer_tool(d) {
+            upstream = Box::new(AnswerStream::new(upstream, tool));
+        }
+        Ok(Box::new(Translate::new(upstream, client, options)))
+    }
+
+    /// The tool `d`'s protocol gets this request's JSON response format as, whose call is
+    /// the answer text; `None` when the format goes natively (or there is none).
+    pub fn answer_tool(&self, d: &Deployment) -> Option<&str> {
+        if self.passthrough(d).is_some() {
+            return None;
+        }
+        codec(d).answer_tool(self.canonical(), &d.upstream_model)
     }
 }
 

@@ -292,6 +292,15 @@ impl Forwarding {
         let Some(delivered) = relay.translator.delivered().map(str::to_owned) else {
             return false;
         };
+        // An answer tool's input streamed as text cannot be continued as a prefill: the
+        // continuation would be a fresh call of the tool.
+        if recovery
+            .request
+            .answer_tool(&self.served.deployment)
+            .is_some()
+        {
+            return false;
+        }
         let needs_prefill = !delivered.trim().is_empty();
         let tried: HashSet<&str> = self
             .served

@@ -6,6 +6,7 @@ pub mod anthropic_messages;
 pub mod bedrock_converse;
 pub mod gemini;
 pub mod openai_chat;
+pub mod structured;
 mod turns;
 
 #[cfg(test)]
@@ -24,24 +25,14 @@ pub(crate) fn schema_or_empty(schema: &Value) -> &Value {
     }
 }
 
-/// Rejects what protocols with a single answer and no JSON output mode (Anthropic, Bedrock)
-/// cannot express: several choices and a `response_format` other than text.
-pub(crate) fn reject_choices_and_json_formats(
+/// Rejects what protocols with a single answer (Anthropic, Bedrock) cannot express: several
+/// choices. Their JSON response formats go as an answer tool ([`structured`]) or natively.
+pub(crate) fn reject_choices(
     req: &crate::ChatRequest,
     protocol: &'static str,
 ) -> Result<(), crate::Unsupported> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(crate::Unsupported::new(protocol, "`n` > 1"));
     }
-    match &req.response_format {
-        None | Some(crate::ResponseFormat::Text) => Ok(()),
-        Some(crate::ResponseFormat::JsonObject) => Err(crate::Unsupported::new(
-            protocol,
-            "`response_format` of type json_object",
-        )),
-        Some(crate::ResponseFormat::JsonSchema { .. }) => Err(crate::Unsupported::new(
-            protocol,
-            "`response_format` of type json_schema",
-        )),
-    }
+    Ok(())
 }

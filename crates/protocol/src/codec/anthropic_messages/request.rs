@@ -2,12 +2,15 @@
 //! Anthropic front door), and canonical → upstream body (as the `anthropic` provider).
 
 use super::wire::{
-    BlockOut, ImageSourceOut, MessageOut, MetadataOut, RequestOut, ToolChoiceOut, ToolOut,
+    BlockOut, ImageSourceOut, MessageOut, MetadataOut, OutputConfigOut, OutputFormatOut,
+    RequestOut, ToolChoiceOut, ToolOut,
 };
 use super::PROTOCOL;
 use crate::canonical::{
-    ChatRequest, ContentPart, Image, ImageSource, Message, Role, Tool, ToolCall, ToolChoice,
+    ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice,
 };
+use crate::codec::structured::{self, Choice};
 use crate::codec::turns::turn;
 use crate::json::{self, Path, RawObject};
 use crate::{DecodeError, Unsupported};
@@ -418,15 +421,32 @@ fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), Dec
 /// tool results become `tool_result` blocks in a user turn; consecutive turns of the same
 /// role are merged, tool results first (Anthropic requires them to lead the turn); empty text
 /// parts and turns left empty are dropped (Anthropic rejects empty text blocks).
-/// `max_tokens` falls back to `default_max_tokens`. `seed`, `user`-less metadata, image
-/// `detail` and participant names are dropped; `n` > 1, JSON response formats and images
-/// outside user turns are [`Unsupported`].
+/// `max_tokens` falls back to `default_max_tokens`. A strict `json_schema` response format
+/// on a model with native structured outputs ([`native_structured_outputs`]) becomes
+/// `output_config.format`; any other JSON format becomes a forced answer tool
+/// ([`structured`]), whose call the response decoding turns back into text
+/// ([`answer_tool`]). `seed`, `user`-less metadata, image `detail` and participant names are
+/// dropped; `n` > 1 and images outside user turns are [`Unsupported`].
 pub fn encode_request(
     req: &ChatRequest,
     upstream_model: &str,
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, Unsupported> {
-    crate::codec::reject_choices_and_json_formats(req, PROTOCOL)?;
+    crate::codec::reject_choices(req, PROTOCOL)?;
+    let native = native_format(req, upstream_model);
+    let plan = if native.is_some() {
+        structured::ToolPlan {
+            answer: None,
+            choice: req.tool_choice.as_ref().map(|c| match c {
+                ToolChoice::Auto => Choice::Auto,
+                ToolChoice::None => Choice::None,
+                ToolChoice::Required => Choice::Required,
+                ToolChoice::Function(f) => Choice::Function(f),
+            }),
+        }
+    } else {
+        structured::tool_plan(req, PROTOCOL)?
+    };
 
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
@@ -478,18 +498,18 @@ pub fn encode_request(
         .collect();
 
     let disable_parallel = req.parallel_tool_calls == Some(false);
-    let tool_choice = match &req.tool_choice {
-        Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto {
+    let tool_choice = match plan.choice {
+        Some(Choice::Auto) => Some(ToolChoiceOut::Auto {
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::Required) => Some(ToolChoiceOut::Any {
+        Some(Choice::Required) => Some(ToolChoiceOut::Any {
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::Function(name)) => Some(ToolChoiceOut::Tool {
+        Some(Choice::Function(name)) => Some(ToolChoiceOut::Tool {
             name,
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::None) => Some(ToolChoiceOut::None),
+        Some(Choice::None) => Some(ToolChoiceOut::None),
         None if disable_parallel && !req.tools.is_empty() => Some(ToolChoiceOut::Auto {
             disable_parallel_tool_use: true,
         }),
@@ -508,6 +528,11 @@ pub fn encode_request(
                 description: t.description.as_deref(),
                 input_schema: crate::codec::schema_or_empty(&t.parameters),
             })
+            .chain(plan.answer.as_ref().map(|a| ToolOut {
+                name: a.name,
+                description: Some(a.description),
+                input_schema: a.schema,
+            }))
             .collect(),
         tool_choice,
         stop_sequences: &req.stop,
@@ -515,6 +540,9 @@ pub fn encode_request(
         top_p: req.top_p,
         stream: req.stream,
         metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        output_config: native.map(|schema| OutputConfigOut {
+            format: OutputFormatOut::JsonSchema { schema },
+        }),
     };
     let mut out = Vec::with_capacity(256);
     json::write_json(&mut out, &body);
@@ -522,6 +550,53 @@ pub fn encode_request(
 }
 
 type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
+
+/// The schema `req` sends as native structured output to `upstream_model`: a strict
+/// `json_schema` format (strict schemas are the subset Anthropic's constrained decoding takes)
+/// on a model that has it.
+fn native_format<'a>(req: &'a ChatRequest, upstream_model: &str) -> Option<&'a serde_json::Value> {
+    match &req.response_format {
+        Some(ResponseFormat::JsonSchema {
+            schema,
+            strict: Some(true),
+            ..
+        }) if native_structured_outputs(upstream_model) => Some(schema),
+        _ => None,
+    }
+}
+
+/// The answer tool whose call is the answer, when [`encode_request`] sends `req`'s response
+/// format to `upstream_model` as one.
+pub fn answer_tool<'a>(req: &'a ChatRequest, upstream_model: &str) -> Option<&'a str> {
+    if native_format(req, upstream_model).is_some() {
+        return None;
+    }
+    structured::answer_tool_name(req)
+}
+
+/// Whether the Anthropic model `id` has native structured outputs (`output_config.format`):
+/// Claude 4.5 and later (Sonnet 4.5, Opus 4.5, Haiku 4.5, the 4.6 models, ...). Read from the
+/// id's version numbers, both namings (`claude-sonnet-4-5-20250929`, `claude-3-5-haiku`);
+/// an id it cannot read (an alias, a fine-tune) gets the answer tool, which every model takes.
+pub fn native_structured_outputs(id: &str) -> bool {
+    let Some(rest) = id.find("claude-").map(|i| &id[i + "claude-".len()..]) else {
+        return false;
+    };
+    // The version is the first short number and the one right after it; dates (`20250929`)
+    // are not version numbers.
+    let version = |p: &str| {
+        (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    let parts: Vec<&str> = rest.split(['-', '.', '@']).collect();
+    let Some(at) = parts.iter().position(|p| version(p).is_some()) else {
+        return false;
+    };
+    let major = version(parts[at]).unwrap_or(0);
+    let minor = parts.get(at + 1).and_then(|p| version(p)).unwrap_or(0);
+    (major, minor) >= (4, 5)
+}
 
 /// Text and image parts as blocks; images only where Anthropic takes them (user, tool).
 fn parts<'a>(content: &'a [ContentPart], role: &str) -> Result<Vec<BlockOut<'a>>, Unsupported> {

@@ -250,21 +250,20 @@ fn encode_request_rejects_what_anthropic_cannot_express() {
         ),
         (
             ChatRequest {
-                response_format: Some(ResponseFormat::JsonObject),
-                ..base.clone()
-            },
-            "json_object",
-        ),
-        (
-            ChatRequest {
                 response_format: Some(ResponseFormat::JsonSchema {
-                    name: "s".into(),
+                    name: "f".into(),
                     schema: json!({}),
                     strict: None,
                 }),
+                tools: vec![Tool {
+                    name: "f".into(),
+                    description: None,
+                    parameters: Value::Null,
+                    strict: None,
+                }],
                 ..base.clone()
             },
-            "json_schema",
+            "alongside a tool of the same name (`f`)",
         ),
         (
             ChatRequest {

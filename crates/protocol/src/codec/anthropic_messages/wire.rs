@@ -34,6 +34,20 @@ pub(super) struct RequestOut<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfigOut<'a>>,
+}
+
+/// `output_config`: native structured outputs (`format: {type: json_schema, schema}`).
+#[derive(Serialize)]
+pub(super) struct OutputConfigOut<'a> {
+    pub format: OutputFormatOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum OutputFormatOut<'a> {
+    JsonSchema { schema: &'a Value },
 }
 
 #[derive(Serialize)]

@@ -189,9 +189,15 @@ fn encode_request_rejects_what_converse_cannot_express() {
         (
             ChatRequest {
                 response_format: Some(ResponseFormat::JsonObject),
+                tools: vec![Tool {
+                    name: "json_answer".into(),
+                    description: None,
+                    parameters: Value::Null,
+                    strict: None,
+                }],
                 ..base.clone()
             },
-            "json_object",
+            "alongside a tool of the same name (`json_answer`)",
         ),
         (
             ChatRequest {
