@@ -26,4 +26,4 @@ pub use request::{
     native_structured_outputs,
 };
 pub use response::{decode_response, encode_count_tokens_response, encode_response};
-pub use stream::{StreamDecoder, StreamEncoder};
+pub use stream::{StreamDecoder, StreamEncoder, END_MARKER};
