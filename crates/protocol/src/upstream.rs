@@ -43,6 +43,10 @@ pub trait UpstreamCodec: Send + Sync {
     /// answer) can pass through with only `model` replaced.
     fn is_openai_shaped(&self) -> bool;
 
+    /// Whether a `client` body can go to this protocol as it came (only `model` replaced)
+    /// and the complete answer come back as it came: the client speaks this protocol.
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool;
+
     /// A canonical chat request → the upstream body for `upstream_model`.
     fn encode_request(
         &self,
@@ -364,6 +368,10 @@ impl UpstreamCodec for OpenAiChat {
         true
     }
 
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        client == crate::client::ClientProtocol::OpenAiChat
+    }
+
     fn encode_request(
         &self,
         req: &ChatRequest,
@@ -428,6 +436,10 @@ impl UpstreamCodec for AnthropicMessages {
 
     fn is_openai_shaped(&self) -> bool {
         false
+    }
+
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        client == crate::client::ClientProtocol::AnthropicMessages
     }
 
     fn encode_request(
@@ -530,6 +542,11 @@ impl UpstreamCodec for BedrockConverse {
         false
     }
 
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        let _ = client;
+        false
+    }
+
     fn encode_request(&self, req: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
         // The model id goes in the URL.
         bedrock_converse::encode_request(req)
@@ -616,6 +633,11 @@ impl UpstreamCodec for Google {
     }
 
     fn is_openai_shaped(&self) -> bool {
+        false
+    }
+
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        let _ = client;
         false
     }
 

@@ -6,6 +6,7 @@
 use crate::request::ClientProtocol;
 use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
+use switchyard_protocol::codec::anthropic_messages::ParsedMessagesRequest;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
 use switchyard_protocol::codec::structured::{self, AnswerStream};
 use switchyard_protocol::translate::{OpenAiPassthrough, Options, Translate, Translator};
@@ -26,8 +27,8 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) enum IngressRequest {
     /// From the OpenAI front door; its raw body is kept for pass-through.
     OpenAi(ParsedChatRequest),
-    /// From the Anthropic front door.
-    Anthropic(ChatRequest),
+    /// From the Anthropic front door; its raw body is kept for pass-through.
+    Anthropic(ParsedMessagesRequest),
 }
 
 /// The codec of `d`'s protocol.
@@ -40,7 +41,38 @@ impl IngressRequest {
     pub fn canonical(&self) -> &ChatRequest {
         match self {
             IngressRequest::OpenAi(p) => &p.request,
-            IngressRequest::Anthropic(r) => r,
+            IngressRequest::Anthropic(p) => &p.request,
+        }
+    }
+
+    /// What the client asked for that the canonical request does not carry.
+    fn untranslated(&self) -> &[String] {
+        match self {
+            IngressRequest::OpenAi(p) => &p.untranslated,
+            IngressRequest::Anthropic(p) => &p.untranslated,
+        }
+    }
+
+    /// Refuses, naming them, the fields a translation to `d` would lose.
+    fn check_translatable(&self, d: &Deployment) -> Result<(), AttemptError> {
+        match self.untranslated() {
+            [] => Ok(()),
+            fields => {
+                let named: Vec<String> = fields
+                    .iter()
+                    .map(|f| {
+                        if f.contains(' ') {
+                            f.clone()
+                        } else {
+                            format!("`{f}`")
+                        }
+                    })
+                    .collect();
+                Err(inexpressible(
+                    d,
+                    &Unsupported::new(codec(d).name(), named.join(", ")),
+                ))
+            }
         }
     }
 
@@ -52,21 +84,24 @@ impl IngressRequest {
         }
     }
 
-    /// The client's raw body when `d` can take it as it came.
-    fn passthrough(&self, d: &Deployment) -> Option<&ParsedChatRequest> {
-        match self {
-            IngressRequest::OpenAi(p) if codec(d).is_openai_shaped() => Some(p),
-            IngressRequest::OpenAi(_) | IngressRequest::Anthropic(_) => None,
-        }
+    /// Whether `d` takes the client's body as it came (the client speaks its protocol).
+    fn passthrough(&self, d: &Deployment) -> bool {
+        codec(d).speaks(self.dialect())
     }
 
-    /// The body of one attempt on `d`.
+    /// The body of one attempt on `d`: the client's own (only `model` replaced, and for
+    /// OpenAI streams usage forced on) when `d` speaks its protocol, else the translation,
+    /// which refuses what it cannot carry.
     pub fn upstream_body(&self, d: &Deployment) -> Result<Bytes, AttemptError> {
-        if let Some(p) = self.passthrough(d) {
-            return Ok(Bytes::from(
-                p.passthrough_body(&d.upstream_model, p.request.stream),
-            ));
+        if self.passthrough(d) {
+            return Ok(Bytes::from(match self {
+                IngressRequest::OpenAi(p) => {
+                    p.passthrough_body(&d.upstream_model, p.request.stream)
+                }
+                IngressRequest::Anthropic(p) => p.passthrough_body(&d.upstream_model),
+            }));
         }
+        self.check_translatable(d)?;
         codec(d)
             .encode_request(self.canonical(), &d.upstream_model)
             .map(Bytes::from)
@@ -79,8 +114,17 @@ impl IngressRequest {
         d: &Deployment,
         upstream: Bytes,
     ) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
-        if self.passthrough(d).is_some() {
-            let usage = openai_chat::usage_from_response(&upstream);
+        if self.passthrough(d) {
+            let usage = match self {
+                IngressRequest::OpenAi(_) => openai_chat::usage_from_response(&upstream),
+                // Forwarded as it came (thinking blocks, citations and all); read for usage.
+                IngressRequest::Anthropic(_) => Some(
+                    codec(d)
+                        .decode_response(&upstream)
+                        .map_err(|e| unreadable(d, &e))?
+                        .usage,
+                ),
+            };
             return Ok((upstream, usage));
         }
         let mut response = codec(d)
@@ -116,6 +160,8 @@ impl IngressRequest {
         // Anthropic refuses a prefill that ends in whitespace; the translator drops the
         // continuation's leading whitespace when the client's text already ends in some.
         let prefill = delivered.trim_end();
+        // The continuation is a translation: it must not lose what the client asked for.
+        self.check_translatable(d)?;
         if prefill.is_empty() {
             return codec(d)
                 .encode_request(self.canonical(), &d.upstream_model)
@@ -141,7 +187,7 @@ impl IngressRequest {
         options: Options,
     ) -> Result<Box<dyn Translator>, AttemptError> {
         let include_usage = self.canonical().include_usage;
-        if self.passthrough(d).is_some() {
+        if self.passthrough(d) && self.dialect() == ClientProtocol::OpenAiChat {
             return Ok(Box::new(OpenAiPassthrough::new(include_usage, options)));
         }
         let client = self.dialect().stream_encoder(
@@ -162,7 +208,7 @@ impl IngressRequest {
     /// The tool `d`'s protocol gets this request's JSON response format as, whose call is
     /// the answer text; `None` when the format goes natively (or there is none).
     pub fn answer_tool(&self, d: &Deployment) -> Option<&str> {
-        if self.passthrough(d).is_some() {
+        if self.passthrough(d) {
             return None;
         }
         codec(d).answer_tool(self.canonical(), &d.upstream_model)

@@ -36,3 +36,30 @@ pub(crate) fn reject_choices(
     }
     Ok(())
 }
+
+/// The top-level members of a client body that its front door does not translate (not in
+/// `mapped`), by name and in order: they reach a same-protocol upstream in the passed-through
+/// body, and a translated request that has them is refused naming them. A value that asks for
+/// nothing (`null`, `false`, `0`, `""`, `{}`, `[]`, or one of `neutral`'s `(member, compact
+/// JSON)` defaults) is no request and is left out.
+pub(crate) fn untranslated(
+    top: &crate::json::RawObject<'_>,
+    mapped: &[&str],
+    neutral: &[(&str, &str)],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (key, raw) in &top.0 {
+        if mapped.contains(&key.as_ref()) || out.iter().any(|k| k == key) {
+            continue;
+        }
+        let value = crate::json::compact(raw.get());
+        let nothing = matches!(
+            value.as_str(),
+            "null" | "false" | "0" | "0.0" | "\"\"" | "{}" | "[]"
+        ) || neutral.iter().any(|(k, v)| k == key && *v == value);
+        if !nothing {
+            out.push(key.to_string());
+        }
+    }
+    out
+}

@@ -10,14 +10,79 @@ use crate::canonical::{
     ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice,
 };
+use crate::codec::openai_chat::GATEWAY_EXTENSION;
 use crate::codec::structured::{self, Choice};
 use crate::codec::turns::turn;
-use crate::json::{self, Path, RawObject};
+use crate::json::{self, Members, Path, RawObject};
 use crate::{DecodeError, Unsupported};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 const ROOT: Path<'static> = Path::Root;
+
+/// A decoded Messages request plus what passing its body through needs.
+#[derive(Debug, Clone)]
+pub struct ParsedMessagesRequest {
+    /// The canonical request.
+    pub request: ChatRequest,
+    /// The body as received and its top-level members in document order.
+    members: Members,
+    /// What the canonical request does not carry (`thinking`, `top_k`, `output_config.effort`,
+    /// content blocks of type `document`, server tools, ...): passed through to Anthropic
+    /// upstreams, refused by translation.
+    pub untranslated: Vec<String>,
+}
+
+impl ParsedMessagesRequest {
+    /// The body for an Anthropic upstream: the client's members in order, byte for byte,
+    /// except `model` set to `upstream_model` and the gateway's own `switchyard` member left out.
+    pub fn passthrough_body(&self, upstream_model: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.members.body_len() + upstream_model.len());
+        out.push(b'{');
+        let mut first = true;
+        for (key, raw) in self.members.iter() {
+            if key == GATEWAY_EXTENSION {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            Members::write_key(&mut out, key);
+            out.push(b':');
+            match key {
+                "model" => json::write_str(&mut out, upstream_model),
+                _ => out.extend_from_slice(raw.as_bytes()),
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// The top-level members [`decode_request`] translates (and the gateway's own extension).
+const MAPPED: &[&str] = &[
+    "model",
+    "max_tokens",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "stream",
+    "metadata",
+    "output_config",
+    "output_format",
+    GATEWAY_EXTENSION,
+];
+
+/// Defaults that ask for nothing beyond what every upstream does.
+const NEUTRAL: &[(&str, &str)] = &[
+    ("service_tier", "\"auto\""),
+    ("thinking", r#"{"type":"disabled"}"#),
+];
 
 /// Parses and validates a client's Messages body (`max_tokens` required, as Anthropic does).
 ///
@@ -25,20 +90,43 @@ const ROOT: Path<'static> = Path::Root;
 /// (one per result, in order, splitting the user turn around them); `tool_use` blocks become
 /// assistant tool calls whose arguments are the compact JSON text of `input`;
 /// `metadata.user_id` becomes `user`; `tool_choice.disable_parallel_tool_use: true` becomes
-/// `parallel_tool_calls: false`. A stream always carries usage, so `include_usage == stream`.
-pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
-    decode(body, true)
+/// `parallel_tool_calls: false`; `output_config.format` (or the beta `output_format`) of type
+/// `json_schema` becomes a `json_schema` response format. A stream always carries usage, so
+/// `include_usage == stream`. Everything else is listed in
+/// [`untranslated`](ParsedMessagesRequest::untranslated) and left out of the canonical form.
+pub fn decode_request(body: &[u8]) -> Result<ParsedMessagesRequest, DecodeError> {
+    let (text, top) = json::body_object(body)?;
+    let mut untranslated = crate::codec::untranslated(&top, MAPPED, NEUTRAL);
+    let request = decode(&top, true, &mut untranslated)?;
+    Ok(ParsedMessagesRequest {
+        request,
+        members: Members::new(text, &top)?,
+        untranslated,
+    })
 }
 
-/// Parses a `count_tokens` body: the same as [`decode_request`] but `max_tokens` is optional.
+/// Parses a `count_tokens` body: the same as [`decode_request`] but `max_tokens` is optional,
+/// and what the canonical form cannot carry is a 400 (a count without it would be wrong).
 pub fn decode_count_tokens_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
-    decode(body, false)
+    let (_, top) = json::body_object(body)?;
+    let mut untranslated = Vec::new();
+    let request = decode(&top, false, &mut untranslated)?;
+    match untranslated.first() {
+        None => Ok(request),
+        Some(what) => Err(DecodeError::new(format!(
+            "token counting does not support {what}"
+        ))),
+    }
 }
 
-fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeError> {
-    let (_, top) = json::body_object(body)?;
-    let model: String = json::required(&top, "model", &ROOT, "a string")?;
-    let max_tokens: Option<u32> = json::opt(&top, "max_tokens", &ROOT, "a positive integer")?;
+fn decode(
+    top: &RawObject<'_>,
+    require_max_tokens: bool,
+    untranslated: &mut Vec<String>,
+) -> Result<ChatRequest, DecodeError> {
+    let top = top;
+    let model: String = json::required(top, "model", &ROOT, "a string")?;
+    let max_tokens: Option<u32> = json::opt(top, "max_tokens", &ROOT, "a positive integer")?;
     if require_max_tokens && max_tokens.is_none() {
         return Err(DecodeError::at(
             "max_tokens",
@@ -64,20 +152,19 @@ fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeEr
         });
     }
     for (i, raw) in items.iter().enumerate() {
-        message(raw, &messages_path.index(i), &mut messages)?;
+        message(raw, &messages_path.index(i), &mut messages, untranslated)?;
     }
 
-    let tools = match top.get_non_null("tools") {
-        None => Vec::new(),
-        Some(raw) => {
-            let path = ROOT.key("tools");
-            json::array(raw, &path)?
-                .iter()
-                .enumerate()
-                .map(|(i, raw)| tool(raw, &path.index(i)))
-                .collect::<Result<Vec<_>, _>>()?
+    let mut tools = Vec::new();
+    if let Some(raw) = top.get_non_null("tools") {
+        let path = ROOT.key("tools");
+        for (i, raw) in json::array(raw, &path)?.iter().enumerate() {
+            match tool(raw, &path.index(i))? {
+                Ok(t) => tools.push(t),
+                Err(kind) => note(untranslated, format!("tools of type `{kind}`")),
+            }
         }
-    };
+    }
     let (tool_choice, parallel_tool_calls) = match top.get_non_null("tool_choice") {
         None => (None, None),
         Some(raw) => tool_choice(raw)?,
@@ -90,6 +177,32 @@ fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeEr
             json::opt(&meta, "user_id", &path, "a string")?
         }
     };
+    let mut response_format = None;
+    if let Some(raw) = top.get_non_null("output_format") {
+        response_format = Some(output_format(
+            raw,
+            &ROOT.key("output_format"),
+            untranslated,
+        )?);
+    }
+    if let Some(raw) = top.get_non_null("output_config") {
+        let path = ROOT.key("output_config");
+        let config = json::object(raw, &path)?;
+        for (key, value) in &config.0 {
+            match key.as_ref() {
+                "format" if !json::is_null(value) => {
+                    response_format = Some(output_format(value, &path.key("format"), untranslated)?)
+                }
+                "format" => {}
+                other => {
+                    let one = RawObject(vec![(Cow::Borrowed(other), *value)]);
+                    for k in crate::codec::untranslated(&one, &[], &[]) {
+                        note(untranslated, format!("output_config.{k}"));
+                    }
+                }
+            }
+        }
+    }
     let stream = json::opt::<bool>(&top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
     Ok(ChatRequest {
         model,
@@ -97,16 +210,52 @@ fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeEr
         tools,
         tool_choice,
         parallel_tool_calls,
-        response_format: None,
-        temperature: json::opt(&top, "temperature", &ROOT, "a number")?,
-        top_p: json::opt(&top, "top_p", &ROOT, "a number")?,
+        response_format,
+        temperature: json::opt(top, "temperature", &ROOT, "a number")?,
+        top_p: json::opt(top, "top_p", &ROOT, "a number")?,
         max_tokens,
-        stop: json::opt(&top, "stop_sequences", &ROOT, "an array of strings")?.unwrap_or_default(),
+        stop: json::opt(top, "stop_sequences", &ROOT, "an array of strings")?.unwrap_or_default(),
         seed: None,
         n: None,
         stream,
         include_usage: stream,
         user,
+    })
+}
+
+/// Records `what` as untranslated, once.
+fn note(untranslated: &mut Vec<String>, what: String) {
+    if !untranslated.contains(&what) {
+        untranslated.push(what);
+    }
+}
+
+/// An `output_config.format` (or beta `output_format`): `{type: json_schema, schema}` is a
+/// `json_schema` response format (named `output`: Anthropic's has no name); other types are
+/// untranslated.
+fn output_format(
+    raw: &RawValue,
+    path: &Path<'_>,
+    untranslated: &mut Vec<String>,
+) -> Result<ResponseFormat, DecodeError> {
+    let obj = json::object(raw, path)?;
+    let kind: Cow<'_, str> = json::required(&obj, "type", path, "a string")?;
+    if kind != "json_schema" {
+        note(
+            untranslated,
+            format!("{path} of type `{}`", json::truncate(&kind, 40)),
+        );
+        return Ok(ResponseFormat::Text);
+    }
+    let spath = path.key("schema");
+    let schema = obj
+        .get_non_null("schema")
+        .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
+    json::object(schema, &spath)?;
+    Ok(ResponseFormat::JsonSchema {
+        name: "output".into(),
+        schema: json::typed(schema, &spath, "a JSON Schema object")?,
+        strict: None,
     })
 }
 
@@ -143,6 +292,8 @@ fn system(raw: &RawValue) -> Result<Vec<ContentPart>, DecodeError> {
 
 /// One content block, before it is placed in a message.
 enum Block {
+    /// A block type the canonical form has no place for (`thinking`, `document`, ...).
+    Native(String),
     Part(ContentPart),
     ToolUse(ToolCall),
     ToolResult {
@@ -152,7 +303,12 @@ enum Block {
     },
 }
 
-fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<(), DecodeError> {
+fn message(
+    raw: &RawValue,
+    path: &Path<'_>,
+    out: &mut Vec<Message>,
+    untranslated: &mut Vec<String>,
+) -> Result<(), DecodeError> {
     let obj = json::object(raw, path)?;
     let role_path = path.key("role");
     let role_name: Cow<'_, str> = json::required(&obj, "role", path, "a string")?;
@@ -210,6 +366,9 @@ fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<()
             match b {
                 Block::Part(ContentPart::Text(t)) => msg.content.push(ContentPart::Text(t)),
                 Block::ToolUse(call) => msg.tool_calls.push(call),
+                Block::Native(kind) => {
+                    note(untranslated, format!("content blocks of type `{kind}`"))
+                }
                 Block::Part(ContentPart::Image(_)) | Block::ToolResult { .. } => {
                     let item = content_path.index(i);
                     let p = item.key("type");
@@ -230,6 +389,7 @@ fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<()
     for (i, b) in blocks.into_iter().enumerate() {
         match b {
             Block::Part(part) => pending.push(part),
+            Block::Native(kind) => note(untranslated, format!("content blocks of type `{kind}`")),
             Block::ToolUse(_) => {
                 let item = content_path.index(i);
                 let p = item.key("type");
@@ -269,8 +429,6 @@ fn user_message(content: Vec<ContentPart>) -> Message {
         ..Message::text(Role::User, "")
     }
 }
-
-const SUPPORTED_BLOCKS: &str = "text, image, tool_use, tool_result";
 
 fn block(raw: &RawValue, path: &Path<'_>) -> Result<Block, DecodeError> {
     let obj = json::object(raw, path)?;
@@ -323,13 +481,7 @@ fn block(raw: &RawValue, path: &Path<'_>) -> Result<Block, DecodeError> {
                 is_error: json::opt(&obj, "is_error", path, "a boolean")?.unwrap_or(false),
             })
         }
-        other => Err(DecodeError::at(
-            path.key("type"),
-            format!(
-                "unsupported content block type '{}' in {path}; supported: {SUPPORTED_BLOCKS}",
-                json::truncate(other, 40)
-            ),
-        )),
+        other => Ok(Block::Native(json::truncate(other, 40).to_string())),
     }
 }
 
@@ -362,32 +514,25 @@ fn image(obj: &RawObject<'_>, path: &Path<'_>) -> Result<Image, DecodeError> {
     })
 }
 
-fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Tool, DecodeError> {
+/// A client tool, or (`Err`) the type of a server tool (`web_search_20250305`, `bash_20250124`,
+/// ...), which runs inside Anthropic and cannot be served by other providers.
+fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Result<Tool, String>, DecodeError> {
     let obj = json::object(raw, path)?;
-    // Server tools (`web_search_20250305`, `bash_20250124`, ...) run inside Anthropic and
-    // cannot be served by other providers.
     let kind: Option<Cow<'_, str>> = json::opt(&obj, "type", path, "a string")?;
     if let Some(kind) = kind.filter(|k| k != "custom") {
-        return Err(DecodeError::at(
-            path.key("type"),
-            format!(
-                "unsupported tool type '{}' in {path}; only client tools (name, description, \
-                 input_schema) are supported",
-                json::truncate(&kind, 40)
-            ),
-        ));
+        return Ok(Err(json::truncate(&kind, 40).to_string()));
     }
     let spath = path.key("input_schema");
     let schema = obj
         .get_non_null("input_schema")
         .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
     json::object(schema, &spath)?;
-    Ok(Tool {
+    Ok(Ok(Tool {
         name: json::required(&obj, "name", path, "a string")?,
         description: json::opt(&obj, "description", path, "a string")?,
         parameters: json::typed(schema, &spath, "a JSON Schema object")?,
         strict: None,
-    })
+    }))
 }
 
 fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), DecodeError> {
