@@ -37,6 +37,33 @@ pub(crate) fn reject_choices(
     Ok(())
 }
 
+/// Rejects a `seed` on protocols with no seeded sampling (Anthropic, Bedrock): the client
+/// asked for reproducible output, which they cannot promise.
+pub(crate) fn reject_seed(
+    req: &crate::ChatRequest,
+    protocol: &'static str,
+) -> Result<(), crate::Unsupported> {
+    match req.seed {
+        Some(_) => Err(crate::Unsupported::new(protocol, "`seed`")),
+        None => Ok(()),
+    }
+}
+
+/// Rejects `parallel_tool_calls: false` with tools on protocols that cannot limit a turn to
+/// one call (Bedrock, Gemini).
+pub(crate) fn reject_serial_tool_calls(
+    req: &crate::ChatRequest,
+    protocol: &'static str,
+) -> Result<(), crate::Unsupported> {
+    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
+        return Err(crate::Unsupported::new(
+            protocol,
+            "`parallel_tool_calls: false` (one tool call per turn)",
+        ));
+    }
+    Ok(())
+}
+
 /// The top-level members of a client body that its front door does not translate (not in
 /// `mapped`), by name and in order: they reach a same-protocol upstream in the passed-through
 /// body, and a translated request that has them is refused naming them. A value that asks for

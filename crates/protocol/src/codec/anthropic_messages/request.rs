@@ -570,14 +570,15 @@ fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), Dec
 /// on a model with native structured outputs ([`native_structured_outputs`]) becomes
 /// `output_config.format`; any other JSON format becomes a forced answer tool
 /// ([`structured`]), whose call the response decoding turns back into text
-/// ([`answer_tool`]). `seed`, `user`-less metadata, image `detail` and participant names are
-/// dropped; `n` > 1 and images outside user turns are [`Unsupported`].
+/// ([`answer_tool`]). Image `detail`, participant names and tool `strict` are dropped; `n` > 1,
+/// `seed` and images outside user turns are [`Unsupported`].
 pub fn encode_request(
     req: &ChatRequest,
     upstream_model: &str,
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, Unsupported> {
     crate::codec::reject_choices(req, PROTOCOL)?;
+    crate::codec::reject_seed(req, PROTOCOL)?;
     let native = native_format(req, upstream_model);
     let plan = if native.is_some() {
         structured::ToolPlan {

@@ -366,11 +366,18 @@ fn encode_request_merges_turns_and_applies_defaults() {
             strict: None,
         }],
         parallel_tool_calls: Some(false),
-        seed: Some(3),
         n: Some(1),
         user: Some("u".into()),
         ..ChatRequest::default()
     };
+    let seeded = ChatRequest {
+        seed: Some(3),
+        ..req.clone()
+    };
+    assert_eq!(
+        encode_request(&seeded, "up", 99).unwrap_err().feature,
+        "`seed`"
+    );
     let v: Value = serde_json::from_slice(&encode_request(&req, "up", 99).unwrap()).unwrap();
     assert_eq!(v["max_tokens"], 99);
     assert_eq!(v["system"], json!([{"type": "text", "text": "d"}]));

@@ -20,6 +20,13 @@ struct RequestOut<'a> {
     inference_config: Option<InferenceOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<ToolConfigOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_metadata: Option<RequestMetadataOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct RequestMetadataOut<'a> {
+    user: &'a str,
 }
 
 #[derive(Serialize)]
@@ -170,11 +177,14 @@ type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
 /// merged with tool results first; empty text parts and empty turns are dropped (Bedrock
 /// rejects blank text). A JSON response format becomes an answer tool with a forced
 /// `toolChoice` ([`structured`](crate::codec::structured)), whose call the response decoding
-/// turns back into text. `seed`, `user`, `parallel_tool_calls`, image `detail` and names are
-/// dropped. `n` > 1, URL images, images outside user and tool turns, and `tool_choice: none`
-/// in a conversation that already used tools are [`Unsupported`].
+/// turns back into text. `user` becomes `requestMetadata.user` (for invocation-log filters).
+/// Image `detail`, names and tool `strict` are dropped. `n` > 1, `seed`,
+/// `parallel_tool_calls: false`, URL images, images outside user and tool turns, and
+/// `tool_choice: none` in a conversation that already used tools are [`Unsupported`].
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
     crate::codec::reject_choices(req, PROTOCOL)?;
+    crate::codec::reject_seed(req, PROTOCOL)?;
+    crate::codec::reject_serial_tool_calls(req, PROTOCOL)?;
     let plan = structured::tool_plan(req, PROTOCOL)?;
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
@@ -312,6 +322,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
         messages,
         inference_config: has_inference.then_some(inference),
         tool_config,
+        request_metadata: req.user.as_deref().map(|user| RequestMetadataOut { user }),
     };
     let mut out = Vec::with_capacity(256);
     json::write_json(&mut out, &body);
