@@ -124,7 +124,6 @@ fn decode(
     require_max_tokens: bool,
     untranslated: &mut Vec<String>,
 ) -> Result<ChatRequest, DecodeError> {
-    let top = top;
     let model: String = json::required(top, "model", &ROOT, "a string")?;
     let max_tokens: Option<u32> = json::opt(top, "max_tokens", &ROOT, "a positive integer")?;
     if require_max_tokens && max_tokens.is_none() {
@@ -203,7 +202,7 @@ fn decode(
             }
         }
     }
-    let stream = json::opt::<bool>(&top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
+    let stream = json::opt::<bool>(top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
     Ok(ChatRequest {
         model,
         messages,
