@@ -677,3 +677,22 @@ mod tests {
         assert_eq!(t.delivered(), None);
     }
 }
+
+#[cfg(test)]
+mod insert_tests {
+    use super::insert_before_end;
+
+    #[test]
+    fn inserts_only_before_the_marker_that_ends_the_output() {
+        let mut out = b"data: {}\n\ndata: [DONE]\n\n".to_vec();
+        assert!(insert_before_end(&mut out, b"data: [DONE]\n\n", b": c\n\n"));
+        assert_eq!(out, b"data: {}\n\n: c\n\ndata: [DONE]\n\n");
+        let mut cut = b"data: {}\n\n".to_vec();
+        assert!(!insert_before_end(
+            &mut cut,
+            b"data: [DONE]\n\n",
+            b": c\n\n"
+        ));
+        assert_eq!(cut, b"data: {}\n\n");
+    }
+}

@@ -204,3 +204,63 @@ async fn an_answer_tool_alongside_client_tools_lets_the_model_call_them() {
         .collect();
     assert_eq!(names, ["lookup", "person"]);
 }
+
+#[tokio::test]
+async fn an_anthropic_clients_output_config_reaches_bedrock_as_an_answer_tool_and_returns_text() {
+    let (sim, gw) = setup(
+        SimProtocol::Bedrock,
+        "anthropic.claude-3-haiku-20240307-v1:0",
+    )
+    .await;
+    for stream in [false, true] {
+        let body = json!({"model": "m", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": "Ada is 36"}],
+            "output_config": {"format": {"type": "json_schema", "schema": person_schema()}}});
+        let r = client()
+            .post(format!("{}/v1/messages", gw.url))
+            .header("x-api-key", KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let raw = r.text().await.unwrap();
+        let (text, stop_reason) = if stream {
+            let mut text = String::new();
+            let mut stop = String::new();
+            for data in raw
+                .split("\n\n")
+                .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            {
+                let ev: Value = serde_json::from_str(data).unwrap();
+                assert_ne!(ev["content_block"]["type"], "tool_use", "{raw}");
+                text.push_str(ev["delta"]["text"].as_str().unwrap_or_default());
+                if let Some(s) = ev["delta"]["stop_reason"].as_str() {
+                    stop = s.into();
+                }
+            }
+            (text, stop)
+        } else {
+            let v: Value = serde_json::from_str(&raw).unwrap();
+            assert_eq!(v["content"].as_array().unwrap().len(), 1, "{v}");
+            assert_eq!(v["content"][0]["type"], "text", "{v}");
+            (
+                v["content"][0]["text"].as_str().unwrap().to_owned(),
+                v["stop_reason"].as_str().unwrap().to_owned(),
+            )
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            expected_person(),
+            "{raw}"
+        );
+        assert_eq!(stop_reason, "end_turn");
+        let sent = upstream_body(&sim).await;
+        assert_eq!(
+            sent["toolConfig"]["toolChoice"],
+            json!({"tool": {"name": "output"}})
+        );
+    }
+}
