@@ -104,3 +104,27 @@ def test_streamed_parse_returns_the_pydantic_object(client, model):
     assert final.choices[0].message.parsed == Person(name="Ada", age=42)
     assert "".join(deltas) == final.choices[0].message.content
     assert final.choices[0].finish_reason == "stop"
+
+
+@pytest.fixture
+def chat_model(gateway, clean_sim):
+    from langchain_openai import ChatOpenAI
+
+    def make(model: str) -> ChatOpenAI:
+        return ChatOpenAI(model=model, base_url=gateway.url + "/v1", api_key=GATEWAY_KEY, max_retries=0)
+
+    return make
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_langchain_with_structured_output_returns_the_object(chat_model, model):
+    structured = chat_model(model).with_structured_output(Person)
+    assert structured.invoke("Ada is 36") == Person(name="Ada", age=42)
+
+
+@pytest.mark.parametrize("model", ROUTES)
+def test_langchain_streamed_structured_output_ends_with_the_object(chat_model, model):
+    structured = chat_model(model).with_structured_output(Person)
+    chunks = list(structured.stream("Ada is 36"))
+    assert chunks, "the stream yielded nothing"
+    assert chunks[-1] == Person(name="Ada", age=42)
