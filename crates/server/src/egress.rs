@@ -58,6 +58,8 @@ impl IngressRequest {
         match self.untranslated() {
             [] => Ok(()),
             fields => {
+                // Member names get backticks; described items ("content blocks of type
+                // `document`") already name theirs.
                 let named: Vec<String> = fields
                     .iter()
                     .map(|f| {
@@ -187,7 +189,9 @@ impl IngressRequest {
         options: Options,
     ) -> Result<Box<dyn Translator>, AttemptError> {
         let include_usage = self.canonical().include_usage;
-        if self.passthrough(d) && self.dialect() == ClientProtocol::OpenAiChat {
+        // An Anthropic pass-through's stream is still translated (event for event the same
+        // shape), which keeps its continuation on another deployment possible.
+        if let (true, IngressRequest::OpenAi(_)) = (self.passthrough(d), self) {
             return Ok(Box::new(OpenAiPassthrough::new(include_usage, options)));
         }
         let client = self.dialect().stream_encoder(
