@@ -303,3 +303,22 @@ fn an_anthropic_tool_use_stream_becomes_content_deltas() {
     )));
     assert!(s.is_done());
 }
+
+#[test]
+fn strict_tools_are_anthropic_strict_tool_use_on_claude_4_5_only() {
+    let req = ChatRequest {
+        messages: vec![Message::text(Role::User, "x")],
+        tools: vec![Tool {
+            strict: Some(true),
+            ..weather()
+        }],
+        ..ChatRequest::default()
+    };
+    assert_eq!(
+        anthropic(&req, "claude-sonnet-4-5")["tools"][0]["strict"],
+        true
+    );
+    assert!(anthropic(&req, "claude-sonnet-4")["tools"][0]
+        .get("strict")
+        .is_none());
+}

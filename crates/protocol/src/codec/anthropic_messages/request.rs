@@ -530,7 +530,7 @@ fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Result<Tool, String>, DecodeE
         name: json::required(&obj, "name", path, "a string")?,
         description: json::opt(&obj, "description", path, "a string")?,
         parameters: json::typed(schema, &spath, "a JSON Schema object")?,
-        strict: None,
+        strict: json::opt(&obj, "strict", path, "a boolean")?,
     }))
 }
 
@@ -569,7 +569,8 @@ fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), Dec
 /// on a model with native structured outputs ([`native_structured_outputs`]) becomes
 /// `output_config.format`; any other JSON format becomes a forced answer tool
 /// ([`structured`]), whose call the response decoding turns back into text
-/// ([`answer_tool`]). Image `detail`, participant names and tool `strict` are dropped; `n` > 1,
+/// ([`answer_tool`]). Tool `strict: true` is Anthropic's strict tool use on those same models.
+/// Image `detail`, participant names and tool `strict` on older models are dropped; `n` > 1,
 /// `seed` and images outside user turns are [`Unsupported`].
 pub fn encode_request(
     req: &ChatRequest,
@@ -660,6 +661,7 @@ pub fn encode_request(
         }),
         None => None,
     };
+    let strict_tools = native_structured_outputs(upstream_model);
     let body = RequestOut {
         model: upstream_model,
         max_tokens: req.max_tokens.unwrap_or(default_max_tokens),
@@ -672,11 +674,13 @@ pub fn encode_request(
                 name: &t.name,
                 description: t.description.as_deref(),
                 input_schema: crate::codec::schema_or_empty(&t.parameters),
+                strict: strict_tools && t.strict == Some(true),
             })
             .chain(plan.answer.as_ref().map(|a| ToolOut {
                 name: a.name,
                 description: Some(a.description),
                 input_schema: a.schema,
+                strict: false,
             }))
             .collect(),
         tool_choice,

@@ -98,6 +98,9 @@ pub(super) struct ToolOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<&'a str>,
     pub input_schema: &'a Value,
+    /// Strict tool use (schema-validated inputs), on models with structured outputs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 #[derive(Serialize)]
