@@ -32,6 +32,15 @@ impl ClientProtocol {
         }
     }
 
+    /// The bytes a complete stream in this protocol ends with (OpenAI's `data: [DONE]`,
+    /// Anthropic's `message_stop` event).
+    pub fn end_marker(self) -> &'static [u8] {
+        match self {
+            ClientProtocol::OpenAiChat => openai_chat::END_MARKER,
+            ClientProtocol::AnthropicMessages => anthropic_messages::END_MARKER,
+        }
+    }
+
     /// A complete canonical answer as this protocol's response body.
     pub fn encode_response(self, response: &ChatResponse) -> Vec<u8> {
         match self {
@@ -156,6 +165,11 @@ impl ClientEncoder {
             Encoder::OpenAiChat(e) => e.encode(ev, out),
             Encoder::AnthropicMessages(e) => e.encode(ev, out),
         }
+    }
+
+    /// The bytes the stream ends with once [`finish`](ClientEncoder::finish) wrote its end.
+    pub fn end_marker(&self) -> &'static [u8] {
+        self.protocol.end_marker()
     }
 
     /// Writes the protocol's clean end of stream.

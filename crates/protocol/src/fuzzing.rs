@@ -91,7 +91,13 @@ fn sse_events(data: &[u8]) -> Vec<crate::sse::SseEvent> {
 /// re-encode, as an upstream body, to valid JSON.
 pub fn anthropic_decode_request(data: &[u8]) {
     let _ = anthropic_messages::decode_count_tokens_request(data);
-    if let Ok(req) = anthropic_messages::decode_request(data) {
+    if let Ok(parsed) = anthropic_messages::decode_request(data) {
+        let pass = parsed.passthrough_body("upstream");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&pass).is_ok(),
+            "passthrough_body produced invalid JSON"
+        );
+        let req = parsed.request;
         if let Ok(body) = anthropic_messages::encode_request(&req, "upstream", 1024) {
             assert!(
                 serde_json::from_slice::<serde_json::Value>(&body).is_ok(),

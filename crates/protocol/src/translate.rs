@@ -27,6 +27,9 @@ pub trait Translator: Send {
     fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut Vec<u8>);
     /// Whether the client has received the complete answer.
     fn done(&self) -> bool;
+    /// The bytes the client's stream ends with: once [`done`](Translator::done), the output
+    /// written last ends with them (see [`insert_before_end`]).
+    fn end_marker(&self) -> &'static [u8];
     /// Usage the current upstream reported so far.
     fn usage(&self) -> Option<TokenUsage>;
     /// Content deltas the current upstream sent so far: the output-token estimate when a
@@ -43,6 +46,17 @@ pub trait Translator: Send {
     /// client sees counts the output of every part. Returns the translator to use from now
     /// on when this one cannot continue in place (a pass-through becomes a translation).
     fn resume(&mut self, upstream: Box<dyn UpstreamStream>) -> Option<Box<dyn Translator>>;
+}
+
+/// Puts `insert` (an SSE comment, say) just before the end marker `marker` that ends `out`;
+/// `false`, leaving `out` as it was, when `out` does not end with it.
+pub fn insert_before_end(out: &mut Vec<u8>, marker: &[u8], insert: &[u8]) -> bool {
+    if marker.is_empty() || !out.ends_with(marker) {
+        return false;
+    }
+    let at = out.len() - marker.len();
+    out.splice(at..at, insert.iter().copied());
+    true
 }
 
 /// What to do with an event that cannot be read inside an otherwise valid stream.
@@ -267,6 +281,10 @@ impl Translator for OpenAiPassthrough {
         self.seen.done
     }
 
+    fn end_marker(&self) -> &'static [u8] {
+        openai_chat::END_MARKER
+    }
+
     fn usage(&self) -> Option<TokenUsage> {
         self.seen.usage
     }
@@ -387,6 +405,10 @@ impl Translator for Translate {
 
     fn done(&self) -> bool {
         self.seen.done
+    }
+
+    fn end_marker(&self) -> &'static [u8] {
+        self.client.end_marker()
     }
 
     fn usage(&self) -> Option<TokenUsage> {
@@ -653,5 +675,24 @@ mod tests {
         let mut t = OpenAiPassthrough::new(false, Options::default());
         t.feed(&sse(&[ROLE, TEXT]), &mut Vec::new()).unwrap();
         assert_eq!(t.delivered(), None);
+    }
+}
+
+#[cfg(test)]
+mod insert_tests {
+    use super::insert_before_end;
+
+    #[test]
+    fn inserts_only_before_the_marker_that_ends_the_output() {
+        let mut out = b"data: {}\n\ndata: [DONE]\n\n".to_vec();
+        assert!(insert_before_end(&mut out, b"data: [DONE]\n\n", b": c\n\n"));
+        assert_eq!(out, b"data: {}\n\n: c\n\ndata: [DONE]\n\n");
+        let mut cut = b"data: {}\n\n".to_vec();
+        assert!(!insert_before_end(
+            &mut cut,
+            b"data: [DONE]\n\n",
+            b": c\n\n"
+        ));
+        assert_eq!(cut, b"data: {}\n\n");
     }
 }

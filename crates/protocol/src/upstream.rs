@@ -43,6 +43,10 @@ pub trait UpstreamCodec: Send + Sync {
     /// answer) can pass through with only `model` replaced.
     fn is_openai_shaped(&self) -> bool;
 
+    /// Whether a `client` body can go to this protocol as it came (only `model` replaced)
+    /// and the complete answer come back as it came: the client speaks this protocol.
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool;
+
     /// A canonical chat request → the upstream body for `upstream_model`.
     fn encode_request(
         &self,
@@ -70,6 +74,13 @@ pub trait UpstreamCodec: Send + Sync {
         upstream_model: &str,
     ) -> Result<Vec<u8>, Unsupported> {
         self.encode_request(req, upstream_model)
+    }
+
+    /// The tool `encode_request` sends `req`'s JSON response format as, when this protocol
+    /// has no native way to say it to `upstream_model`: its call is the answer text (see
+    /// [`structured`](crate::codec::structured)).
+    fn answer_tool<'a>(&self, _req: &'a ChatRequest, _upstream_model: &str) -> Option<&'a str> {
+        None
     }
 
     /// A complete (non-streamed) chat answer → canonical.
@@ -357,6 +368,10 @@ impl UpstreamCodec for OpenAiChat {
         true
     }
 
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        client == crate::client::ClientProtocol::OpenAiChat
+    }
+
     fn encode_request(
         &self,
         req: &ChatRequest,
@@ -423,6 +438,10 @@ impl UpstreamCodec for AnthropicMessages {
         false
     }
 
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        client == crate::client::ClientProtocol::AnthropicMessages
+    }
+
     fn encode_request(
         &self,
         req: &ChatRequest,
@@ -437,6 +456,10 @@ impl UpstreamCodec for AnthropicMessages {
 
     fn default_output_cap(&self) -> Option<u32> {
         Some(DEFAULT_MAX_TOKENS)
+    }
+
+    fn answer_tool<'a>(&self, req: &'a ChatRequest, upstream_model: &str) -> Option<&'a str> {
+        anthropic_messages::answer_tool(req, upstream_model)
     }
 
     fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, DecodeError> {
@@ -519,9 +542,18 @@ impl UpstreamCodec for BedrockConverse {
         false
     }
 
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        let _ = client;
+        false
+    }
+
     fn encode_request(&self, req: &ChatRequest, _: &str) -> Result<Vec<u8>, Unsupported> {
         // The model id goes in the URL.
         bedrock_converse::encode_request(req)
+    }
+
+    fn answer_tool<'a>(&self, req: &'a ChatRequest, _: &str) -> Option<&'a str> {
+        crate::codec::structured::answer_tool_name(req)
     }
 
     fn accepts_prefill(&self) -> bool {
@@ -601,6 +633,11 @@ impl UpstreamCodec for Google {
     }
 
     fn is_openai_shaped(&self) -> bool {
+        false
+    }
+
+    fn speaks(&self, client: crate::client::ClientProtocol) -> bool {
+        let _ = client;
         false
     }
 

@@ -6,7 +6,9 @@
 use crate::request::ClientProtocol;
 use bytes::Bytes;
 use switchyard_protocol::client::StreamIdentity;
+use switchyard_protocol::codec::anthropic_messages::ParsedMessagesRequest;
 use switchyard_protocol::codec::openai_chat::{self, ParsedChatRequest, ParsedEmbeddingsRequest};
+use switchyard_protocol::codec::structured::{self, AnswerStream};
 use switchyard_protocol::translate::{OpenAiPassthrough, Options, Translate, Translator};
 use switchyard_protocol::upstream::{
     upstream_codec, UpstreamAnswer, UpstreamCodec, UpstreamStream,
@@ -25,8 +27,8 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) enum IngressRequest {
     /// From the OpenAI front door; its raw body is kept for pass-through.
     OpenAi(ParsedChatRequest),
-    /// From the Anthropic front door.
-    Anthropic(ChatRequest),
+    /// From the Anthropic front door; its raw body is kept for pass-through.
+    Anthropic(ParsedMessagesRequest),
 }
 
 /// The codec of `d`'s protocol.
@@ -39,7 +41,40 @@ impl IngressRequest {
     pub fn canonical(&self) -> &ChatRequest {
         match self {
             IngressRequest::OpenAi(p) => &p.request,
-            IngressRequest::Anthropic(r) => r,
+            IngressRequest::Anthropic(p) => &p.request,
+        }
+    }
+
+    /// What the client asked for that the canonical request does not carry.
+    fn untranslated(&self) -> &[String] {
+        match self {
+            IngressRequest::OpenAi(p) => &p.untranslated,
+            IngressRequest::Anthropic(p) => &p.untranslated,
+        }
+    }
+
+    /// Refuses, naming them, the fields a translation to `d` would lose.
+    fn check_translatable(&self, d: &Deployment) -> Result<(), AttemptError> {
+        match self.untranslated() {
+            [] => Ok(()),
+            fields => {
+                // Member names get backticks; described items ("content blocks of type
+                // `document`") already name theirs.
+                let named: Vec<String> = fields
+                    .iter()
+                    .map(|f| {
+                        if f.contains(' ') {
+                            f.clone()
+                        } else {
+                            format!("`{f}`")
+                        }
+                    })
+                    .collect();
+                Err(inexpressible(
+                    d,
+                    &Unsupported::new(codec(d).name(), named.join(", ")),
+                ))
+            }
         }
     }
 
@@ -51,21 +86,24 @@ impl IngressRequest {
         }
     }
 
-    /// The client's raw body when `d` can take it as it came.
-    fn passthrough(&self, d: &Deployment) -> Option<&ParsedChatRequest> {
-        match self {
-            IngressRequest::OpenAi(p) if codec(d).is_openai_shaped() => Some(p),
-            IngressRequest::OpenAi(_) | IngressRequest::Anthropic(_) => None,
-        }
+    /// Whether `d` takes the client's body as it came (the client speaks its protocol).
+    fn passthrough(&self, d: &Deployment) -> bool {
+        codec(d).speaks(self.dialect())
     }
 
-    /// The body of one attempt on `d`.
+    /// The body of one attempt on `d`: the client's own (only `model` replaced, and for
+    /// OpenAI streams usage forced on) when `d` speaks its protocol, else the translation,
+    /// which refuses what it cannot carry.
     pub fn upstream_body(&self, d: &Deployment) -> Result<Bytes, AttemptError> {
-        if let Some(p) = self.passthrough(d) {
-            return Ok(Bytes::from(
-                p.passthrough_body(&d.upstream_model, p.request.stream),
-            ));
+        if self.passthrough(d) {
+            return Ok(Bytes::from(match self {
+                IngressRequest::OpenAi(p) => {
+                    p.passthrough_body(&d.upstream_model, p.request.stream)
+                }
+                IngressRequest::Anthropic(p) => p.passthrough_body(&d.upstream_model),
+            }));
         }
+        self.check_translatable(d)?;
         codec(d)
             .encode_request(self.canonical(), &d.upstream_model)
             .map(Bytes::from)
@@ -78,13 +116,25 @@ impl IngressRequest {
         d: &Deployment,
         upstream: Bytes,
     ) -> Result<(Bytes, Option<TokenUsage>), AttemptError> {
-        if self.passthrough(d).is_some() {
-            let usage = openai_chat::usage_from_response(&upstream);
+        if self.passthrough(d) {
+            let usage = match self {
+                IngressRequest::OpenAi(_) => openai_chat::usage_from_response(&upstream),
+                // Forwarded as it came (thinking blocks, citations and all); read for usage.
+                IngressRequest::Anthropic(_) => Some(
+                    codec(d)
+                        .decode_response(&upstream)
+                        .map_err(|e| unreadable(d, &e))?
+                        .usage,
+                ),
+            };
             return Ok((upstream, usage));
         }
         let mut response = codec(d)
             .decode_response(&upstream)
             .map_err(|e| unreadable(d, &e))?;
+        if let Some(tool) = self.answer_tool(d) {
+            structured::answer_from_tool(&mut response, tool);
+        }
         // Bedrock names neither; Anthropic and Gemini send no creation time.
         if response.id.is_empty() {
             response.id = generated_id();
@@ -112,6 +162,8 @@ impl IngressRequest {
         // Anthropic refuses a prefill that ends in whitespace; the translator drops the
         // continuation's leading whitespace when the client's text already ends in some.
         let prefill = delivered.trim_end();
+        // The continuation is a translation: it must not lose what the client asked for.
+        self.check_translatable(d)?;
         if prefill.is_empty() {
             return codec(d)
                 .encode_request(self.canonical(), &d.upstream_model)
@@ -137,7 +189,9 @@ impl IngressRequest {
         options: Options,
     ) -> Result<Box<dyn Translator>, AttemptError> {
         let include_usage = self.canonical().include_usage;
-        if self.passthrough(d).is_some() {
+        // An Anthropic pass-through's stream is still translated (event for event the same
+        // shape), which keeps its continuation on another deployment possible.
+        if let (true, IngressRequest::OpenAi(_)) = (self.passthrough(d), self) {
             return Ok(Box::new(OpenAiPassthrough::new(include_usage, options)));
         }
         let client = self.dialect().stream_encoder(
@@ -148,11 +202,20 @@ impl IngressRequest {
                 created: unix_now(),
             },
         );
-        Ok(Box::new(Translate::new(
-            codec(d).stream_decoder(),
-            client,
-            options,
-        )))
+        let mut upstream = codec(d).stream_decoder();
+        if let Some(tool) = self.answer_tool(d) {
+            upstream = Box::new(AnswerStream::new(upstream, tool));
+        }
+        Ok(Box::new(Translate::new(upstream, client, options)))
+    }
+
+    /// The tool `d`'s protocol gets this request's JSON response format as, whose call is
+    /// the answer text; `None` when the format goes natively (or there is none).
+    pub fn answer_tool(&self, d: &Deployment) -> Option<&str> {
+        if self.passthrough(d) {
+            return None;
+        }
+        codec(d).answer_tool(self.canonical(), &d.upstream_model)
     }
 }
 

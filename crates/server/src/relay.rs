@@ -25,11 +25,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_governance::Admission;
-use switchyard_protocol::translate::{Options, TranslateError, Translator};
+use switchyard_protocol::translate::{self, Options, TranslateError, Translator};
 use switchyard_providers::{AttemptError, Operation, ProviderSpec, Sent};
 use switchyard_router::{Budget, Permit, Plan};
 use switchyard_types::{ErrorKind, Money, TokenUsage};
 use tokio::time::Instant;
+
+/// The name in the SSE comment that carries a stream's cost (README, "Streams").
+pub(crate) const COST_COMMENT: &str = "x-switchyard-cost-usd";
 
 /// A translation failure as the attempt's error, naming the provider.
 fn attempt_error(e: TranslateError, provider: &str) -> AttemptError {
@@ -167,6 +170,8 @@ pub(crate) struct Forwarding {
     parts: Vec<Part>,
     ttft: Option<Duration>,
     outcome: Option<Outcome>,
+    /// The cost comment went out before the end marker.
+    cost_sent: bool,
 }
 
 impl Forwarding {
@@ -192,12 +197,39 @@ impl Forwarding {
             parts: Vec::new(),
             ttft: None,
             outcome: None,
+            cost_sent: false,
+        }
+    }
+
+    /// Once the answer is complete, writes its cost as an SSE comment just before the
+    /// client's end marker: `: x-switchyard-cost-usd=<dollars>` (every part of a continued
+    /// stream included). The `x-switchyard-cost` header cannot say it: headers go out before
+    /// the usage is known. SSE clients ignore comments, so the official SDKs see the stream
+    /// they expect.
+    fn write_cost(&mut self) {
+        let complete = self.relay.as_ref().is_some_and(|r| r.translator.done());
+        if self.cost_sent || !complete {
+            return;
+        }
+        self.cost_sent = true;
+        let (usage, _) = self.part_usage(true);
+        let cost = self
+            .parts
+            .iter()
+            .fold(self.served.deployment.prices.cost(&usage), |sum, p| {
+                sum + p.cost
+            });
+        if let Some(relay) = self.relay.as_mut() {
+            let comment = format!(": {COST_COMMENT}={cost}\n\n");
+            let marker = relay.translator.end_marker();
+            translate::insert_before_end(&mut relay.out, marker, comment.as_bytes());
         }
     }
 
     /// The next bytes for the client, or `None` at the end.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
+            self.write_cost();
             let relay = self.relay.as_mut()?;
             if !relay.out.is_empty() {
                 if self.ttft.is_none() {
@@ -292,6 +324,15 @@ impl Forwarding {
         let Some(delivered) = relay.translator.delivered().map(str::to_owned) else {
             return false;
         };
+        // An answer tool's input streamed as text cannot be continued as a prefill: the
+        // continuation would be a fresh call of the tool.
+        if recovery
+            .request
+            .answer_tool(&self.served.deployment)
+            .is_some()
+        {
+            return false;
+        }
         let needs_prefill = !delivered.trim().is_empty();
         let tried: HashSet<&str> = self
             .served

@@ -3,7 +3,7 @@
 //! Protocol modules translate their request into a [`Conversation`]; [`plan`] decides the reply,
 //! and the token counters give the usage numbers.
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -53,13 +53,13 @@ impl Msg {
     }
 }
 
-/// A tool the caller offers, with its schema's properties in declaration order.
+/// A tool the caller offers, with its input schema.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tool {
     /// The tool (function) name.
     pub name: String,
-    /// `(property name, JSON schema type)` in order; the type is lower-cased, "" when absent.
-    pub props: Vec<(String, String)>,
+    /// The JSON schema of its arguments, member order kept.
+    pub schema: Schema,
 }
 
 /// How the caller wants tools used.
@@ -89,6 +89,10 @@ pub struct Conversation {
     pub max_tokens: Option<u32>,
     /// Stop sequences.
     pub stop: Vec<String>,
+    /// The schema a JSON answer must follow, when the request asks for one (OpenAI
+    /// `response_format`, Anthropic `output_config.format`, Gemini `responseMimeType:
+    /// application/json` with its schema); an empty schema for "any JSON object".
+    pub answer: Option<Schema>,
 }
 
 /// Why a text reply ended.
@@ -186,17 +190,20 @@ impl Conversation {
                 _ => self.tools.first(),
             };
             if let Some(tool) = tool {
-                let first_word = self
-                    .last_user_text()
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("sim")
-                    .to_owned();
+                let first_word = self.first_word();
                 return Plan::ToolCall {
                     name: tool.name.clone(),
-                    args: build_args(&tool.props, &first_word),
+                    args: build_args(&tool.schema, &first_word),
                 };
             }
+        }
+        if let Some(schema) = &self.answer {
+            // A structured answer is whole JSON: stop sequences and the word limit would
+            // only make it unparseable.
+            return Plan::Text {
+                text: build_args(schema, &self.first_word()),
+                finish: Finish::Stop,
+            };
         }
         shape_text(&self.full_reply(name), &self.stop, self.max_tokens)
     }
@@ -234,6 +241,15 @@ impl Conversation {
             Some(rest) if !prefill.is_empty() => continuation(rest, &self.stop, self.max_tokens),
             _ => shape_text(&full, &self.stop, self.max_tokens),
         }
+    }
+
+    /// The first word of the last user text (`"sim"` if none): the value of string members.
+    fn first_word(&self) -> String {
+        self.last_user_text()
+            .split_whitespace()
+            .next()
+            .unwrap_or("sim")
+            .to_owned()
     }
 
     /// The text of the last user message that has text, words joined by single spaces.
@@ -287,24 +303,155 @@ fn continuation(rest: &str, stop: &[String], max_tokens: Option<u32>) -> Plan {
     }
 }
 
-/// Builds tool arguments from schema properties as compact JSON text, in order.
-pub fn build_args(props: &[(String, String)], first_word: &str) -> String {
-    let members: Vec<String> = props
-        .iter()
-        .map(|(name, ty)| {
-            let value = match ty.as_str() {
-                "string" => Value::from(first_word),
-                "integer" => Value::from(42),
-                "number" => Value::from(4.2),
-                "boolean" => Value::Bool(true),
-                "array" => Value::Array(Vec::new()),
-                "object" => Value::Object(serde_json::Map::new()),
-                _ => Value::Null,
+/// Builds a value that conforms to `schema` as compact JSON text, object members in schema
+/// order: see [`Schema`] for the rules.
+pub fn build_args(schema: &Schema, first_word: &str) -> String {
+    let mut out = String::new();
+    if let Some(root) = &schema.0 {
+        sample(root, root, first_word, 0, &mut out);
+    }
+    // No schema, or one that is not an object's: an empty object, as tools without
+    // parameters take.
+    if !out.starts_with('{') {
+        out = "{}".to_owned();
+    }
+    out
+}
+
+/// How deep `$ref`s and nesting are followed before a value is cut short with `null`.
+const MAX_DEPTH: u32 = 12;
+
+/// Writes a value conforming to `node` (resolving `$ref`s against `root`).
+fn sample(node: &Json, root: &Json, word: &str, depth: u32, out: &mut String) {
+    if depth > MAX_DEPTH {
+        out.push_str("null");
+        return;
+    }
+    if let Some(Json::Str(r)) = node.get("$ref") {
+        match resolve(root, r) {
+            Some(target) => sample(target, root, word, depth + 1, out),
+            None => out.push_str("null"),
+        }
+        return;
+    }
+    if let Some(v) = node.get("const") {
+        v.write(out);
+        return;
+    }
+    if let Some(Json::Arr(values)) = node.get("enum") {
+        match values.first() {
+            Some(v) => v.write(out),
+            None => out.push_str("null"),
+        }
+        return;
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Json::Arr(alts)) = node.get(key) {
+            // The first alternative that is not just `null` (Optional[...] in pydantic).
+            let alt = alts.iter().find(|a| type_of(a) != "null").or(alts.first());
+            match alt {
+                Some(a) => sample(a, root, word, depth + 1, out),
+                None => out.push_str("null"),
+            }
+            return;
+        }
+    }
+    match type_of(node).as_str() {
+        "string" => Json::Str(word.to_owned()).write(out),
+        "integer" => out.push_str(&bounded(node, 42.0, true)),
+        "number" => out.push_str(&bounded(node, 4.2, false)),
+        "boolean" => out.push_str("true"),
+        "array" => {
+            let n = match node.get("minItems") {
+                Some(Json::Num(n)) => n.as_u64().unwrap_or(0).min(8),
+                _ => 0,
             };
-            format!("{}:{}", Value::from(name.as_str()), value)
+            out.push('[');
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                match node.get("items") {
+                    Some(items) => sample(items, root, word, depth + 1, out),
+                    None => out.push_str("null"),
+                }
+            }
+            out.push(']');
+        }
+        "object" | "" if node.get("properties").is_some() => {
+            out.push('{');
+            if let Some(Json::Obj(props)) = node.get("properties") {
+                for (i, (name, prop)) in props.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    Json::Str(name.clone()).write(out);
+                    out.push(':');
+                    sample(prop, root, word, depth + 1, out);
+                }
+            }
+            out.push('}');
+        }
+        "object" => out.push_str("{}"),
+        _ => out.push_str("null"),
+    }
+}
+
+/// 42 (integers) or 4.2 (numbers), moved into `minimum`..`maximum` when those exclude it.
+fn bounded(node: &Json, default: f64, integer: bool) -> String {
+    let bound = |k: &str| match node.get(k) {
+        Some(Json::Num(n)) => n.as_f64(),
+        _ => None,
+    };
+    let mut v = default;
+    if let Some(min) = bound("minimum").or(bound("exclusiveMinimum")) {
+        if v < min {
+            v = if integer { min.ceil() + 1.0 } else { min + 1.0 };
+        }
+    }
+    if let Some(max) = bound("maximum").or(bound("exclusiveMaximum")) {
+        if v > max {
+            v = if integer {
+                max.floor() - 1.0
+            } else {
+                max - 1.0
+            };
+        }
+    }
+    if integer {
+        format!("{}", v as i64)
+    } else {
+        serde_json::Number::from_f64(v).map_or_else(|| "0".to_owned(), |n| n.to_string())
+    }
+}
+
+/// A local `$ref` (`#/$defs/Name`, `#/definitions/Name`, any `#/a/b` pointer) in `root`.
+fn resolve<'a>(root: &'a Json, reference: &str) -> Option<&'a Json> {
+    let path = reference.strip_prefix("#")?;
+    path.split('/')
+        .filter(|p| !p.is_empty())
+        .try_fold(root, |node, key| {
+            node.get(&key.replace("~1", "/").replace("~0", "~"))
         })
-        .collect();
-    format!("{{{}}}", members.join(","))
+}
+
+/// The JSON type of one schema (first non-null when `type` is a list), lower-cased; "" when
+/// it names none.
+fn type_of(node: &Json) -> String {
+    let ty = match node.get("type") {
+        Some(Json::Str(s)) => s.clone(),
+        Some(Json::Arr(a)) => a
+            .iter()
+            .filter_map(|t| match t {
+                Json::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .find(|s| !s.eq_ignore_ascii_case("null"))
+            .unwrap_or("null")
+            .to_owned(),
+        _ => String::new(),
+    };
+    ty.to_ascii_lowercase()
 }
 
 /// Cached input tokens: `(input / 32) * 16` when the input is at least 32 tokens, else 0.
@@ -369,60 +516,140 @@ pub fn args_text(v: &Value) -> String {
     }
 }
 
-/// Reads a JSON schema's `properties` in declaration order, with each property's type.
-pub fn schema_props(schema: &RawValue) -> Vec<(String, String)> {
-    #[derive(Deserialize)]
-    struct Schema {
-        #[serde(default)]
-        properties: Option<Props>,
+/// A JSON schema, object member order kept (serde_json's `Value` sorts members).
+///
+/// A conforming value ([`build_args`]) is built as: `$ref` → the referenced schema (local
+/// pointers such as `#/$defs/Name`); `const` → it; `enum` → its first value; `anyOf` /
+/// `oneOf` / `allOf` → the first alternative that is not `null`; string → the first word of
+/// the last user text; integer → 42 and number → 4.2 (moved inside `minimum` / `maximum`);
+/// boolean → true; array → `minItems` (at most 8) sampled `items`, else `[]`; object → every
+/// property in declaration order, or `{}` without properties; anything else → null. Types are
+/// read case-insensitively (Gemini's `STRING`), and for a type list the first non-null one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schema(Option<Json>);
+
+impl Schema {
+    /// The schema with no properties: its conforming value is `{}`.
+    pub fn empty() -> Self {
+        Self(None)
     }
-    serde_json::from_str::<Schema>(schema.get())
-        .ok()
-        .and_then(|s| s.properties)
-        .map(|p| p.0)
-        .unwrap_or_default()
 }
 
-/// Properties of a schema, order kept.
-struct Props(Vec<(String, String)>);
+/// The raw JSON at `path` (object member names) inside the JSON text `bytes`: member order
+/// survives, which parsing into a `Value` would lose.
+pub fn raw_at(bytes: &[u8], path: &[&str]) -> Option<Box<RawValue>> {
+    let mut current: Box<RawValue> = serde_json::from_slice(bytes).ok()?;
+    for key in path {
+        let mut members: std::collections::HashMap<String, Box<RawValue>> =
+            serde_json::from_str(current.get()).ok()?;
+        current = members.remove(*key)?;
+    }
+    Some(current)
+}
 
-impl<'de> Deserialize<'de> for Props {
+/// Reads a JSON schema, keeping member order; anything unreadable is the empty schema.
+pub fn schema_props(schema: &RawValue) -> Schema {
+    Schema(serde_json::from_str::<Json>(schema.get()).ok())
+}
+
+/// A JSON value whose objects keep their member order.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(serde_json::Number),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Compact JSON text, as `serde_json` writes it.
+    fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Num(n) => out.push_str(&n.to_string()),
+            Json::Str(s) => out.push_str(&Value::from(s.as_str()).to_string()),
+            Json::Arr(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            Json::Obj(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    Json::Str(k.clone()).write(out);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Props;
+            type Value = Json;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a properties object")
+                f.write_str("JSON")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Props, A::Error> {
-                let mut out = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let prop: Value = map.next_value()?;
-                    out.push((key, prop_type(&prop)));
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+                Ok(Json::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+                Ok(Json::Num(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+                Ok(Json::Num(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+                Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Num))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+                Ok(Json::Str(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Json, E> {
+                Ok(Json::Str(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    items.push(v);
                 }
-                Ok(Props(out))
+                Ok(Json::Arr(items))
             }
-            fn visit_unit<E>(self) -> Result<Props, E> {
-                Ok(Props(Vec::new()))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Json::Obj(members))
             }
         }
         d.deserialize_any(V)
     }
-}
-
-/// The JSON type of one property schema (first non-null when `type` is a list), lower-cased.
-fn prop_type(prop: &Value) -> String {
-    let ty = match prop.get("type") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|s| !s.eq_ignore_ascii_case("null"))
-            .unwrap_or("")
-            .to_owned(),
-        _ => String::new(),
-    };
-    ty.to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -482,7 +709,7 @@ mod tests {
         .unwrap();
         let tools = vec![Tool {
             name: "get".into(),
-            props: schema_props(&raw),
+            schema: schema_props(&raw),
         }];
         let c = Conversation {
             messages: vec![Msg::user_text("Paris weather")],
@@ -501,6 +728,61 @@ mod tests {
         assert_eq!(plan.output_tokens(), 2);
     }
 
+    fn schema(text: &str) -> Schema {
+        schema_props(&RawValue::from_string(text.into()).unwrap())
+    }
+
+    #[test]
+    fn arguments_conform_to_nested_schemas_refs_enums_and_bounds() {
+        let pydantic = r##"{"$defs":{"Address":{"properties":{"city":{"type":"string"},"zip":{"type":"integer","minimum":100}},"required":["city","zip"],"type":"object"},
+            "Kind":{"enum":["home","work"],"type":"string"}},
+            "properties":{"name":{"type":"string"},"address":{"$ref":"#/$defs/Address"},"kind":{"$ref":"#/$defs/Kind"},
+            "nick":{"anyOf":[{"type":"null"},{"type":"string"}]},"tags":{"type":"array","items":{"type":"string"},"minItems":2},
+            "score":{"type":"number","maximum":1},"fixed":{"const":"x"}},"type":"object"}"##;
+        assert_eq!(
+            build_args(&schema(pydantic), "Ada"),
+            r#"{"name":"Ada","address":{"city":"Ada","zip":101},"kind":"home","nick":"Ada","tags":["Ada","Ada"],"score":0.0,"fixed":"x"}"#
+        );
+        // Gemini's upper-case OpenAPI types, and schemas that are no object's.
+        let gemini =
+            r#"{"type":"OBJECT","properties":{"n":{"type":"INTEGER"},"ok":{"type":"BOOLEAN"}}}"#;
+        assert_eq!(build_args(&schema(gemini), "w"), r#"{"n":42,"ok":true}"#);
+        assert_eq!(build_args(&schema(r#"{"type":"string"}"#), "w"), "{}");
+        assert_eq!(build_args(&Schema::empty(), "w"), "{}");
+        // A reference cycle ends in null instead of recursing forever.
+        let cyclic = r##"{"$defs":{"N":{"type":"object","properties":{"next":{"$ref":"#/$defs/N"}}}},"$ref":"#/$defs/N"}"##;
+        assert!(build_args(&schema(cyclic), "w").contains("null"));
+    }
+
+    #[test]
+    fn a_json_answer_format_answers_with_conforming_json_text() {
+        let mut c = conv(vec![Msg::user_text("Ada is 36")]);
+        c.answer = Some(schema(
+            r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}}}"#,
+        ));
+        c.max_tokens = Some(1);
+        assert_eq!(
+            c.plan("p"),
+            Plan::Text {
+                text: r#"{"name":"Ada","age":42}"#.into(),
+                finish: Finish::Stop
+            }
+        );
+        // Tools still come first when the choice calls one.
+        c.tools = vec![Tool {
+            name: "t".into(),
+            schema: Schema::empty(),
+        }];
+        assert!(matches!(c.plan("p"), Plan::ToolCall { .. }));
+    }
+
+    #[test]
+    fn raw_at_keeps_member_order() {
+        let body = br#"{"a":{"b":{"z":1,"a":2}}}"#;
+        assert_eq!(raw_at(body, &["a", "b"]).unwrap().get(), r#"{"z":1,"a":2}"#);
+        assert!(raw_at(body, &["a", "x"]).is_none());
+    }
+
     #[test]
     fn tool_result_reply_and_none_choice() {
         let result = Msg {
@@ -510,7 +792,7 @@ mod tests {
         };
         let tools = vec![Tool {
             name: "get".into(),
-            props: vec![],
+            schema: Schema::empty(),
         }];
         let c = Conversation {
             messages: vec![result],
@@ -573,7 +855,7 @@ mod tests {
         c.max_tokens = Some(2);
         c.tools = vec![Tool {
             name: "t".into(),
-            props: vec![],
+            schema: Schema::empty(),
         }];
         let want = Plan::Text {
             text: " w1 w2".into(),

@@ -216,7 +216,11 @@ async fn anthropic_call(gw: &Gateway, mut body: Value, stream: bool) -> Seen {
     let mut names = Vec::new();
     let mut args: Vec<String> = Vec::new();
     let mut last = String::new();
-    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+    // Comment-only blocks (the gateway's cost line) are no events, as in every SSE client.
+    let events = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty() && !e.lines().all(|l| l.starts_with(':')));
+    for event in events {
         let name = event
             .lines()
             .find_map(|l| l.strip_prefix("event: "))
@@ -457,14 +461,14 @@ async fn embeddings_through_every_protocol() {
 #[tokio::test]
 async fn inexpressible_requests_are_rejected_with_the_feature_and_deployment() {
     let (sim, gw, _dir) = setup(SimProtocol::Anthropic, None).await;
-    let mut body = chat("m", "give me json");
-    body["response_format"] = json!({"type": "json_object"});
+    let mut body = chat("m", "give me two");
+    body["n"] = json!(2);
     let r = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(r.status(), 400);
     let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     let message = v["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("deployment 'd'") && message.contains("json_object"),
+        message.contains("deployment 'd'") && message.contains("`n` > 1"),
         "{message}"
     );
     assert_eq!(

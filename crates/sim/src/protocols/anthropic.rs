@@ -188,7 +188,7 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
         .into_iter()
         .map(|t| Tool {
             name: t.name,
-            props: t
+            schema: t
                 .input_schema
                 .as_deref()
                 .map(rules::schema_props)
@@ -219,12 +219,25 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
                 .collect()
         })
         .unwrap_or_default();
+    // Native structured outputs: `output_config.format` (GA) or the beta `output_format`.
+    let answer = [&["output_config", "format"][..], &["output_format"][..]]
+        .iter()
+        .find(|path| {
+            let kind: Vec<&str> = path.iter().copied().chain(["type"]).collect();
+            rules::raw_at(bytes, &kind).is_some_and(|t| t.get() == "\"json_schema\"")
+        })
+        .map(|path| {
+            let at: Vec<&str> = path.iter().copied().chain(["schema"]).collect();
+            rules::raw_at(bytes, &at)
+                .map_or_else(rules::Schema::empty, |raw| rules::schema_props(&raw))
+        });
     Conversation {
         messages,
         tools,
         tool_choice,
         max_tokens,
         stop,
+        answer,
     }
 }
 

@@ -325,7 +325,7 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
         .filter_map(|t| t.tool_spec)
         .map(|s| Tool {
             name: s.name,
-            props: s
+            schema: s
                 .input_schema
                 .and_then(|i| i.json)
                 .as_deref()
@@ -363,6 +363,8 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
         tool_choice,
         max_tokens,
         stop,
+        // Converse has no JSON mode here: structured answers come as a forced tool.
+        answer: None,
     }
 }
 

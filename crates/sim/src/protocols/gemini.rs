@@ -347,7 +347,7 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
             let schema = f.parameters_json_schema.or(f.parameters);
             Tool {
                 name: f.name,
-                props: schema
+                schema: schema
                     .as_deref()
                     .map(rules::schema_props)
                     .unwrap_or_default(),
@@ -387,12 +387,33 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
                 .collect()
         })
         .unwrap_or_default();
+    // JSON mode: `responseMimeType: application/json`, with `responseJsonSchema` or the
+    // OpenAPI-subset `responseSchema` (either spelling of each).
+    let json_mode = cfg
+        .and_then(|c| field(c, "responseMimeType", "response_mime_type"))
+        .and_then(Value::as_str)
+        == Some("application/json");
+    let answer = json_mode.then(|| {
+        let cfg_keys = ["generationConfig", "generation_config"];
+        let schema_keys = [
+            "responseJsonSchema",
+            "response_json_schema",
+            "responseSchema",
+            "response_schema",
+        ];
+        cfg_keys
+            .iter()
+            .flat_map(|c| schema_keys.iter().map(move |s| [*c, *s]))
+            .find_map(|path| rules::raw_at(bytes, &path))
+            .map_or_else(rules::Schema::empty, |raw| rules::schema_props(&raw))
+    });
     Conversation {
         messages,
         tools,
         tool_choice,
         max_tokens,
         stop,
+        answer,
     }
 }
 

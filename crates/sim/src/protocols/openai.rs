@@ -467,7 +467,7 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
         .filter_map(|t| t.function)
         .map(|f| Tool {
             name: f.name,
-            props: f
+            schema: f
                 .parameters
                 .as_deref()
                 .map(rules::schema_props)
@@ -496,12 +496,25 @@ pub(crate) fn conversation(body: &Value, bytes: &[u8]) -> Conversation {
             .collect(),
         _ => Vec::new(),
     };
+    // `response_format`: a schema's answer, or (`json_object`) any JSON object.
+    let answer = match body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+    {
+        Some("json_schema") => Some(
+            rules::raw_at(bytes, &["response_format", "json_schema", "schema"])
+                .map_or_else(rules::Schema::empty, |raw| rules::schema_props(&raw)),
+        ),
+        Some("json_object") => Some(rules::Schema::empty()),
+        _ => None,
+    };
     Conversation {
         messages,
         tools,
         tool_choice,
         max_tokens,
         stop,
+        answer,
     }
 }
 

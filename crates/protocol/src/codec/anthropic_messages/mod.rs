@@ -21,6 +21,9 @@ mod tests;
 const PROTOCOL: &str = "anthropic";
 
 pub use error::{decode_error, encode_error};
-pub use request::{decode_count_tokens_request, decode_request, encode_request};
+pub use request::{
+    answer_tool, decode_count_tokens_request, decode_request, encode_request,
+    native_structured_outputs, ParsedMessagesRequest,
+};
 pub use response::{decode_response, encode_count_tokens_response, encode_response};
-pub use stream::{StreamDecoder, StreamEncoder};
+pub use stream::{StreamDecoder, StreamEncoder, END_MARKER};

@@ -2,19 +2,87 @@
 //! Anthropic front door), and canonical → upstream body (as the `anthropic` provider).
 
 use super::wire::{
-    BlockOut, ImageSourceOut, MessageOut, MetadataOut, RequestOut, ToolChoiceOut, ToolOut,
+    BlockOut, ImageSourceOut, MessageOut, MetadataOut, OutputConfigOut, OutputFormatOut,
+    RequestOut, ToolChoiceOut, ToolOut,
 };
 use super::PROTOCOL;
 use crate::canonical::{
-    ChatRequest, ContentPart, Image, ImageSource, Message, Role, Tool, ToolCall, ToolChoice,
+    ChatRequest, ContentPart, Image, ImageSource, Message, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice,
 };
+use crate::codec::openai_chat::GATEWAY_EXTENSION;
+use crate::codec::structured::{self, Choice};
 use crate::codec::turns::turn;
-use crate::json::{self, Path, RawObject};
+use crate::json::{self, Members, Path, RawObject};
 use crate::{DecodeError, Unsupported};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 const ROOT: Path<'static> = Path::Root;
+
+/// A decoded Messages request plus what passing its body through needs.
+#[derive(Debug, Clone)]
+pub struct ParsedMessagesRequest {
+    /// The canonical request.
+    pub request: ChatRequest,
+    /// The body as received and its top-level members in document order.
+    members: Members,
+    /// What the canonical request does not carry (`thinking`, `top_k`, `output_config.effort`,
+    /// content blocks of type `document`, server tools, ...): passed through to Anthropic
+    /// upstreams, refused by translation.
+    pub untranslated: Vec<String>,
+}
+
+impl ParsedMessagesRequest {
+    /// The body for an Anthropic upstream: the client's members in order, byte for byte,
+    /// except `model` set to `upstream_model` and the gateway's own `switchyard` member left out.
+    pub fn passthrough_body(&self, upstream_model: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.members.body_len() + upstream_model.len());
+        out.push(b'{');
+        let mut first = true;
+        for (key, raw) in self.members.iter() {
+            if key == GATEWAY_EXTENSION {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            Members::write_key(&mut out, key);
+            out.push(b':');
+            match key {
+                "model" => json::write_str(&mut out, upstream_model),
+                _ => out.extend_from_slice(raw.as_bytes()),
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// The top-level members [`decode_request`] translates (and the gateway's own extension).
+const MAPPED: &[&str] = &[
+    "model",
+    "max_tokens",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "stream",
+    "metadata",
+    "output_config",
+    "output_format",
+    GATEWAY_EXTENSION,
+];
+
+/// Defaults that ask for nothing beyond what every upstream does.
+const NEUTRAL: &[(&str, &str)] = &[
+    ("service_tier", "\"auto\""),
+    ("thinking", r#"{"type":"disabled"}"#),
+];
 
 /// Parses and validates a client's Messages body (`max_tokens` required, as Anthropic does).
 ///
@@ -22,20 +90,42 @@ const ROOT: Path<'static> = Path::Root;
 /// (one per result, in order, splitting the user turn around them); `tool_use` blocks become
 /// assistant tool calls whose arguments are the compact JSON text of `input`;
 /// `metadata.user_id` becomes `user`; `tool_choice.disable_parallel_tool_use: true` becomes
-/// `parallel_tool_calls: false`. A stream always carries usage, so `include_usage == stream`.
-pub fn decode_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
-    decode(body, true)
+/// `parallel_tool_calls: false`; `output_config.format` (or the beta `output_format`) of type
+/// `json_schema` becomes a `json_schema` response format. A stream always carries usage, so
+/// `include_usage == stream`. Everything else is listed in
+/// [`untranslated`](ParsedMessagesRequest::untranslated) and left out of the canonical form.
+pub fn decode_request(body: &[u8]) -> Result<ParsedMessagesRequest, DecodeError> {
+    let (text, top) = json::body_object(body)?;
+    let mut untranslated = crate::codec::untranslated(&top, MAPPED, NEUTRAL);
+    let request = decode(&top, true, &mut untranslated)?;
+    Ok(ParsedMessagesRequest {
+        request,
+        members: Members::new(text, &top)?,
+        untranslated,
+    })
 }
 
-/// Parses a `count_tokens` body: the same as [`decode_request`] but `max_tokens` is optional.
+/// Parses a `count_tokens` body: the same as [`decode_request`] but `max_tokens` is optional,
+/// and what the canonical form cannot carry is a 400 (a count without it would be wrong).
 pub fn decode_count_tokens_request(body: &[u8]) -> Result<ChatRequest, DecodeError> {
-    decode(body, false)
+    let (_, top) = json::body_object(body)?;
+    let mut untranslated = Vec::new();
+    let request = decode(&top, false, &mut untranslated)?;
+    match untranslated.first() {
+        None => Ok(request),
+        Some(what) => Err(DecodeError::new(format!(
+            "token counting does not support {what}"
+        ))),
+    }
 }
 
-fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeError> {
-    let (_, top) = json::body_object(body)?;
-    let model: String = json::required(&top, "model", &ROOT, "a string")?;
-    let max_tokens: Option<u32> = json::opt(&top, "max_tokens", &ROOT, "a positive integer")?;
+fn decode(
+    top: &RawObject<'_>,
+    require_max_tokens: bool,
+    untranslated: &mut Vec<String>,
+) -> Result<ChatRequest, DecodeError> {
+    let model: String = json::required(top, "model", &ROOT, "a string")?;
+    let max_tokens: Option<u32> = json::opt(top, "max_tokens", &ROOT, "a positive integer")?;
     if require_max_tokens && max_tokens.is_none() {
         return Err(DecodeError::at(
             "max_tokens",
@@ -61,20 +151,19 @@ fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeEr
         });
     }
     for (i, raw) in items.iter().enumerate() {
-        message(raw, &messages_path.index(i), &mut messages)?;
+        message(raw, &messages_path.index(i), &mut messages, untranslated)?;
     }
 
-    let tools = match top.get_non_null("tools") {
-        None => Vec::new(),
-        Some(raw) => {
-            let path = ROOT.key("tools");
-            json::array(raw, &path)?
-                .iter()
-                .enumerate()
-                .map(|(i, raw)| tool(raw, &path.index(i)))
-                .collect::<Result<Vec<_>, _>>()?
+    let mut tools = Vec::new();
+    if let Some(raw) = top.get_non_null("tools") {
+        let path = ROOT.key("tools");
+        for (i, raw) in json::array(raw, &path)?.iter().enumerate() {
+            match tool(raw, &path.index(i))? {
+                Ok(t) => tools.push(t),
+                Err(kind) => note(untranslated, format!("tools of type `{kind}`")),
+            }
         }
-    };
+    }
     let (tool_choice, parallel_tool_calls) = match top.get_non_null("tool_choice") {
         None => (None, None),
         Some(raw) => tool_choice(raw)?,
@@ -87,23 +176,85 @@ fn decode(body: &[u8], require_max_tokens: bool) -> Result<ChatRequest, DecodeEr
             json::opt(&meta, "user_id", &path, "a string")?
         }
     };
-    let stream = json::opt::<bool>(&top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
+    let mut response_format = None;
+    if let Some(raw) = top.get_non_null("output_format") {
+        response_format = Some(output_format(
+            raw,
+            &ROOT.key("output_format"),
+            untranslated,
+        )?);
+    }
+    if let Some(raw) = top.get_non_null("output_config") {
+        let path = ROOT.key("output_config");
+        let config = json::object(raw, &path)?;
+        for (key, value) in &config.0 {
+            match key.as_ref() {
+                "format" if !json::is_null(value) => {
+                    response_format = Some(output_format(value, &path.key("format"), untranslated)?)
+                }
+                "format" => {}
+                other => {
+                    let one = RawObject(vec![(Cow::Borrowed(other), *value)]);
+                    for k in crate::codec::untranslated(&one, &[], &[]) {
+                        note(untranslated, format!("output_config.{k}"));
+                    }
+                }
+            }
+        }
+    }
+    let stream = json::opt::<bool>(top, "stream", &ROOT, "a boolean")?.unwrap_or(false);
     Ok(ChatRequest {
         model,
         messages,
         tools,
         tool_choice,
         parallel_tool_calls,
-        response_format: None,
-        temperature: json::opt(&top, "temperature", &ROOT, "a number")?,
-        top_p: json::opt(&top, "top_p", &ROOT, "a number")?,
+        response_format,
+        temperature: json::opt(top, "temperature", &ROOT, "a number")?,
+        top_p: json::opt(top, "top_p", &ROOT, "a number")?,
         max_tokens,
-        stop: json::opt(&top, "stop_sequences", &ROOT, "an array of strings")?.unwrap_or_default(),
+        stop: json::opt(top, "stop_sequences", &ROOT, "an array of strings")?.unwrap_or_default(),
         seed: None,
         n: None,
         stream,
         include_usage: stream,
         user,
+    })
+}
+
+/// Records `what` as untranslated, once.
+fn note(untranslated: &mut Vec<String>, what: String) {
+    if !untranslated.contains(&what) {
+        untranslated.push(what);
+    }
+}
+
+/// An `output_config.format` (or beta `output_format`): `{type: json_schema, schema}` is a
+/// `json_schema` response format (named `output`: Anthropic's has no name); other types are
+/// untranslated.
+fn output_format(
+    raw: &RawValue,
+    path: &Path<'_>,
+    untranslated: &mut Vec<String>,
+) -> Result<ResponseFormat, DecodeError> {
+    let obj = json::object(raw, path)?;
+    let kind: Cow<'_, str> = json::required(&obj, "type", path, "a string")?;
+    if kind != "json_schema" {
+        note(
+            untranslated,
+            format!("{path} of type `{}`", json::truncate(&kind, 40)),
+        );
+        return Ok(ResponseFormat::Text);
+    }
+    let spath = path.key("schema");
+    let schema = obj
+        .get_non_null("schema")
+        .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
+    json::object(schema, &spath)?;
+    Ok(ResponseFormat::JsonSchema {
+        name: "output".into(),
+        schema: json::typed(schema, &spath, "a JSON Schema object")?,
+        strict: None,
     })
 }
 
@@ -140,6 +291,8 @@ fn system(raw: &RawValue) -> Result<Vec<ContentPart>, DecodeError> {
 
 /// One content block, before it is placed in a message.
 enum Block {
+    /// A block type the canonical form has no place for (`thinking`, `document`, ...).
+    Native(String),
     Part(ContentPart),
     ToolUse(ToolCall),
     ToolResult {
@@ -149,7 +302,12 @@ enum Block {
     },
 }
 
-fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<(), DecodeError> {
+fn message(
+    raw: &RawValue,
+    path: &Path<'_>,
+    out: &mut Vec<Message>,
+    untranslated: &mut Vec<String>,
+) -> Result<(), DecodeError> {
     let obj = json::object(raw, path)?;
     let role_path = path.key("role");
     let role_name: Cow<'_, str> = json::required(&obj, "role", path, "a string")?;
@@ -207,6 +365,9 @@ fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<()
             match b {
                 Block::Part(ContentPart::Text(t)) => msg.content.push(ContentPart::Text(t)),
                 Block::ToolUse(call) => msg.tool_calls.push(call),
+                Block::Native(kind) => {
+                    note(untranslated, format!("content blocks of type `{kind}`"))
+                }
                 Block::Part(ContentPart::Image(_)) | Block::ToolResult { .. } => {
                     let item = content_path.index(i);
                     let p = item.key("type");
@@ -227,6 +388,7 @@ fn message(raw: &RawValue, path: &Path<'_>, out: &mut Vec<Message>) -> Result<()
     for (i, b) in blocks.into_iter().enumerate() {
         match b {
             Block::Part(part) => pending.push(part),
+            Block::Native(kind) => note(untranslated, format!("content blocks of type `{kind}`")),
             Block::ToolUse(_) => {
                 let item = content_path.index(i);
                 let p = item.key("type");
@@ -266,8 +428,6 @@ fn user_message(content: Vec<ContentPart>) -> Message {
         ..Message::text(Role::User, "")
     }
 }
-
-const SUPPORTED_BLOCKS: &str = "text, image, tool_use, tool_result";
 
 fn block(raw: &RawValue, path: &Path<'_>) -> Result<Block, DecodeError> {
     let obj = json::object(raw, path)?;
@@ -320,13 +480,7 @@ fn block(raw: &RawValue, path: &Path<'_>) -> Result<Block, DecodeError> {
                 is_error: json::opt(&obj, "is_error", path, "a boolean")?.unwrap_or(false),
             })
         }
-        other => Err(DecodeError::at(
-            path.key("type"),
-            format!(
-                "unsupported content block type '{}' in {path}; supported: {SUPPORTED_BLOCKS}",
-                json::truncate(other, 40)
-            ),
-        )),
+        other => Ok(Block::Native(json::truncate(other, 40).to_string())),
     }
 }
 
@@ -359,32 +513,25 @@ fn image(obj: &RawObject<'_>, path: &Path<'_>) -> Result<Image, DecodeError> {
     })
 }
 
-fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Tool, DecodeError> {
+/// A client tool, or (`Err`) the type of a server tool (`web_search_20250305`, `bash_20250124`,
+/// ...), which runs inside Anthropic and cannot be served by other providers.
+fn tool(raw: &RawValue, path: &Path<'_>) -> Result<Result<Tool, String>, DecodeError> {
     let obj = json::object(raw, path)?;
-    // Server tools (`web_search_20250305`, `bash_20250124`, ...) run inside Anthropic and
-    // cannot be served by other providers.
     let kind: Option<Cow<'_, str>> = json::opt(&obj, "type", path, "a string")?;
     if let Some(kind) = kind.filter(|k| k != "custom") {
-        return Err(DecodeError::at(
-            path.key("type"),
-            format!(
-                "unsupported tool type '{}' in {path}; only client tools (name, description, \
-                 input_schema) are supported",
-                json::truncate(&kind, 40)
-            ),
-        ));
+        return Ok(Err(json::truncate(&kind, 40).to_string()));
     }
     let spath = path.key("input_schema");
     let schema = obj
         .get_non_null("input_schema")
         .ok_or_else(|| DecodeError::at(spath, format!("missing required parameter '{spath}'")))?;
     json::object(schema, &spath)?;
-    Ok(Tool {
+    Ok(Ok(Tool {
         name: json::required(&obj, "name", path, "a string")?,
         description: json::opt(&obj, "description", path, "a string")?,
         parameters: json::typed(schema, &spath, "a JSON Schema object")?,
-        strict: None,
-    })
+        strict: json::opt(&obj, "strict", path, "a boolean")?,
+    }))
 }
 
 fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), DecodeError> {
@@ -418,15 +565,34 @@ fn tool_choice(raw: &RawValue) -> Result<(Option<ToolChoice>, Option<bool>), Dec
 /// tool results become `tool_result` blocks in a user turn; consecutive turns of the same
 /// role are merged, tool results first (Anthropic requires them to lead the turn); empty text
 /// parts and turns left empty are dropped (Anthropic rejects empty text blocks).
-/// `max_tokens` falls back to `default_max_tokens`. `seed`, `user`-less metadata, image
-/// `detail` and participant names are dropped; `n` > 1, JSON response formats and images
-/// outside user turns are [`Unsupported`].
+/// `max_tokens` falls back to `default_max_tokens`. A strict `json_schema` response format
+/// on a model with native structured outputs ([`native_structured_outputs`]) becomes
+/// `output_config.format`; any other JSON format becomes a forced answer tool
+/// ([`structured`]), whose call the response decoding turns back into text
+/// ([`answer_tool`]). Tool `strict: true` is Anthropic's strict tool use on those same models.
+/// Image `detail`, participant names and tool `strict` on older models are dropped; `n` > 1,
+/// `seed` and images outside user turns are [`Unsupported`].
 pub fn encode_request(
     req: &ChatRequest,
     upstream_model: &str,
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, Unsupported> {
-    crate::codec::reject_choices_and_json_formats(req, PROTOCOL)?;
+    crate::codec::reject_choices(req, PROTOCOL)?;
+    crate::codec::reject_seed(req, PROTOCOL)?;
+    let native = native_format(req, upstream_model);
+    let plan = if native.is_some() {
+        structured::ToolPlan {
+            answer: None,
+            choice: req.tool_choice.as_ref().map(|c| match c {
+                ToolChoice::Auto => Choice::Auto,
+                ToolChoice::None => Choice::None,
+                ToolChoice::Required => Choice::Required,
+                ToolChoice::Function(f) => Choice::Function(f),
+            }),
+        }
+    } else {
+        structured::tool_plan(req, PROTOCOL)?
+    };
 
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
@@ -478,23 +644,24 @@ pub fn encode_request(
         .collect();
 
     let disable_parallel = req.parallel_tool_calls == Some(false);
-    let tool_choice = match &req.tool_choice {
-        Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto {
+    let tool_choice = match plan.choice {
+        Some(Choice::Auto) => Some(ToolChoiceOut::Auto {
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::Required) => Some(ToolChoiceOut::Any {
+        Some(Choice::Required) => Some(ToolChoiceOut::Any {
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::Function(name)) => Some(ToolChoiceOut::Tool {
+        Some(Choice::Function(name)) => Some(ToolChoiceOut::Tool {
             name,
             disable_parallel_tool_use: disable_parallel,
         }),
-        Some(ToolChoice::None) => Some(ToolChoiceOut::None),
+        Some(Choice::None) => Some(ToolChoiceOut::None),
         None if disable_parallel && !req.tools.is_empty() => Some(ToolChoiceOut::Auto {
             disable_parallel_tool_use: true,
         }),
         None => None,
     };
+    let strict_tools = native_structured_outputs(upstream_model);
     let body = RequestOut {
         model: upstream_model,
         max_tokens: req.max_tokens.unwrap_or(default_max_tokens),
@@ -507,7 +674,14 @@ pub fn encode_request(
                 name: &t.name,
                 description: t.description.as_deref(),
                 input_schema: crate::codec::schema_or_empty(&t.parameters),
+                strict: strict_tools && t.strict == Some(true),
             })
+            .chain(plan.answer.as_ref().map(|a| ToolOut {
+                name: a.name,
+                description: Some(a.description),
+                input_schema: a.schema,
+                strict: false,
+            }))
             .collect(),
         tool_choice,
         stop_sequences: &req.stop,
@@ -515,6 +689,9 @@ pub fn encode_request(
         top_p: req.top_p,
         stream: req.stream,
         metadata: req.user.as_deref().map(|user_id| MetadataOut { user_id }),
+        output_config: native.map(|schema| OutputConfigOut {
+            format: OutputFormatOut::JsonSchema { schema },
+        }),
     };
     let mut out = Vec::with_capacity(256);
     json::write_json(&mut out, &body);
@@ -522,6 +699,53 @@ pub fn encode_request(
 }
 
 type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
+
+/// The schema `req` sends as native structured output to `upstream_model`: a strict
+/// `json_schema` format (strict schemas are the subset Anthropic's constrained decoding takes)
+/// on a model that has it.
+fn native_format<'a>(req: &'a ChatRequest, upstream_model: &str) -> Option<&'a serde_json::Value> {
+    match &req.response_format {
+        Some(ResponseFormat::JsonSchema {
+            schema,
+            strict: Some(true),
+            ..
+        }) if native_structured_outputs(upstream_model) => Some(schema),
+        _ => None,
+    }
+}
+
+/// The answer tool whose call is the answer, when [`encode_request`] sends `req`'s response
+/// format to `upstream_model` as one.
+pub fn answer_tool<'a>(req: &'a ChatRequest, upstream_model: &str) -> Option<&'a str> {
+    if native_format(req, upstream_model).is_some() {
+        return None;
+    }
+    structured::answer_tool_name(req)
+}
+
+/// Whether the Anthropic model `id` has native structured outputs (`output_config.format`):
+/// Claude 4.5 and later (Sonnet 4.5, Opus 4.5, Haiku 4.5, the 4.6 models, ...). Read from the
+/// id's version numbers, both namings (`claude-sonnet-4-5-20250929`, `claude-3-5-haiku`);
+/// an id it cannot read (an alias, a fine-tune) gets the answer tool, which every model takes.
+pub fn native_structured_outputs(id: &str) -> bool {
+    let Some(rest) = id.find("claude-").map(|i| &id[i + "claude-".len()..]) else {
+        return false;
+    };
+    // The version is the first short number and the one right after it; dates (`20250929`)
+    // are not version numbers.
+    let version = |p: &str| {
+        (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    let parts: Vec<&str> = rest.split(['-', '.', '@']).collect();
+    let Some(at) = parts.iter().position(|p| version(p).is_some()) else {
+        return false;
+    };
+    let major = version(parts[at]).unwrap_or(0);
+    let minor = parts.get(at + 1).and_then(|p| version(p)).unwrap_or(0);
+    (major, minor) >= (4, 5)
+}
 
 /// Text and image parts as blocks; images only where Anthropic takes them (user, tool).
 fn parts<'a>(content: &'a [ContentPart], role: &str) -> Result<Vec<BlockOut<'a>>, Unsupported> {

@@ -11,6 +11,9 @@ use crate::{DecodeError, UpstreamStreamError};
 use serde::Serialize;
 use switchyard_types::{ErrorKind, TokenUsage};
 
+/// The last bytes of a complete stream: the `message_stop` event.
+pub const END_MARKER: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
 /// What an upstream content block turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum BlockKind {
@@ -427,7 +430,7 @@ impl StreamEncoder {
                 usage: UsageOut::from_usage(&self.usage.unwrap_or_default()),
             },
         );
-        sse::write_event(out, Some("message_stop"), br#"{"type":"message_stop"}"#);
+        out.extend_from_slice(END_MARKER);
     }
 
     /// Ends the stream with `event: error` and Anthropic's error shape; nothing follows.

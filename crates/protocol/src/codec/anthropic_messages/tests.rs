@@ -7,6 +7,11 @@ use crate::sse::SseDecoder;
 use serde_json::{json, Value};
 use switchyard_types::{ErrorKind, TokenUsage};
 
+/// The canonical request of a client body (most tests need only that).
+fn decode_request(body: &[u8]) -> Result<ChatRequest, crate::DecodeError> {
+    super::decode_request(body).map(|p| p.request)
+}
+
 fn body(v: Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
@@ -28,37 +33,138 @@ fn msgs(m: Value) -> Value {
 #[test]
 fn every_validation_error_names_its_field() {
     let cases: Vec<(Value, Option<&str>, &str)> = vec![
-        (json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}), Some("max_tokens"), "missing required parameter 'max_tokens'"),
-        (json!({"max_tokens": 1, "messages": []}), Some("model"), "missing required parameter 'model'"),
-        (with(json!({"max_tokens": -1})), Some("max_tokens"), "positive integer"),
-        (with(json!({"messages": []})), Some("messages"), "at least one message"),
-        (msgs(json!([{"role": "system", "content": "x"}])), Some("messages[0].role"), "unknown role 'system' in messages[0].role; supported: user, assistant"),
-        (msgs(json!([{"role": "user"}])), Some("messages[0].content"), "missing required parameter"),
-        (msgs(json!([{"role": "user", "content": []}])), Some("messages[0].content"), "must not be empty"),
-        (msgs(json!([{"role": "user", "content": 5}])), Some("messages[0].content"), "a string or an array of content blocks"),
         (
-            msgs(json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "document", "source": {}}]}])),
-            Some("messages[0].content[1].type"),
-            "unsupported content block type 'document' in messages[0].content[1]; supported: text, image, tool_use, tool_result",
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+            Some("max_tokens"),
+            "missing required parameter 'max_tokens'",
         ),
-        (msgs(json!([{"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]}])), Some("messages[0].content[0].type"), "'thinking'"),
-        (msgs(json!([{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}])), Some("messages[0].content[0].type"), "only allowed in assistant messages"),
-        (msgs(json!([{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}])), Some("messages[0].content[0].type"), "only text and tool_use"),
-        (msgs(json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}])), Some("messages[0].content[0].input"), "expected an object"),
-        (msgs(json!([{"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]}])), Some("messages[0].content[0].id"), "missing required parameter"),
-        (msgs(json!([{"role": "user", "content": [{"type": "tool_result"}]}])), Some("messages[0].content[0].tool_use_id"), "missing required parameter"),
-        (msgs(json!([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}])), Some("messages[0].content[0].content[0].type"), "only text and image blocks"),
-        (msgs(json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])), Some("messages[0].content[0].source.type"), "supported: base64, url"),
-        (msgs(json!([{"role": "user", "content": [{"type": "image"}]}])), Some("messages[0].content[0].source"), "missing required parameter"),
-        (with(json!({"system": 5})), Some("system"), "a string or an array of text blocks"),
-        (with(json!({"system": [{"type": "image", "source": {"type": "url", "url": "u"}}]})), Some("system[0].type"), "only text blocks"),
-        (with(json!({"tools": [{"name": "f"}]})), Some("tools[0].input_schema"), "missing required parameter"),
-        (with(json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})), Some("tools[0].type"), "unsupported tool type 'web_search_20250305'"),
-        (with(json!({"tool_choice": {"type": "sometimes"}})), Some("tool_choice.type"), "supported: auto, any, none, tool"),
-        (with(json!({"tool_choice": {"type": "tool"}})), Some("tool_choice.name"), "missing required parameter"),
-        (with(json!({"stop_sequences": "END"})), Some("stop_sequences"), "an array of strings"),
-        (with(json!({"metadata": {"user_id": 5}})), Some("metadata.user_id"), "a string"),
-        (with(json!({"temperature": "hot"})), Some("temperature"), "a number"),
+        (
+            json!({"max_tokens": 1, "messages": []}),
+            Some("model"),
+            "missing required parameter 'model'",
+        ),
+        (
+            with(json!({"max_tokens": -1})),
+            Some("max_tokens"),
+            "positive integer",
+        ),
+        (
+            with(json!({"messages": []})),
+            Some("messages"),
+            "at least one message",
+        ),
+        (
+            msgs(json!([{"role": "system", "content": "x"}])),
+            Some("messages[0].role"),
+            "unknown role 'system' in messages[0].role; supported: user, assistant",
+        ),
+        (
+            msgs(json!([{"role": "user"}])),
+            Some("messages[0].content"),
+            "missing required parameter",
+        ),
+        (
+            msgs(json!([{"role": "user", "content": []}])),
+            Some("messages[0].content"),
+            "must not be empty",
+        ),
+        (
+            msgs(json!([{"role": "user", "content": 5}])),
+            Some("messages[0].content"),
+            "a string or an array of content blocks",
+        ),
+        (
+            msgs(
+                json!([{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]),
+            ),
+            Some("messages[0].content[0].type"),
+            "only allowed in assistant messages",
+        ),
+        (
+            msgs(
+                json!([{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
+            ),
+            Some("messages[0].content[0].type"),
+            "only text and tool_use",
+        ),
+        (
+            msgs(
+                json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}]),
+            ),
+            Some("messages[0].content[0].input"),
+            "expected an object",
+        ),
+        (
+            msgs(
+                json!([{"role": "assistant", "content": [{"type": "tool_use", "name": "f", "input": {}}]}]),
+            ),
+            Some("messages[0].content[0].id"),
+            "missing required parameter",
+        ),
+        (
+            msgs(json!([{"role": "user", "content": [{"type": "tool_result"}]}])),
+            Some("messages[0].content[0].tool_use_id"),
+            "missing required parameter",
+        ),
+        (
+            msgs(
+                json!([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}]),
+            ),
+            Some("messages[0].content[0].content[0].type"),
+            "only text and image blocks",
+        ),
+        (
+            msgs(
+                json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
+            ),
+            Some("messages[0].content[0].source.type"),
+            "supported: base64, url",
+        ),
+        (
+            msgs(json!([{"role": "user", "content": [{"type": "image"}]}])),
+            Some("messages[0].content[0].source"),
+            "missing required parameter",
+        ),
+        (
+            with(json!({"system": 5})),
+            Some("system"),
+            "a string or an array of text blocks",
+        ),
+        (
+            with(json!({"system": [{"type": "image", "source": {"type": "url", "url": "u"}}]})),
+            Some("system[0].type"),
+            "only text blocks",
+        ),
+        (
+            with(json!({"tools": [{"name": "f"}]})),
+            Some("tools[0].input_schema"),
+            "missing required parameter",
+        ),
+        (
+            with(json!({"tool_choice": {"type": "sometimes"}})),
+            Some("tool_choice.type"),
+            "supported: auto, any, none, tool",
+        ),
+        (
+            with(json!({"tool_choice": {"type": "tool"}})),
+            Some("tool_choice.name"),
+            "missing required parameter",
+        ),
+        (
+            with(json!({"stop_sequences": "END"})),
+            Some("stop_sequences"),
+            "an array of strings",
+        ),
+        (
+            with(json!({"metadata": {"user_id": 5}})),
+            Some("metadata.user_id"),
+            "a string",
+        ),
+        (
+            with(json!({"temperature": "hot"})),
+            Some("temperature"),
+            "a number",
+        ),
     ];
     for (input, param, message) in cases {
         let err = decode_request(&body(input.clone())).unwrap_err();
@@ -69,6 +175,61 @@ fn every_validation_error_names_its_field() {
             err.message
         );
     }
+}
+
+#[test]
+fn what_the_canonical_form_cannot_carry_is_listed_and_passes_through_untouched() {
+    let raw = json!({
+        "model": "claude", "max_tokens": 100, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "service_tier": "auto", "temperature": null, "switchyard": {"sort": "price"},
+        "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "document", "source": {}}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": "c"}
+        ]
+    });
+    let parsed = super::decode_request(&body(raw.clone())).unwrap();
+    assert_eq!(
+        parsed.untranslated,
+        [
+            // Document order (`json!` sorts members).
+            "thinking",
+            "top_k",
+            "content blocks of type `document`",
+            "content blocks of type `thinking`",
+            "tools of type `web_search_20250305`",
+            "output_config.effort",
+        ]
+    );
+    // The schema is the canonical response format; the blocks it cannot hold are left out.
+    assert!(matches!(
+        parsed.request.response_format,
+        Some(ResponseFormat::JsonSchema { .. })
+    ));
+    assert!(parsed.request.tools.is_empty());
+    assert_eq!(parsed.request.messages[1].joined_text(), "b");
+    // Passed through: every member but the gateway's own, in order, with the model replaced.
+    let pass: Value = serde_json::from_slice(&parsed.passthrough_body("claude-up")).unwrap();
+    let mut want = raw;
+    want["model"] = json!("claude-up");
+    want.as_object_mut().unwrap().remove("switchyard");
+    assert_eq!(pass, want);
+    // Neutral defaults ask for nothing.
+    let neutral =
+        with(json!({"thinking": {"type": "disabled"}, "service_tier": "auto", "top_k": null}));
+    assert!(super::decode_request(&body(neutral))
+        .unwrap()
+        .untranslated
+        .is_empty());
+    // A count cannot leave blocks out.
+    let counted = msgs(json!([{"role": "user", "content": [{"type": "document", "source": {}}]}]));
+    let err = decode_count_tokens_request(&body(counted)).unwrap_err();
+    assert!(
+        err.message.contains("content blocks of type `document`"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -205,11 +366,18 @@ fn encode_request_merges_turns_and_applies_defaults() {
             strict: None,
         }],
         parallel_tool_calls: Some(false),
-        seed: Some(3),
         n: Some(1),
         user: Some("u".into()),
         ..ChatRequest::default()
     };
+    let seeded = ChatRequest {
+        seed: Some(3),
+        ..req.clone()
+    };
+    assert_eq!(
+        encode_request(&seeded, "up", 99).unwrap_err().feature,
+        "`seed`"
+    );
     let v: Value = serde_json::from_slice(&encode_request(&req, "up", 99).unwrap()).unwrap();
     assert_eq!(v["max_tokens"], 99);
     assert_eq!(v["system"], json!([{"type": "text", "text": "d"}]));
@@ -250,21 +418,20 @@ fn encode_request_rejects_what_anthropic_cannot_express() {
         ),
         (
             ChatRequest {
-                response_format: Some(ResponseFormat::JsonObject),
-                ..base.clone()
-            },
-            "json_object",
-        ),
-        (
-            ChatRequest {
                 response_format: Some(ResponseFormat::JsonSchema {
-                    name: "s".into(),
+                    name: "f".into(),
                     schema: json!({}),
                     strict: None,
                 }),
+                tools: vec![Tool {
+                    name: "f".into(),
+                    description: None,
+                    parameters: Value::Null,
+                    strict: None,
+                }],
                 ..base.clone()
             },
-            "json_schema",
+            "alongside a tool of the same name (`f`)",
         ),
         (
             ChatRequest {

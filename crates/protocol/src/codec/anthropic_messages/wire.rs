@@ -34,6 +34,20 @@ pub(super) struct RequestOut<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfigOut<'a>>,
+}
+
+/// `output_config`: native structured outputs (`format: {type: json_schema, schema}`).
+#[derive(Serialize)]
+pub(super) struct OutputConfigOut<'a> {
+    pub format: OutputFormatOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum OutputFormatOut<'a> {
+    JsonSchema { schema: &'a Value },
 }
 
 #[derive(Serialize)]
@@ -84,6 +98,9 @@ pub(super) struct ToolOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<&'a str>,
     pub input_schema: &'a Value,
+    /// Strict tool use (schema-validated inputs), on models with structured outputs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 #[derive(Serialize)]

@@ -2,7 +2,8 @@
 //! streaming is chosen by the path (`/converse-stream`), so neither appears here.
 
 use super::PROTOCOL;
-use crate::canonical::{ChatRequest, ContentPart, ImageSource, Role, ToolChoice};
+use crate::canonical::{ChatRequest, ContentPart, ImageSource, Role};
+use crate::codec::structured::{self, Choice};
 use crate::codec::turns::turn;
 use crate::json::{self, ArgsObject};
 use crate::Unsupported;
@@ -19,6 +20,13 @@ struct RequestOut<'a> {
     inference_config: Option<InferenceOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<ToolConfigOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_metadata: Option<RequestMetadataOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct RequestMetadataOut<'a> {
+    user: &'a str,
 }
 
 #[derive(Serialize)]
@@ -167,11 +175,17 @@ type Turn<'a> = crate::codec::turns::Turn<BlockOut<'a>>;
 /// System and developer messages become `system`; tool results become `toolResult` blocks
 /// in a user turn (`status: "error"` when the tool failed); consecutive same-role turns are
 /// merged with tool results first; empty text parts and empty turns are dropped (Bedrock
-/// rejects blank text). `seed`, `user`, `parallel_tool_calls`, image `detail` and names are
-/// dropped. `n` > 1, JSON response formats, URL images, images outside user and tool turns,
-/// and `tool_choice: none` in a conversation that already used tools are [`Unsupported`].
+/// rejects blank text). A JSON response format becomes an answer tool with a forced
+/// `toolChoice` ([`structured`](crate::codec::structured)), whose call the response decoding
+/// turns back into text. `user` becomes `requestMetadata.user` (for invocation-log filters).
+/// Image `detail`, names and tool `strict` are dropped. `n` > 1, `seed`,
+/// `parallel_tool_calls: false`, URL images, images outside user and tool turns, and
+/// `tool_choice: none` in a conversation that already used tools are [`Unsupported`].
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
-    crate::codec::reject_choices_and_json_formats(req, PROTOCOL)?;
+    crate::codec::reject_choices(req, PROTOCOL)?;
+    crate::codec::reject_seed(req, PROTOCOL)?;
+    crate::codec::reject_serial_tool_calls(req, PROTOCOL)?;
+    let plan = structured::tool_plan(req, PROTOCOL)?;
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
     let mut uses_tools = false;
@@ -253,22 +267,23 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
         })
         .collect();
 
-    let tool_choice = match &req.tool_choice {
+    let tool_choice = match plan.choice {
         None => None,
-        Some(ToolChoice::Auto) => Some(ToolChoiceOut::Auto(Empty {})),
-        Some(ToolChoice::Required) => Some(ToolChoiceOut::Any(Empty {})),
-        Some(ToolChoice::Function(name)) => Some(ToolChoiceOut::Tool(NameOut { name })),
+        Some(Choice::Auto) => Some(ToolChoiceOut::Auto(Empty {})),
+        Some(Choice::Required) => Some(ToolChoiceOut::Any(Empty {})),
+        Some(Choice::Function(name)) => Some(ToolChoiceOut::Tool(NameOut { name })),
         // Converse has no "none"; leaving the tools out says the same, unless the history
         // holds tool blocks, which Bedrock only accepts alongside a toolConfig.
-        Some(ToolChoice::None) if uses_tools => {
+        Some(Choice::None) if uses_tools => {
             return Err(Unsupported::new(
                 PROTOCOL,
                 "`tool_choice: none` in a conversation that already used tools",
             ))
         }
-        Some(ToolChoice::None) => None,
+        Some(Choice::None) => None,
     };
-    let send_tools = !req.tools.is_empty() && req.tool_choice != Some(ToolChoice::None);
+    let send_tools =
+        plan.answer.is_some() || (!req.tools.is_empty() && plan.choice != Some(Choice::None));
     let tool_config = send_tools.then(|| ToolConfigOut {
         tools: req
             .tools
@@ -282,6 +297,13 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
                     },
                 },
             })
+            .chain(plan.answer.as_ref().map(|a| ToolOut {
+                tool_spec: ToolSpecOut {
+                    name: a.name,
+                    description: Some(a.description),
+                    input_schema: SchemaOut { json: a.schema },
+                },
+            }))
             .collect(),
         tool_choice,
     });
@@ -300,6 +322,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
         messages,
         inference_config: has_inference.then_some(inference),
         tool_config,
+        request_metadata: req.user.as_deref().map(|user| RequestMetadataOut { user }),
     };
     let mut out = Vec::with_capacity(256);
     json::write_json(&mut out, &body);

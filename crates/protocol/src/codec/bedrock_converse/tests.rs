@@ -126,12 +126,29 @@ fn encode_request_maps_tool_choice_and_merges_turns() {
                 ..Message::text(Role::Tool, "failed")
             },
         ],
-        seed: Some(1),
         user: Some("u".into()),
-        parallel_tool_calls: Some(false),
         ..base.clone()
     };
+    for (refused, feature) in [
+        (
+            ChatRequest {
+                seed: Some(1),
+                ..req.clone()
+            },
+            "`seed`",
+        ),
+        (
+            ChatRequest {
+                parallel_tool_calls: Some(false),
+                ..req.clone()
+            },
+            "`parallel_tool_calls: false` (one tool call per turn)",
+        ),
+    ] {
+        assert_eq!(encode_request(&refused).unwrap_err().feature, feature);
+    }
     let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+    assert_eq!(v["requestMetadata"], json!({"user": "u"}));
     assert_eq!(
         v["messages"][0]["content"],
         json!([{"text": "a"}, {"text": "b"}])
@@ -189,9 +206,15 @@ fn encode_request_rejects_what_converse_cannot_express() {
         (
             ChatRequest {
                 response_format: Some(ResponseFormat::JsonObject),
+                tools: vec![Tool {
+                    name: "json_answer".into(),
+                    description: None,
+                    parameters: Value::Null,
+                    strict: None,
+                }],
                 ..base.clone()
             },
-            "json_object",
+            "alongside a tool of the same name (`json_answer`)",
         ),
         (
             ChatRequest {

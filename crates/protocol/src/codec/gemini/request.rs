@@ -179,13 +179,18 @@ fn user_parts(m: &Message) -> Vec<PartOut<'_>> {
 /// consecutive same-role turns are merged, function responses first; empty text parts and
 /// empty turns are dropped. URL images become `fileData`. `json_object` becomes
 /// `responseMimeType: application/json`; `json_schema` adds `responseJsonSchema`.
-/// `user`, `parallel_tool_calls`, image `detail` and names are dropped. `n` > 1, images in
-/// system, assistant or tool messages, a seed outside 32 bits, and a tool result with no
-/// matching call are [`Unsupported`].
+/// Image `detail`, names and tool `strict` are dropped. `n` > 1, `user` (the Gemini API has
+/// no end-user field), `parallel_tool_calls: false`, images in system, assistant or tool
+/// messages, a seed outside 32 bits, and a tool result with no matching call are
+/// [`Unsupported`].
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, Unsupported> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(Unsupported::new(PROTOCOL, "`n` > 1"));
     }
+    if req.user.is_some() {
+        return Err(Unsupported::new(PROTOCOL, "`user`"));
+    }
+    crate::codec::reject_serial_tool_calls(req, PROTOCOL)?;
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::new();
     for m in &req.messages {

@@ -28,4 +28,4 @@ pub use request::{
     decode_request, encode_continuation, encode_request, ParsedChatRequest, GATEWAY_EXTENSION,
 };
 pub use response::{decode_response, encode_response, usage_from_response};
-pub use stream::{inspect_chunk, ChunkInfo, StreamDecoder, StreamEncoder};
+pub use stream::{inspect_chunk, ChunkInfo, StreamDecoder, StreamEncoder, END_MARKER};

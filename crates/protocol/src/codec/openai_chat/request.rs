@@ -22,7 +22,38 @@ pub struct ParsedChatRequest {
     pub request: ChatRequest,
     /// The body as received (validated UTF-8) and its top-level members in document order.
     members: Members,
+    /// Top-level members the canonical request does not carry (`logprobs`,
+    /// `frequency_penalty`, `reasoning_effort`, ...): passed through to OpenAI-shaped
+    /// upstreams, refused by translation.
+    pub untranslated: Vec<String>,
 }
+
+/// The members [`decode_request`] translates (and the gateway's own extension).
+const MAPPED: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "temperature",
+    "top_p",
+    "max_completion_tokens",
+    "max_tokens",
+    "stop",
+    "seed",
+    "n",
+    "stream",
+    "stream_options",
+    "user",
+    GATEWAY_EXTENSION,
+];
+
+/// Defaults that ask for nothing beyond what every upstream does.
+const NEUTRAL: &[(&str, &str)] = &[
+    ("service_tier", "\"auto\""),
+    ("service_tier", "\"default\""),
+];
 
 /// Parses and validates a client's chat-completions body.
 pub fn decode_request(body: &[u8]) -> Result<ParsedChatRequest, DecodeError> {
@@ -30,6 +61,7 @@ pub fn decode_request(body: &[u8]) -> Result<ParsedChatRequest, DecodeError> {
     let request = request_from_object(&top)?;
     Ok(ParsedChatRequest {
         request,
+        untranslated: crate::codec::untranslated(&top, MAPPED, NEUTRAL),
         members: Members::new(text, &top)?,
     })
 }

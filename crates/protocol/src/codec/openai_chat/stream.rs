@@ -12,6 +12,9 @@ use crate::DecodeError;
 use std::borrow::Cow;
 use switchyard_types::{ErrorKind, TokenUsage};
 
+/// The last bytes of a complete stream.
+pub const END_MARKER: &[u8] = b"data: [DONE]\n\n";
+
 /// What the gateway needs to know about one upstream `data:` payload in a passed-through stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkInfo<'a> {
@@ -294,7 +297,7 @@ impl StreamEncoder {
         if let (true, Some(usage)) = (self.include_usage, self.usage) {
             self.write_chunk(out, &[], Some(Some(UsageOut::from_usage(&usage))));
         }
-        out.extend_from_slice(b"data: [DONE]\n\n");
+        out.extend_from_slice(END_MARKER);
     }
 
     /// Ends the stream with `data: {"error": {...}}` and no `[DONE]`, as OpenAI does.

@@ -1670,3 +1670,19 @@ fn decode_error_knows_the_context_window() {
     assert_eq!(v["error"]["code"], "context_length_exceeded");
     assert_eq!(v["error"]["type"], "invalid_request_error");
 }
+
+#[test]
+fn members_translation_cannot_carry_are_listed_unless_they_ask_for_nothing() {
+    let parsed = decode_request(&body(with(json!({
+        "frequency_penalty": 0.5, "logprobs": true, "presence_penalty": 0, "service_tier": "auto",
+        "reasoning_effort": "low", "store": false, "metadata": {}, "top_logprobs": null,
+        "switchyard": {"sort": "price"}, "temperature": 0.2, "n": 1
+    }))))
+    .unwrap();
+    assert_eq!(
+        parsed.untranslated,
+        ["frequency_penalty", "logprobs", "reasoning_effort"]
+    );
+    let plain = decode_request(&body(with(json!({"service_tier": "default"})))).unwrap();
+    assert!(plain.untranslated.is_empty());
+}
