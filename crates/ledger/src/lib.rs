@@ -25,4 +25,4 @@ pub use error::LedgerError;
 pub use pricing::{cost, DefaultPrices, Prices};
 pub use record::{now_ms, AttemptRecord, LedgerRecord, Outcome, StoredRecord};
 pub use store::{open, LedgerStore, SpendBy, SpendRow, TimeRange};
-pub use writer::{LedgerWriter, OnFull, RecordError, WriterConfig, WriterStats};
+pub use writer::{Durability, Durable, LedgerWriter, OnFull, RecordError, WriterConfig, WriterStats};

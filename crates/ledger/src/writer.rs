@@ -13,13 +13,20 @@
 //!
 //! Appends are at-least-once: if the connection breaks during COMMIT the batch may have been
 //! stored and is written again; `request_id` identifies such duplicates.
+//!
+//! # Durable records
+//!
+//! With [`Durability::BeforeResponse`], [`LedgerWriter::submit`] hands back a [`Durable`] that
+//! resolves once the record's batch is committed. A durable record does not wait for the
+//! batch to fill or the timer: it is appended at once together with everything queued behind
+//! it (group commit), so concurrent requests share one commit.
 
 use crate::record::LedgerRecord;
 use crate::store::LedgerStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -33,6 +40,36 @@ pub enum OnFull {
     },
     /// Drop the new record at once (counted); never waits.
     Drop,
+}
+
+/// When a request's record counts as kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Once queued: the response does not wait for the database (a crash can lose what is
+    /// queued).
+    #[default]
+    Queued,
+    /// Once committed: [`LedgerWriter::submit`] returns a [`Durable`] to wait on before the
+    /// response completes, so a crash loses no answered request's record.
+    BeforeResponse,
+}
+
+/// Resolves when a durable record is committed (`true`) or given up (`false`: dropped at
+/// shutdown after the store kept failing).
+#[derive(Debug)]
+pub struct Durable(oneshot::Receiver<bool>);
+
+impl Durable {
+    /// Waits for the record's batch to be committed.
+    pub async fn written(self) -> bool {
+        self.0.await.unwrap_or(false)
+    }
+}
+
+/// A queued record, with whom to tell once it is committed.
+struct Queued {
+    rec: LedgerRecord,
+    ack: Option<oneshot::Sender<bool>>,
 }
 
 /// Writer settings (the `[ledger]` config section).
@@ -52,6 +89,8 @@ pub struct WriterConfig {
     pub retry_max: Duration,
     /// How long shutdown keeps retrying a failing store before counting records as lost.
     pub shutdown_timeout: Duration,
+    /// Whether [`LedgerWriter::submit`] waits for commits.
+    pub durability: Durability,
 }
 
 impl Default for WriterConfig {
@@ -66,6 +105,7 @@ impl Default for WriterConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            durability: Durability::Queued,
         }
     }
 }
@@ -118,8 +158,9 @@ struct Control {
 /// A cheap-to-clone handle to the ledger's writer task.
 #[derive(Clone)]
 pub struct LedgerWriter {
-    tx: mpsc::Sender<LedgerRecord>,
+    tx: mpsc::Sender<Queued>,
     on_full: OnFull,
+    durability: Durability,
     counters: Arc<Counters>,
     control: Arc<Control>,
 }
@@ -141,18 +182,21 @@ impl LedgerWriter {
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let on_full = config.on_full;
+        let durability = config.durability;
         let task = Task {
             store,
             config,
             counters: counters.clone(),
             stop: stop_rx,
             deadline: None,
+            acks: Vec::new(),
         };
         // Not fire-and-forget: the handle is kept and awaited by `shutdown`.
         let handle = tokio::spawn(task.run(rx));
         LedgerWriter {
             tx,
             on_full,
+            durability,
             counters,
             control: Arc::new(Control {
                 stop,
@@ -166,7 +210,11 @@ impl LedgerWriter {
     pub async fn record(&self, rec: LedgerRecord) -> Result<(), RecordError> {
         match self.on_full {
             OnFull::Drop => self.try_record(rec),
-            OnFull::Block { timeout } => match self.tx.send_timeout(rec, timeout).await {
+            OnFull::Block { timeout } => match self
+                .tx
+                .send_timeout(Queued { rec, ack: None }, timeout)
+                .await
+            {
                 Ok(()) => {
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     Ok(())
@@ -183,19 +231,36 @@ impl LedgerWriter {
 
     /// Queues `rec` without waiting, whatever the policy; drops (and counts) it when full.
     pub fn try_record(&self, rec: LedgerRecord) -> Result<(), RecordError> {
-        match self.tx.try_send(rec) {
+        self.enqueue(Queued { rec, ack: None })
+    }
+
+    /// Queues `rec` without waiting; with [`Durability::BeforeResponse`], also returns what to
+    /// wait on before the response completes.
+    pub fn submit(&self, rec: LedgerRecord) -> Result<Option<Durable>, RecordError> {
+        match self.durability {
+            Durability::Queued => self.try_record(rec).map(|()| None),
+            Durability::BeforeResponse => {
+                let (tx, rx) = oneshot::channel();
+                self.enqueue(Queued { rec, ack: Some(tx) })?;
+                Ok(Some(Durable(rx)))
+            }
+        }
+    }
+
+    fn enqueue(&self, q: Queued) -> Result<(), RecordError> {
+        match self.tx.try_send(q) {
             Ok(()) => {
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(r)) => Err(self.refuse(&r, RecordError::Full)),
-            Err(mpsc::error::TrySendError::Closed(r)) => Err(self.refuse(&r, RecordError::Closed)),
+            Err(mpsc::error::TrySendError::Full(q)) => Err(self.refuse(&q, RecordError::Full)),
+            Err(mpsc::error::TrySendError::Closed(q)) => Err(self.refuse(&q, RecordError::Closed)),
         }
     }
 
-    fn refuse(&self, rec: &LedgerRecord, why: RecordError) -> RecordError {
+    fn refuse(&self, q: &Queued, why: RecordError) -> RecordError {
         let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(request_id = %rec.request_id, dropped_total = dropped, reason = %why, "ledger record dropped");
+        tracing::warn!(request_id = %q.rec.request_id, dropped_total = dropped, reason = %why, "ledger record dropped");
         why
     }
 
@@ -243,13 +308,34 @@ struct Task {
     stop: watch::Receiver<bool>,
     /// Set once shutdown starts: retries end here.
     deadline: Option<Instant>,
+    /// Whom to tell when the batch being built is committed (or given up).
+    acks: Vec<oneshot::Sender<bool>>,
 }
 
 /// How many `batch_size`s of queued records one append may take.
 const MAX_BATCHES_PER_APPEND: usize = 16;
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<LedgerRecord>) {
+    /// Takes a queued record into `batch`; returns whether someone waits for its commit.
+    fn take(&mut self, q: Queued, batch: &mut Vec<LedgerRecord>) -> bool {
+        batch.push(q.rec);
+        match q.ack {
+            Some(ack) => {
+                self.acks.push(ack);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells every waiter of the batch just committed (`true`) or given up (`false`).
+    fn answer(&mut self, written: bool) {
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(written);
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
         let batch_size = self.config.batch_size.max(1);
         let mut batch = Vec::with_capacity(batch_size);
         let mut tick = tokio::time::interval(self.config.flush_interval);
@@ -265,15 +351,18 @@ impl Task {
                     break;
                 }
                 msg = rx.recv() => match msg {
-                    Some(r) => {
-                        batch.push(r);
-                        if batch.len() >= batch_size {
+                    Some(q) => {
+                        // Someone waits for this one: commit now, with whatever is queued.
+                        let waited = self.take(q, &mut batch);
+                        if waited || batch.len() >= batch_size {
                             // A backlog goes in the same transaction: a commit (an fsync)
                             // per batch bounds throughput, so batches grow when records
                             // arrive faster than commits.
                             while batch.len() < batch_size * MAX_BATCHES_PER_APPEND {
                                 match rx.try_recv() {
-                                    Ok(r) => batch.push(r),
+                                    Ok(q) => {
+                                        self.take(q, &mut batch);
+                                    }
                                     Err(_) => break,
                                 }
                             }
@@ -292,8 +381,8 @@ impl Task {
         self.begin_shutdown();
         // Refuse new records, then take everything already queued.
         rx.close();
-        while let Some(r) = rx.recv().await {
-            batch.push(r);
+        while let Some(q) = rx.recv().await {
+            self.take(q, &mut batch);
             if batch.len() >= batch_size {
                 self.flush(&mut batch).await;
             }
@@ -321,6 +410,7 @@ impl Task {
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     self.counters.batches.fetch_add(1, Ordering::Relaxed);
                     batch.clear();
+                    self.answer(true);
                     return;
                 }
                 Err(e) => {
@@ -338,6 +428,7 @@ impl Task {
                         "ledger store still failing at shutdown: records lost"
                     );
                     batch.clear();
+                    self.answer(false);
                     return;
                 }
             }
