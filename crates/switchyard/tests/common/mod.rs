@@ -251,14 +251,20 @@ impl Gateway {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits (at most `limit`) for the process to exit, after a signal sent elsewhere;
+    /// returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the gateway did not exit after SIGTERM:\n{}",
+                "the gateway did not exit within {limit:?} after SIGTERM:\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(20));
