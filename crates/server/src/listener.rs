@@ -426,3 +426,59 @@ where
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::routing::post;
+
+    /// Serves `app` on a free port until the test ends.
+    async fn start(app: Router) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(serve(
+            listener,
+            app,
+            ConnectionSettings::default(),
+            std::future::pending(),
+        ));
+        url
+    }
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_clients_format_and_the_server_goes_on() {
+        let app = Router::new()
+            .route("/v1/messages", post(boom))
+            .route("/v1/chat/completions", post(boom))
+            .route("/ok", post(|| async { "fine" }));
+        let url = start(app).await;
+        let client = reqwest::Client::new();
+        let anthropic = client
+            .post(format!("{url}/v1/messages"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anthropic.status(), 500);
+        let body: serde_json::Value =
+            serde_json::from_slice(&anthropic.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], "api_error", "{body}");
+        let openai = client
+            .post(format!("{url}/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(openai.status(), 500);
+        let body: serde_json::Value =
+            serde_json::from_slice(&openai.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error", "{body}");
+        // The same pooled connection still serves.
+        let ok = client.post(format!("{url}/ok")).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+}

@@ -471,3 +471,36 @@ fn retry_tables_context_fallbacks_and_timeouts_compile_per_model_and_deployment(
     let unknown = text.replace("server_error = \"failover\"", "server_eror = \"failover\"");
     assert!(compile(&unknown, &env).is_err());
 }
+
+#[test]
+fn connection_limits_have_defaults_and_refuse_zero() {
+    let snap = compile(GOOD, &env).unwrap();
+    assert_eq!(snap.settings.connections, ConnectionSettings::default());
+    let text = GOOD.replace(
+        "[server]\n",
+        "[server]\nmax_connections = 100\nmax_in_flight = 10\nheader_read_timeout_ms = 1500\nbody_read_timeout_ms = 2500\nidle_timeout_ms = 3500\ndrain_timeout_ms = 4500\n",
+    );
+    let c = compile(&text, &env).unwrap().settings.connections;
+    assert_eq!(
+        c,
+        ConnectionSettings {
+            max_connections: 100,
+            max_in_flight: 10,
+            header_read: Duration::from_millis(1500),
+            body_read: Duration::from_millis(2500),
+            idle: Duration::from_millis(3500),
+            drain: Duration::from_millis(4500),
+        }
+    );
+    for field in ["max_in_flight = 0", "drain_timeout_ms = 0"] {
+        let text = GOOD.replace("[server]\n", &format!("[server]\n{field}\n"));
+        let problems = compile(&text, &env).unwrap_err();
+        let name = field.split(' ').next().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.location == format!("server.{name}")),
+            "{problems:?}"
+        );
+    }
+}
