@@ -504,3 +504,33 @@ fn connection_limits_have_defaults_and_refuse_zero() {
         );
     }
 }
+
+#[test]
+fn ledger_on_full_block_is_refused_with_a_hint_and_db_timeouts_have_defaults() {
+    let snap = compile(GOOD, &env).unwrap();
+    let rt = &snap.settings.runtime;
+    assert_eq!(rt.keys_db_timeouts.acquire, Duration::from_secs(1));
+    assert_eq!(rt.keys_db_timeouts.statement, Duration::from_secs(2));
+    assert_eq!(rt.ledger_db_timeouts.statement, Duration::from_secs(10));
+    let text = format!("{GOOD}\n[ledger]\non_full = \"block\"\nblock_timeout_ms = 500\n");
+    let problems = compile(&text, &env).unwrap_err();
+    let on_full = problems
+        .iter()
+        .find(|p| p.location == "ledger.on_full")
+        .expect("on_full = block is refused");
+    assert!(on_full.message.contains("not supported"), "{on_full}");
+    assert!(problems
+        .iter()
+        .any(|p| p.location == "ledger.block_timeout_ms"));
+    let text = format!(
+        "{GOOD}\n[ledger]\non_full = \"drop\"\nstatement_timeout_ms = 1500\n\n[governance]\nacquire_timeout_ms = 250\n"
+    );
+    let rt = compile(&text, &env).unwrap().settings.runtime;
+    assert_eq!(rt.ledger_db_timeouts.statement, Duration::from_millis(1500));
+    assert_eq!(rt.keys_db_timeouts.acquire, Duration::from_millis(250));
+    let text = format!("{GOOD}\n[governance]\nstatement_timeout_ms = 0\n");
+    let problems = compile(&text, &env).unwrap_err();
+    assert!(problems
+        .iter()
+        .any(|p| p.location == "governance.statement_timeout_ms"));
+}
