@@ -178,6 +178,7 @@ pub(crate) fn decode_error(
     err.status = Some(status);
     err.retry_after = decoded.retry_after;
     err.code = decoded.code;
+    err.upstream_message = Some(decoded.message);
     if status == 408 {
         err.kind = ErrorKind::UpstreamTimeout;
     }

@@ -20,6 +20,9 @@ pub struct AttemptError {
     /// `ValidationException`), when it answered with one; shown to clients for errors that are
     /// theirs to act on.
     pub code: Option<String>,
+    /// The upstream's own error message, when it answered with one: for the gateway's logs
+    /// and ledger, and for the client only when the error is about the client's request.
+    pub upstream_message: Option<String>,
 }
 
 impl AttemptError {
@@ -31,6 +34,7 @@ impl AttemptError {
             status: None,
             retry_after: None,
             code: None,
+            upstream_message: None,
         }
     }
 

@@ -225,3 +225,81 @@ fn help_of_every_subcommand_never_prints_secrets_from_the_environment() {
         );
     }
 }
+
+/// A gateway whose only provider and deployment have names a client must never see.
+async fn named_gateway() -> (switchyard_sim::RunningSim, Gateway) {
+    let upstream = sim("hidden-provider-x", SimProtocol::OpenAi).await;
+    let config = format!(
+        "{}{}{}[breaker]\nconsecutive_failures = 1000\nmin_requests = 1000\n\n[models.m]\ndeployments = [\"hidden-deployment-y\"]\n",
+        server_toml(""),
+        provider_toml("hidden-provider-x", &upstream, SimProtocol::OpenAi),
+        deployment_toml("hidden-deployment-y", "hidden-provider-x", "model-up"),
+    );
+    (upstream, Gateway::start(&config))
+}
+
+fn assert_hides_internals(text: &str) {
+    for secret in [
+        "hidden-provider-x",
+        "hidden-deployment-y",
+        "answered",
+        "sim-key",
+    ] {
+        assert!(!text.contains(secret), "the client saw '{secret}': {text}");
+    }
+}
+
+#[tokio::test]
+async fn clients_get_stable_errors_without_provider_names_or_upstream_text() {
+    let (upstream, gw) = named_gateway().await;
+    // Mid-stream: the error event names the failure, not the provider.
+    // The simulator says its own name in replies unless told another.
+    set_faults(
+        &upstream,
+        json!({"error_after_tokens": 1, "speaker": "sim"}),
+    )
+    .await;
+    let mut body = chat("m", "one two three four");
+    body["stream"] = json!(true);
+    let r = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+    assert_hides_internals(&text);
+    for status in [401, 500, 503] {
+        set_faults(
+            &upstream,
+            json!({"fail_always": true, "fail_status": status}),
+        )
+        .await;
+        let r = gw.post("/v1/chat/completions", &chat("m", "hi")).await;
+        assert!(r.status().is_server_error(), "{status}: {}", r.status());
+        let text = r.text().await.unwrap();
+        assert_hides_internals(&text);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            !v["error"]["message"].as_str().unwrap().is_empty(),
+            "{text}"
+        );
+    }
+    // The operator still learns which provider said what.
+    gw.wait_for_text("hidden-provider-x");
+}
+
+#[tokio::test]
+async fn an_upstream_400_about_the_request_still_reaches_the_client() {
+    let (upstream, gw) = named_gateway().await;
+    set_faults(&upstream, json!({"context_window": 2})).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &chat("m", "a prompt longer than two tokens"),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert_hides_internals(&text);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("maximum context length"), "{message}");
+}
