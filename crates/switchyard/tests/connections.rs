@@ -372,3 +372,24 @@ async fn sigterm_stops_accepting_closes_idle_connections_and_finishes_requests_i
         "the gateway waited for its drain deadline"
     );
 }
+
+#[tokio::test]
+async fn http2_prior_knowledge_clients_are_served_through_the_same_listener() {
+    let (_upstream, gw) = setup("max_in_flight = 4\n").await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(chat("m", "hello").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v["choices"][0]["message"]["content"].is_string());
+}
