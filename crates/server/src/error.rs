@@ -75,8 +75,8 @@ impl From<AttemptError> for ApiError {
         };
         let message = if theirs {
             // The upstream's words, or the gateway's own about the request (a feature the
-            // protocol cannot express).
-            e.upstream_message.unwrap_or(e.message)
+            // protocol cannot express) without internal names where it has set them.
+            e.client_message.unwrap_or(e.message)
         } else {
             stable_message(e.kind).to_string()
         };
