@@ -18,6 +18,7 @@ pub struct KeysArgs {
         long,
         global = true,
         env = "SWITCHYARD_KEYS_DB",
+        hide_env_values = true,
         default_value = "sqlite://switchyard-keys.db"
     )]
     pub db: String,
@@ -104,7 +105,7 @@ pub enum KeysCommand {
     /// Budget use per team and key, read from the shared state (Redis).
     Budgets {
         /// The state store, `redis://…` (the in-memory state lives inside a gateway process).
-        #[arg(long, env = "SWITCHYARD_STATE")]
+        #[arg(long, env = "SWITCHYARD_STATE", hide_env_values = true)]
         state: String,
         /// The key prefix the gateways use in Redis.
         #[arg(long, default_value = "switchyard")]

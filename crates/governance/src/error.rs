@@ -26,6 +26,9 @@ pub enum GovernanceError {
     /// Shared state is unreachable and the policy is to fail closed.
     #[error("limit and budget state unavailable: {0}")]
     Unavailable(String),
+    /// The key database did not answer within the configured limit.
+    #[error("key database did not answer within {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
     /// A stored value could not be decoded (a bug or a hand-edited row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

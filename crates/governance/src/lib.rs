@@ -79,7 +79,9 @@ pub mod state;
 
 pub use error::{Denied, DenyReason, GovernanceError};
 pub use governor::{Admission, Estimate, GovernanceStats, Governor, GovernorOptions, SpendSource};
-pub use keys::{open_key_store, CachedKeyStore, KeyStore, MemoryKeyStore, SqlKeyStore};
+pub use keys::{
+    open_key_store, open_key_store_with, CachedKeyStore, KeyStore, MemoryKeyStore, SqlKeyStore,
+};
 pub use model::{
     Budget, BudgetMode, IssuedKey, KeyInfo, KeySpec, Limits, ModelPattern, Period, Principal,
     RateKind, Scope, Team, TeamSpec,

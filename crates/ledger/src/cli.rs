@@ -21,7 +21,7 @@ enum AuditCommand {
     /// Walk the ledger's hash chain and report the first modified, deleted or inserted record.
     Verify {
         /// The ledger database: sqlite://PATH or postgres://...
-        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
         db: String,
         /// Print the report as JSON.
         #[arg(long)]
@@ -31,7 +31,7 @@ enum AuditCommand {
     /// (HMAC-SHA-256 when SWITCHYARD_AUDIT_HMAC_KEY is set, SHA-256 otherwise).
     Export {
         /// The ledger database: sqlite://PATH or postgres://...
-        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
         db: String,
         /// Start (inclusive): YYYY-MM-DD (UTC) or RFC 3339.
         #[arg(long)]
@@ -57,7 +57,7 @@ enum ReportCommand {
     /// Spend grouped by cloud, provider, region, model, team, key, deployment or jurisdiction.
     Spend {
         /// The ledger database: sqlite://PATH or postgres://...
-        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
         db: String,
         /// What to group by.
         #[arg(long, value_enum, default_value_t = SpendBy::Cloud)]

@@ -24,5 +24,7 @@ pub use chain::{ChainHead, Problem, ProblemKind, VerifyReport};
 pub use error::LedgerError;
 pub use pricing::{cost, DefaultPrices, Prices};
 pub use record::{now_ms, AttemptRecord, LedgerRecord, Outcome, StoredRecord};
-pub use store::{open, LedgerStore, SpendBy, SpendRow, TimeRange};
-pub use writer::{Durability, Durable, LedgerWriter, OnFull, RecordError, WriterConfig, WriterStats};
+pub use store::{open, open_with, LedgerStore, SpendBy, SpendRow, TimeRange};
+pub use writer::{
+    Durability, Durable, LedgerWriter, OnFull, RecordError, WriterConfig, WriterStats,
+};

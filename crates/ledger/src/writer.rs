@@ -4,7 +4,10 @@
 //! # When the database is down
 //!
 //! A failed append is retried with exponential backoff (`retry_initial` doubling up to
-//! `retry_max`), the batch kept in memory, forever while the gateway runs; each failure
+//! `retry_max`), the batch kept in memory, forever while the gateway runs; an append the
+//! store does not answer within `append_timeout` counts as failed (so a database behind a
+//! network partition cannot hold the writer), and once shutdown starts an append in progress
+//! is abandoned at the shutdown deadline; each failure
 //! counts in `flush_errors` and logs a warning. Meanwhile new records wait in the queue. When
 //! the queue is full, [`OnFull`] decides: wait up to a timeout, or drop at once; either way
 //! each record not taken counts in `dropped` and is logged. At shutdown the writer keeps
@@ -87,10 +90,14 @@ pub struct WriterConfig {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
-    /// How long shutdown keeps retrying a failing store before counting records as lost.
+    /// How long shutdown keeps retrying a failing store before counting records as lost;
+    /// an append in progress is abandoned at this deadline too.
     pub shutdown_timeout: Duration,
     /// Whether [`LedgerWriter::submit`] waits for commits.
     pub durability: Durability,
+    /// Longest one append may take before it is abandoned and retried (a database that stops
+    /// answering, such as one behind a network partition, would otherwise hold the writer).
+    pub append_timeout: Duration,
 }
 
 impl Default for WriterConfig {
@@ -106,6 +113,7 @@ impl Default for WriterConfig {
             retry_max: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             durability: Durability::Queued,
+            append_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -312,6 +320,28 @@ struct Task {
     acks: Vec<oneshot::Sender<bool>>,
 }
 
+/// Resolves at `deadline`, or never without one.
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why one append did not complete.
+#[derive(Debug, thiserror::Error)]
+enum AppendFailure {
+    /// The store refused or failed it.
+    #[error(transparent)]
+    Store(crate::LedgerError),
+    /// The store did not answer within the limit.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The shutdown deadline had passed before it could start.
+    #[error("the shutdown deadline passed")]
+    Deadline,
+}
+
 /// How many `batch_size`s of queued records one append may take.
 const MAX_BATCHES_PER_APPEND: usize = 16;
 
@@ -403,8 +433,34 @@ impl Task {
     async fn flush(&mut self, batch: &mut Vec<LedgerRecord>) {
         let mut delay = self.config.retry_initial;
         loop {
-            match self.store.append_batch(batch).await {
-                Ok(_) => {
+            // Each append is bounded by its own timeout and, once shutdown started, by the
+            // shutdown deadline: an unanswering database cannot hold shutdown past it.
+            let mut limit = self.config.append_timeout;
+            if let Some(deadline) = self.deadline {
+                limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            let appended = if limit.is_zero() {
+                Err(AppendFailure::Deadline)
+            } else {
+                let store = self.store.clone();
+                let append = tokio::time::timeout(limit, store.append_batch(batch));
+                tokio::pin!(append);
+                loop {
+                    let deadline = self.deadline;
+                    tokio::select! {
+                        result = &mut append => break match result {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(AppendFailure::Store(e)),
+                            Err(_) => Err(AppendFailure::Timeout(limit)),
+                        },
+                        // Shutdown during an append: it may finish, but only until the deadline.
+                        _ = self.stop.changed(), if deadline.is_none() => self.begin_shutdown(),
+                        () = sleep_until_or_never(deadline) => break Err(AppendFailure::Deadline),
+                    }
+                }
+            };
+            match appended {
+                Ok(()) => {
                     self.counters
                         .written
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -419,7 +475,7 @@ impl Task {
                 }
             }
             if let Some(deadline) = self.deadline {
-                if Instant::now() + delay > deadline {
+                if Instant::now() + delay >= deadline {
                     let lost = batch.len() as u64;
                     let total = self.counters.lost.fetch_add(lost, Ordering::Relaxed) + lost;
                     tracing::error!(

@@ -239,3 +239,51 @@ async fn a_store_failing_through_shutdown_loses_records_loudly_not_silently() {
     assert_eq!((stats.written, stats.lost, stats.pending), (0, 7, 0));
     assert!(stats.flush_errors >= 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_append_the_store_never_answers_is_abandoned_and_retried() {
+    let store = TestStore::new(0);
+    store.gate.send_replace(false);
+    let cfg = WriterConfig {
+        append_timeout: Duration::from_secs(1),
+        ..config(1, Duration::from_secs(3_600))
+    };
+    let w = LedgerWriter::spawn(store.clone(), cfg);
+    w.try_record(traffic(1, 0, 1).remove(0)).unwrap();
+    // Past the append timeout and the first retry delay: a second append has started.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(store.calls.load(Ordering::SeqCst) >= 2);
+    assert!(w.stats().flush_errors >= 1);
+    store.gate.send_replace(true);
+    let stats = w.shutdown().await;
+    assert_eq!((stats.written, stats.lost), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cuts_an_append_in_progress_at_its_deadline() {
+    let store = TestStore::new(0);
+    store.gate.send_replace(false);
+    let cfg = WriterConfig {
+        append_timeout: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_secs(2),
+        ..config(1, Duration::from_secs(3_600))
+    };
+    let w = LedgerWriter::spawn(store.clone(), cfg);
+    for r in traffic(3, 0, 3) {
+        w.try_record(r).unwrap();
+    }
+    settle().await;
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        1,
+        "an append is in progress"
+    );
+    let started = Instant::now();
+    let stats = w.shutdown().await;
+    assert!(
+        started.elapsed() <= Duration::from_secs(2),
+        "shutdown took {:?} past its 2 s deadline",
+        started.elapsed()
+    );
+    assert_eq!((stats.written, stats.lost, stats.pending), (0, 3, 0));
+}

@@ -35,7 +35,7 @@ pub(crate) fn url(
 ) -> Result<String, AttemptError> {
     let base = &provider.base_url;
     let unsupported = || {
-        AttemptError::new(
+        let mut e = AttemptError::new(
             ErrorKind::InvalidRequest,
             format!(
                 "provider '{}' ({}) does not support {}",
@@ -43,7 +43,13 @@ pub(crate) fn url(
                 provider.kind.as_str(),
                 op_name(op)
             ),
-        )
+        );
+        e.client_message = Some(format!(
+            "This model's {} deployment does not support {}.",
+            provider.kind.as_str(),
+            op_name(op)
+        ));
+        e
     };
     let openai_path = match op {
         Operation::Chat { .. } => "chat/completions",
@@ -178,6 +184,7 @@ pub(crate) fn decode_error(
     err.status = Some(status);
     err.retry_after = decoded.retry_after;
     err.code = decoded.code;
+    err.client_message = Some(decoded.message);
     if status == 408 {
         err.kind = ErrorKind::UpstreamTimeout;
     }

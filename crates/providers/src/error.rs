@@ -20,6 +20,10 @@ pub struct AttemptError {
     /// `ValidationException`), when it answered with one; shown to clients for errors that are
     /// theirs to act on.
     pub code: Option<String>,
+    /// What the client is told when the error is about its own request: the upstream's own
+    /// words, or the gateway's without internal names (`message`, which names the provider,
+    /// is for logs and the ledger).
+    pub client_message: Option<String>,
 }
 
 impl AttemptError {
@@ -31,6 +35,7 @@ impl AttemptError {
             status: None,
             retry_after: None,
             code: None,
+            client_message: None,
         }
     }
 

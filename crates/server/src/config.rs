@@ -76,6 +76,38 @@ pub struct TimeoutSettings {
     pub attempt: Duration,
 }
 
+/// How client connections are bounded; read when the listener starts (a reload that changes
+/// them applies at the next restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// Most open client connections; one more is answered 503 and closed at once.
+    pub max_connections: usize,
+    /// Most requests served at once; one more is answered 503 with Retry-After.
+    pub max_in_flight: usize,
+    /// A request's headers must be complete within this from when the connection starts
+    /// waiting for it (a new connection, or the end of the previous response on HTTP/1).
+    pub header_read: Duration,
+    /// A request's body must be complete within this from when its headers arrived.
+    pub body_read: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub idle: Duration,
+    /// At shutdown, how long requests in flight may take before their connections are cut.
+    pub drain: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            max_connections: 8_192,
+            max_in_flight: 2_048,
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Server-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -87,6 +119,8 @@ pub struct Settings {
     pub max_attempts: usize,
     /// How often the config file is checked for changes.
     pub reload_poll: Duration,
+    /// Client connection limits (startup only).
+    pub connections: ConnectionSettings,
     /// Upstream time limits.
     pub timeouts: TimeoutSettings,
     /// Per-model and per-deployment overrides of `timeouts`.
@@ -315,14 +349,64 @@ impl Compiler {
                 "use at least 1024; the default is 8388608 (8 MiB)",
             );
         }
+        let connections = self.connections(raw);
         Settings {
             listen,
             max_body_bytes,
             max_attempts,
             reload_poll: Duration::from_millis(raw.reload_poll_ms.unwrap_or(1_000).max(50)),
+            connections,
             timeouts,
             timeout_overrides: TimeoutTable::default(),
             runtime,
+        }
+    }
+
+    fn connections(&mut self, raw: &RawServer) -> ConnectionSettings {
+        let d = ConnectionSettings::default();
+        let mut count = |field: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => {
+                self.error(
+                    format!("server.{field}"),
+                    "0 would refuse every request",
+                    format!("use a positive number; the default is {default}"),
+                );
+                default
+            }
+            v => v.unwrap_or(default),
+        };
+        let max_connections = count("max_connections", raw.max_connections, d.max_connections);
+        let max_in_flight = count("max_in_flight", raw.max_in_flight, d.max_in_flight);
+        let mut ms = |field: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => {
+                self.error(
+                    format!("server.{field}"),
+                    "0 ms would cut every connection",
+                    format!(
+                        "use a positive number of milliseconds; the default is {}",
+                        default.as_millis()
+                    ),
+                );
+                default
+            }
+            Some(v) => Duration::from_millis(v),
+            None => default,
+        };
+        ConnectionSettings {
+            max_connections,
+            max_in_flight,
+            header_read: ms(
+                "header_read_timeout_ms",
+                raw.header_read_timeout_ms,
+                d.header_read,
+            ),
+            body_read: ms(
+                "body_read_timeout_ms",
+                raw.body_read_timeout_ms,
+                d.body_read,
+            ),
+            idle: ms("idle_timeout_ms", raw.idle_timeout_ms, d.idle),
+            drain: ms("drain_timeout_ms", raw.drain_timeout_ms, d.drain),
         }
     }
 

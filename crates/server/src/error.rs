@@ -59,21 +59,63 @@ impl From<DecodeError> for ApiError {
 }
 
 impl From<AttemptError> for ApiError {
-    /// The upstream's code reaches the client only for errors in the client's request, which
-    /// the client acts on (Azure's `content_filter`); for the rest the kind's own code is
-    /// what a client can rely on whichever provider served it.
+    /// The upstream's code and message reach the client only for errors in the client's
+    /// request, which the client acts on (Azure's `content_filter`, a prompt over the context
+    /// window); for the rest the client gets the kind's stable message and code, the same
+    /// whichever provider failed, naming no provider or deployment and carrying no upstream
+    /// text (which stays in the log and the ledger's attempts).
     fn from(e: AttemptError) -> ApiError {
+        let theirs = matches!(
+            e.kind,
+            ErrorKind::InvalidRequest | ErrorKind::ContentFilter | ErrorKind::ContextLengthExceeded
+        );
         let code = match e.kind {
             ErrorKind::InvalidRequest | ErrorKind::ContentFilter => e.code.map(Cow::Owned),
             _ => None,
         };
+        let message = if theirs {
+            // The upstream's words, or the gateway's own about the request (a feature the
+            // protocol cannot express) without internal names where it has set them.
+            e.client_message.unwrap_or(e.message)
+        } else {
+            stable_message(e.kind).to_string()
+        };
         ApiError {
             kind: e.kind,
-            message: e.message,
+            message,
             param: None,
             code,
             retry_after: e.retry_after,
         }
+    }
+}
+
+/// What a client is told about an upstream failure of `kind` that is not about its request:
+/// stable whichever provider failed, naming no provider, deployment or upstream text.
+pub(crate) fn stable_message(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest => "The request was rejected as invalid.",
+        ErrorKind::Authentication => "Authentication failed.",
+        ErrorKind::PermissionDenied => "This request is not permitted.",
+        ErrorKind::NotFound => "The requested resource was not found.",
+        ErrorKind::PayloadTooLarge => "The request is too large.",
+        ErrorKind::RateLimited => "The model's rate limit was reached; retry later.",
+        ErrorKind::ContentFilter => "The content was refused by the provider's content policy.",
+        ErrorKind::ContextLengthExceeded => {
+            "The input is longer than the model's context window."
+        }
+        ErrorKind::Overloaded => "The model is overloaded; retry shortly.",
+        ErrorKind::UpstreamServer => "The model's provider failed to answer; retry shortly.",
+        ErrorKind::UpstreamRejected => {
+            "The gateway could not call the model's provider (a gateway configuration problem, not the request)."
+        }
+        ErrorKind::UpstreamProtocol => {
+            "The model's provider sent an answer the gateway could not read."
+        }
+        ErrorKind::UpstreamConnect => "The model's provider could not be reached.",
+        ErrorKind::UpstreamTimeout => "The model's provider did not answer in time.",
+        ErrorKind::NoCapacity => "No deployment can serve this request right now; retry shortly.",
+        ErrorKind::Internal => "The gateway failed while serving this request.",
     }
 }
 

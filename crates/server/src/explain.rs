@@ -39,7 +39,7 @@ pub struct ExplainOptions {
     #[arg(long)]
     pub gateway: Option<String>,
     /// The gateway's admin token (with --gateway).
-    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN")]
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// The model the request asks for.
     #[arg(long)]

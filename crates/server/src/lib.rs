@@ -29,6 +29,7 @@ mod endpoints;
 mod error;
 pub mod explain;
 mod ingress;
+mod listener;
 mod logs;
 mod metrics;
 mod observe;
@@ -152,23 +153,18 @@ impl Gateway {
             .with_state(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then lets requests in flight finish.
+    /// Serves on `listener` until `shutdown` resolves, then closes idle connections and lets
+    /// requests in flight finish for up to `server.drain_timeout_ms` (see `listener`).
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        // Streams are written event by event: without TCP_NODELAY, Nagle holds small events.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+        let limits = self.state.snapshot().settings.connections;
+        listener::serve(listener, self.router(), limits, shutdown).await;
         // Every response that reached a client has queued its ledger record by now.
         self.state.runtime.shutdown().await;
-        served
+        Ok(())
     }
 }
 

@@ -148,13 +148,17 @@ fn run(rx: Receiver<Message>, format: LogFormat) {
         };
         // A failing stderr cannot be reported anywhere; keep draining so senders never block.
         let _ = match message {
-            Message::Raw(bytes) => out.write_all(&bytes),
+            Message::Raw(mut bytes) => {
+                sanitize(format, &mut bytes);
+                out.write_all(&bytes)
+            }
             Message::Access(a) => {
                 line.clear();
                 match format {
                     LogFormat::Json => a.json(&mut line),
                     LogFormat::Human => a.human(&mut line),
                 }
+                sanitize(format, &mut line);
                 out.write_all(&line)
             }
             Message::Flush(ack) => {
@@ -165,6 +169,95 @@ fn run(rx: Receiver<Message>, format: LogFormat) {
         };
     }
     let _ = out.flush();
+}
+
+/// The longest log line written, newline excluded: longer human lines are cut, longer JSON
+/// lines have their long strings cut, so no client text (a 100 KB model name) floods a log.
+pub(crate) const MAX_LINE: usize = 16 * 1024;
+/// A JSON line over [`MAX_LINE`] keeps at most this many bytes of each string.
+const MAX_FIELD: usize = 1024;
+
+/// Makes `line` (one formatted event) exactly one bounded line. Human lines get every control
+/// character escaped (`\r`, `\n`, `\x1b`...), so client text can neither start a forged line
+/// nor drive a terminal; JSON lines are already escaped by their encoder, and only need
+/// bounding. Lines that need nothing (nearly all) are left untouched.
+pub(crate) fn sanitize(format: LogFormat, line: &mut Vec<u8>) {
+    while line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    let control = |b: &u8| *b < 0x20 || *b == 0x7f;
+    match format {
+        LogFormat::Human => {
+            if line.iter().any(control) {
+                let mut escaped = Vec::with_capacity(line.len() + 16);
+                for &b in line.iter() {
+                    match b {
+                        b'\n' => escaped.extend_from_slice(b"\\n"),
+                        b'\r' => escaped.extend_from_slice(b"\\r"),
+                        b'\t' => escaped.extend_from_slice(b"\\t"),
+                        b if control(&b) => {
+                            let _ = write!(escaped, "\\x{b:02x}");
+                        }
+                        b => escaped.push(b),
+                    }
+                }
+                *line = escaped;
+            }
+            if line.len() > MAX_LINE {
+                let total = line.len();
+                line.truncate(char_boundary(line, MAX_LINE));
+                let _ = write!(line, "... [log line cut: {total} bytes]");
+            }
+        }
+        LogFormat::Json => {
+            if line.len() > MAX_LINE {
+                let cut = match serde_json::from_slice::<serde_json::Value>(line) {
+                    Ok(mut v) => {
+                        cut_strings(&mut v);
+                        serde_json::to_vec(&v).unwrap_or_default()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                *line = if cut.is_empty() || cut.len() > MAX_LINE {
+                    format!(
+                        "{{\"level\":\"WARN\",\"fields\":{{\"message\":\"log line dropped: {} bytes\"}}}}",
+                        line.len()
+                    )
+                    .into_bytes()
+                } else {
+                    cut
+                };
+            } else if line.iter().any(control) {
+                // Never from serde's encoder; escape anyway rather than split the line.
+                line.retain(|b| !control(b));
+            }
+        }
+    }
+    line.push(b'\n');
+}
+
+/// The largest char boundary of UTF-8 `bytes` at or below `at`.
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let mut i = at.min(bytes.len());
+    // UTF-8 continuation bytes are 0b10xx_xxxx.
+    while i > 0 && i < bytes.len() && (bytes[i] & 0xc0) == 0x80 {
+        i -= 1;
+    }
+    i
+}
+
+fn cut_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.len() > MAX_FIELD => {
+            let total = s.len();
+            let keep = char_boundary(s.as_bytes(), MAX_FIELD);
+            s.truncate(keep);
+            s.push_str(&format!("... [cut: {total} bytes]"));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(cut_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(cut_strings),
+        _ => {}
+    }
 }
 
 /// How long the writer lets lines gather after waking.
@@ -326,6 +419,44 @@ mod tests {
         assert_eq!(f["outcome"], "ok");
         assert_eq!(v["span"]["request_id"], "req_1");
         assert_eq!(v["spans"][0]["name"], "request");
+    }
+
+    #[test]
+    fn every_line_is_one_bounded_line_in_both_formats() {
+        let huge = "x".repeat(100 * 1024);
+        let raw = format!("2025-12-07T00:00:00Z  INFO a: rejected error=The model 'm\r\nINFO forged\x1b[2J{huge}'\n");
+        let mut human = raw.clone().into_bytes();
+        sanitize(LogFormat::Human, &mut human);
+        let text = String::from_utf8(human).unwrap_or_default();
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(text.ends_with("bytes]\n"), "{}", &text[text.len() - 80..]);
+        assert!(text.len() <= MAX_LINE + 64);
+        assert!(
+            text.contains("'m\\r\\nINFO forged\\x1b[2J"),
+            "{}",
+            &text[..120]
+        );
+        assert!(!text.contains('\x1b'));
+
+        let event = serde_json::json!({"fields": {"message": "rejected", "model": format!("m\r\n{huge}")}, "n": 1});
+        let mut json = serde_json::to_vec(&event).unwrap_or_default();
+        json.push(b'\n');
+        sanitize(LogFormat::Json, &mut json);
+        assert!(json.len() <= MAX_LINE);
+        assert_eq!(json.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+        assert_eq!(v["n"], 1);
+        assert_eq!(v["fields"]["message"], "rejected");
+        let model = v["fields"]["model"].as_str().unwrap_or_default();
+        assert!(
+            model.starts_with("m\r\nxxx") && model.ends_with("bytes]"),
+            "{model:.40}"
+        );
+
+        // A short, clean line is written as it came.
+        let mut clean = b"2025  INFO ok a=1\n".to_vec();
+        sanitize(LogFormat::Human, &mut clean);
+        assert_eq!(clean, b"2025  INFO ok a=1\n");
     }
 
     #[test]

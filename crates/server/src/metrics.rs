@@ -37,6 +37,9 @@ pub(crate) enum Metric {
     LedgerRecords,
     StreamMalformedEvents,
     StreamRecoveries,
+    ConnectionsRefused,
+    Shed,
+    OpenConnections,
 }
 
 impl Metric {
@@ -61,6 +64,9 @@ impl Metric {
             Metric::LedgerRecords => "switchyard_ledger_records",
             Metric::StreamMalformedEvents => "switchyard_stream_malformed_events_total",
             Metric::StreamRecoveries => "switchyard_stream_recoveries_total",
+            Metric::ConnectionsRefused => "switchyard_connections_refused_total",
+            Metric::Shed => "switchyard_requests_shed_total",
+            Metric::OpenConnections => "switchyard_open_connections",
         }
     }
 }
@@ -81,6 +87,33 @@ pub(crate) fn handle() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+/// Counts a connection closed at once because `max_connections` were open.
+pub(crate) fn connection_refused() {
+    counter!(Metric::ConnectionsRefused.name()).increment(1);
+}
+
+/// Counts an open client connection while it lives.
+pub(crate) struct OpenConnection;
+
+impl OpenConnection {
+    /// Counts one more open connection until dropped.
+    pub(crate) fn new() -> OpenConnection {
+        gauge!(Metric::OpenConnections.name()).increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        gauge!(Metric::OpenConnections.name()).decrement(1.0);
+    }
+}
+
+/// Counts a request shed because `max_in_flight` requests were being served.
+pub(crate) fn shed(front_door: ClientProtocol) {
+    counter!(Metric::Shed.name(), "front_door" => front_door.as_str()).increment(1);
 }
 
 /// Records an error response (refused before routing — auth, validation, limits, budgets,

@@ -263,7 +263,11 @@ impl Forwarding {
                     continue;
                 }
                 let relay = self.relay.as_mut()?;
-                relay.translator.fail(e.kind, &e.message, &mut relay.out);
+                // The client's error event says what kind of failure, not which provider or
+                // what it said (that is in the warning above and the ledger).
+                relay
+                    .translator
+                    .fail(e.kind, crate::error::stable_message(e.kind), &mut relay.out);
                 self.outcome = Some(Outcome::Failed(e.kind));
             }
         }

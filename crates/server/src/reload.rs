@@ -55,6 +55,11 @@ fn reload(state: &AppState, path: &Path) {
                     "[governance], [ledger] and [admin] changed: they apply at the next restart"
                 );
             }
+            if snapshot.settings.connections != state.snapshot().settings.connections {
+                tracing::warn!(
+                    "[server] connection limits and deadlines changed: they apply at the next restart"
+                );
+            }
             state.replace(snapshot);
             tracing::info!(config = %path.display(), "config reloaded");
         }

@@ -11,8 +11,8 @@ use switchyard_governance::state::{
     MemoryState, OnRedisError, RedisState, RedisStateConfig, StateStore,
 };
 use switchyard_governance::{
-    open_key_store, CachedKeyStore, Clock, GovernanceError, Governor, GovernorOptions, KeyStore,
-    Scope, SpendSource,
+    open_key_store_with, CachedKeyStore, Clock, GovernanceError, Governor, GovernorOptions,
+    KeyStore, Scope, SpendSource,
 };
 use switchyard_ledger::{LedgerStore, LedgerWriter, OnFull, SpendBy, TimeRange, WriterConfig};
 use switchyard_types::{ErrorKind, Money};
@@ -76,7 +76,7 @@ impl Runtime {
             |what: &str, e: &dyn std::fmt::Display| StartError::Client(format!("{what}: {e}"));
         let keys_db = RuntimeSettings::resolve_db(&settings.keys_db, base);
         let key_store: Arc<dyn KeyStore> = Arc::new(
-            open_key_store(&keys_db)
+            open_key_store_with(&keys_db, settings.keys_db_timeouts)
                 .await
                 .map_err(|e| fail(&format!("keys database {keys_db}"), &e))?,
         );
@@ -100,20 +100,20 @@ impl Runtime {
             }
         };
         let ledger_url = RuntimeSettings::resolve_db(&settings.ledger_url, base);
-        let ledger_store = switchyard_ledger::open(&ledger_url, true)
-            .await
-            .map_err(|e| fail(&format!("ledger {ledger_url}"), &e))?;
+        let ledger_store =
+            switchyard_ledger::open_with(&ledger_url, true, settings.ledger_db_timeouts)
+                .await
+                .map_err(|e| fail(&format!("ledger {ledger_url}"), &e))?;
         let ledger = LedgerWriter::spawn(
             ledger_store.clone(),
             WriterConfig {
                 batch_size: settings.ledger_batch_size,
                 flush_interval: settings.ledger_flush_interval,
                 queue_capacity: settings.ledger_queue_capacity,
-                on_full: match settings.ledger_block_timeout {
-                    Some(timeout) => OnFull::Block { timeout },
-                    None => OnFull::Drop,
-                },
+                // The request path queues with `try_record`, which never waits.
+                on_full: OnFull::Drop,
                 shutdown_timeout: settings.ledger_shutdown_timeout,
+                append_timeout: settings.ledger_db_timeouts.statement,
                 ..WriterConfig::default()
             },
         );
@@ -126,7 +126,8 @@ impl Runtime {
             reconcile_every: settings.reconcile_every,
         };
         Ok(Runtime {
-            keys: CachedKeyStore::new(key_store.clone(), settings.auth_cache_ttl),
+            keys: CachedKeyStore::new(key_store.clone(), settings.auth_cache_ttl)
+                .with_lookup_timeout(settings.keys_db_timeouts.statement),
             key_store,
             governor: Governor::with_options(state.clone(), Clock::System, options),
             state,

@@ -36,7 +36,11 @@ impl Telemetry {
         // Log lines are written by one background thread (`logs`), so a request never waits
         // on stderr.
         let guard = crate::logs::start(format);
-        let fmt = tracing_subscriber::fmt::layer().with_writer(crate::logs::ChannelWriter);
+        // No ANSI colours: the writer escapes every control character so client text cannot
+        // drive a terminal, which would garble colour codes too.
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(crate::logs::ChannelWriter);
         let fmt = match format {
             LogFormat::Human => fmt.boxed(),
             LogFormat::Json => fmt.json().boxed(),

@@ -13,10 +13,10 @@ pub struct SimArgs {
     #[arg(long = "provider", value_name = "NAME=PROTOCOL@HOST:PORT", required = true, value_parser = parse_provider)]
     pub providers: Vec<SimSpec>,
     /// An API key every simulated provider requires (checked the protocol's way).
-    #[arg(long, env = "SWITCHYARD_SIM_API_KEY")]
+    #[arg(long, env = "SWITCHYARD_SIM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// The AWS secret access key Bedrock simulators verify SigV4 signatures with.
-    #[arg(long, env = "SWITCHYARD_SIM_AWS_SECRET", default_value = crate::SIM_AWS_SECRET_ACCESS_KEY)]
+    #[arg(long, env = "SWITCHYARD_SIM_AWS_SECRET", hide_env_values = true, default_value = crate::SIM_AWS_SECRET_ACCESS_KEY)]
     pub aws_secret: String,
 }
 

@@ -304,6 +304,26 @@ impl TokenUsage {
     }
 }
 
+/// Time limits of a database pool, so a slow or unreachable database fails a caller instead
+/// of holding it (sqlx's own default waits 30 s for a connection and forever for a statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbTimeouts {
+    /// Waiting for a pooled connection (and for a new one to connect).
+    pub acquire: std::time::Duration,
+    /// One statement or transaction: enforced by the server (PostgreSQL `statement_timeout`,
+    /// SQLite's busy timeout) and, on the request path and in the ledger writer, by the client.
+    pub statement: std::time::Duration,
+}
+
+impl Default for DbTimeouts {
+    fn default() -> Self {
+        DbTimeouts {
+            acquire: std::time::Duration::from_secs(2),
+            statement: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,5 +90,13 @@ pub async fn open_key_store(url: &str) -> Result<SqlKeyStore, GovernanceError> {
     SqlKeyStore::connect(url).await
 }
 
+/// [`open_key_store`] with explicit pool time limits.
+pub async fn open_key_store_with(
+    url: &str,
+    timeouts: switchyard_types::DbTimeouts,
+) -> Result<SqlKeyStore, GovernanceError> {
+    SqlKeyStore::connect_with(url, timeouts).await
+}
+
 #[cfg(test)]
 pub(crate) mod conformance;

@@ -8,10 +8,11 @@ use crate::error::GovernanceError;
 use crate::model::{IssuedKey, KeyInfo, KeySpec, Principal, Team, TeamSpec};
 use crate::period::system_now_ms;
 use crate::secret;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
+use switchyard_types::DbTimeouts;
 
 /// Schema versions, applied once each, recorded in `governance_migrations` (not sqlx's
 /// migrator, whose single `_sqlx_migrations` table would collide with the ledger's).
@@ -103,12 +104,21 @@ impl SqlKeyStore {
     /// Opens `sqlite://PATH` (created if missing), `sqlite::memory:` or `postgres://…`, and
     /// brings the schema up to date.
     pub async fn connect(url: &str) -> Result<SqlKeyStore, GovernanceError> {
+        Self::connect_with(url, DbTimeouts::default()).await
+    }
+
+    /// [`SqlKeyStore::connect`] with explicit pool time limits.
+    pub async fn connect_with(
+        url: &str,
+        timeouts: DbTimeouts,
+    ) -> Result<SqlKeyStore, GovernanceError> {
         if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
+            // SQLite's statement limit is how long it waits for a lock another writer holds.
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(timeouts.statement);
             // An in-memory database lives in one connection: keep exactly one, forever.
             let pool = if memory {
                 SqlitePoolOptions::new()
@@ -116,17 +126,27 @@ impl SqlKeyStore {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
+                    .acquire_timeout(timeouts.acquire)
                     .connect_with(options)
                     .await?
             } else {
                 SqlitePoolOptions::new()
                     .max_connections(4)
+                    .acquire_timeout(timeouts.acquire)
                     .connect_with(options)
                     .await?
             };
             Self::from_sqlite(pool).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new().max_connections(5).connect(url).await?;
+            let options = PgConnectOptions::from_str(url)?.options([(
+                "statement_timeout",
+                timeouts.statement.as_millis().to_string(),
+            )]);
+            let pool = PgPoolOptions::new()
+                .max_connections(5)
+                .acquire_timeout(timeouts.acquire)
+                .connect_with(options)
+                .await?;
             Self::from_postgres(pool).await
         } else {
             Err(GovernanceError::UnsupportedUrl(url.to_string()))

@@ -187,3 +187,37 @@ async fn postgres_keys_created_work_at_once_and_revoked_stop_within_a_second_els
     other.close().await;
     drop_schema(&pool, &schema).await;
 }
+
+#[tokio::test]
+async fn postgres_pools_carry_the_configured_statement_timeout() {
+    let Some((pool, schema)) = pg_schema_pool("postgres_statement_timeout").await else {
+        return;
+    };
+    let url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    // The schema through the URL's own startup options, which the timeout must not replace.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let timeouts = switchyard_types::DbTimeouts {
+        acquire: Duration::from_secs(3),
+        statement: Duration::from_millis(150),
+    };
+    let store = SqlKeyStore::connect_with(&url, timeouts).await.unwrap();
+    let SqlKeyStore::Postgres(pg) = &store else {
+        panic!("a postgres URL opens a postgres store")
+    };
+    let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(pg)
+        .await
+        .unwrap();
+    assert_eq!(shown, "150ms");
+    let path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(pg)
+        .await
+        .unwrap();
+    assert!(path.contains(&schema), "{path}");
+    let slow = sqlx::query("SELECT pg_sleep(2)").execute(pg).await;
+    assert!(slow.is_err(), "a 2 s statement outlived a 150 ms limit");
+    pg.close().await;
+    drop_schema(&pool, &schema).await;
+}

@@ -448,10 +448,21 @@ pub(crate) use read_spend_row;
 /// Opens the store a URL names: `sqlite://PATH` (created if missing when `create` is set),
 /// `sqlite::memory:`, or `postgres://...` / `postgresql://...`. Runs migrations.
 pub async fn open(url: &str, create: bool) -> Result<Arc<dyn LedgerStore>, LedgerError> {
+    open_with(url, create, switchyard_types::DbTimeouts::default()).await
+}
+
+/// [`open`] with explicit pool time limits.
+pub async fn open_with(
+    url: &str,
+    create: bool,
+    timeouts: switchyard_types::DbTimeouts,
+) -> Result<Arc<dyn LedgerStore>, LedgerError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, create).await?))
+        Ok(Arc::new(
+            SqliteStore::connect_with(url, create, timeouts).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect_with(url, timeouts).await?))
     } else if url == "memory" {
         Ok(Arc::new(MemoryStore::new()))
     } else {

@@ -8,7 +8,9 @@ use super::{
 use crate::chain::{link, ChainHead};
 use crate::record::{now_ms, LedgerRecord, StoredRecord};
 use crate::LedgerError;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use switchyard_types::DbTimeouts;
 
 /// Schema versions, applied in order, each once (see the SQLite store for why not sqlx's
 /// migrator).
@@ -28,7 +30,24 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<PostgresStore, LedgerError> {
-        let pool = PgPoolOptions::new().max_connections(5).connect(url).await?;
+        Self::connect_with(url, DbTimeouts::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with explicit pool time limits (the statement limit is the
+    /// server's `statement_timeout` on every connection).
+    pub async fn connect_with(
+        url: &str,
+        timeouts: DbTimeouts,
+    ) -> Result<PostgresStore, LedgerError> {
+        let options = PgConnectOptions::from_str(url)?.options([(
+            "statement_timeout",
+            timeouts.statement.as_millis().to_string(),
+        )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(timeouts.acquire)
+            .connect_with(options)
+            .await?;
         Self::from_pool(pool).await
     }
 

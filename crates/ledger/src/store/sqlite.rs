@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
-use std::time::Duration;
+use switchyard_types::DbTimeouts;
 
 /// Schema versions, applied in order, each once (recorded in `ledger_migrations`).
 ///
@@ -33,12 +33,22 @@ impl SqliteStore {
     /// WAL mode lets reports read while the writer appends; `synchronous = FULL` makes each
     /// committed batch survive a power cut (batching keeps the fsyncs few).
     pub async fn connect(url: &str, create: bool) -> Result<SqliteStore, LedgerError> {
+        Self::connect_with(url, create, DbTimeouts::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with explicit pool time limits (the statement limit is how
+    /// long SQLite waits for another writer's lock).
+    pub async fn connect_with(
+        url: &str,
+        create: bool,
+        timeouts: DbTimeouts,
+    ) -> Result<SqliteStore, LedgerError> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(timeouts.statement);
         // An in-memory database exists once per connection: keep exactly one, forever.
         let pool = if memory {
             SqlitePoolOptions::new()
@@ -46,11 +56,13 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .acquire_timeout(timeouts.acquire)
                 .connect_with(options)
                 .await?
         } else {
             SqlitePoolOptions::new()
                 .max_connections(4)
+                .acquire_timeout(timeouts.acquire)
                 .connect_with(options)
                 .await?
         };

@@ -41,6 +41,12 @@ pub(super) struct RawServer {
     pub(super) max_body_bytes: Option<usize>,
     pub(super) max_attempts: Option<usize>,
     pub(super) reload_poll_ms: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) header_read_timeout_ms: Option<u64>,
+    pub(super) body_read_timeout_ms: Option<u64>,
+    pub(super) idle_timeout_ms: Option<u64>,
+    pub(super) drain_timeout_ms: Option<u64>,
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
 }

@@ -6,6 +6,7 @@ use super::Compiler;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
+use switchyard_types::DbTimeouts;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +19,8 @@ pub(super) struct RawGovernance {
     hold_ttl_ms: Option<u64>,
     fleet_size: Option<u32>,
     reconcile_ms: Option<u64>,
+    acquire_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -37,8 +40,12 @@ pub(super) struct RawLedger {
     on_full: Option<RawOnFull>,
     block_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
+    acquire_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
 }
 
+/// Only `drop` is served: records are queued from the request path (and from a stream's
+/// end, which cannot wait) without blocking. `block` is parsed to refuse it with a hint.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum RawOnFull {
@@ -93,13 +100,28 @@ pub struct RuntimeSettings {
     pub ledger_flush_interval: Duration,
     /// Ledger writer: records queued at most.
     pub ledger_queue_capacity: usize,
-    /// Ledger writer: when the queue is full, wait up to this long (`None`: drop and count).
-    pub ledger_block_timeout: Option<Duration>,
     /// Ledger writer: how long shutdown waits for the database.
     pub ledger_shutdown_timeout: Duration,
+    /// Keys database pool limits (a lookup on the request path is bounded by the statement
+    /// limit).
+    pub keys_db_timeouts: DbTimeouts,
+    /// Ledger database pool limits (each append is bounded by the statement limit).
+    pub ledger_db_timeouts: DbTimeouts,
     /// SHA-256 of the admin token; the admin API is off without one.
     pub admin_token_hash: Option<[u8; 32]>,
 }
+
+/// Keys database defaults: a lookup is on every managed-key request's path, so it fails fast.
+const KEYS_DB_TIMEOUTS: DbTimeouts = DbTimeouts {
+    acquire: Duration::from_secs(1),
+    statement: Duration::from_secs(2),
+};
+
+/// Ledger database defaults: appends are off the request path and may carry a backlog.
+const LEDGER_DB_TIMEOUTS: DbTimeouts = DbTimeouts {
+    acquire: Duration::from_secs(5),
+    statement: Duration::from_secs(10),
+};
 
 /// The embedded default database, beside the config file.
 const DEFAULT_DB: &str = "sqlite://switchyard.db";
@@ -171,6 +193,60 @@ impl Compiler {
                 );
             }
         }
+        match ledger.on_full {
+            Some(RawOnFull::Block) => self.error(
+                "ledger.on_full",
+                "\"block\" is not supported: records are queued without waiting, so a request never stalls on the ledger",
+                "remove on_full (\"drop\" is the only policy: a record that finds the queue full is dropped, counted in switchyard_ledger_records{state=\"dropped\"} and logged); raise queue_capacity to ride out longer database outages",
+            ),
+            Some(RawOnFull::Drop) | None => {}
+        }
+        if ledger.block_timeout_ms.is_some() {
+            self.error(
+                "ledger.block_timeout_ms",
+                "block_timeout_ms belonged to on_full = \"block\", which is not supported",
+                "remove it; size queue_capacity for the outages the ledger should ride out",
+            );
+        }
+        let timeouts = |c: &mut Compiler,
+                        section: &str,
+                        acquire: Option<u64>,
+                        statement: Option<u64>,
+                        d: DbTimeouts| {
+            let mut pick = |field: &str, v: Option<u64>, default: Duration| match v {
+                Some(0) => {
+                    c.error(
+                        format!("{section}.{field}"),
+                        "0 ms would fail every database call",
+                        format!(
+                            "use a positive number of milliseconds; the default is {}",
+                            default.as_millis()
+                        ),
+                    );
+                    default
+                }
+                Some(v) => Duration::from_millis(v),
+                None => default,
+            };
+            DbTimeouts {
+                acquire: pick("acquire_timeout_ms", acquire, d.acquire),
+                statement: pick("statement_timeout_ms", statement, d.statement),
+            }
+        };
+        let keys_db_timeouts = timeouts(
+            self,
+            "governance",
+            governance.acquire_timeout_ms,
+            governance.statement_timeout_ms,
+            KEYS_DB_TIMEOUTS,
+        );
+        let ledger_db_timeouts = timeouts(
+            self,
+            "ledger",
+            ledger.acquire_timeout_ms,
+            ledger.statement_timeout_ms,
+            LEDGER_DB_TIMEOUTS,
+        );
         let ms = |v: Option<u64>, d: u64| Duration::from_millis(v.unwrap_or(d));
         RuntimeSettings {
             keys_db: governance
@@ -187,11 +263,9 @@ impl Compiler {
             ledger_batch_size: ledger.batch_size.unwrap_or(256).max(1),
             ledger_flush_interval: ms(ledger.flush_interval_ms, 200),
             ledger_queue_capacity: ledger.queue_capacity.unwrap_or(10_000).max(1),
-            ledger_block_timeout: match ledger.on_full {
-                Some(RawOnFull::Drop) => None,
-                _ => Some(ms(ledger.block_timeout_ms, 1_000)),
-            },
             ledger_shutdown_timeout: ms(ledger.shutdown_timeout_ms, 10_000),
+            keys_db_timeouts,
+            ledger_db_timeouts,
             admin_token_hash: admin_token.map(|t| super::hash_secret(&t)),
         }
     }

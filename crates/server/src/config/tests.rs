@@ -471,3 +471,66 @@ fn retry_tables_context_fallbacks_and_timeouts_compile_per_model_and_deployment(
     let unknown = text.replace("server_error = \"failover\"", "server_eror = \"failover\"");
     assert!(compile(&unknown, &env).is_err());
 }
+
+#[test]
+fn connection_limits_have_defaults_and_refuse_zero() {
+    let snap = compile(GOOD, &env).unwrap();
+    assert_eq!(snap.settings.connections, ConnectionSettings::default());
+    let text = GOOD.replace(
+        "[server]\n",
+        "[server]\nmax_connections = 100\nmax_in_flight = 10\nheader_read_timeout_ms = 1500\nbody_read_timeout_ms = 2500\nidle_timeout_ms = 3500\ndrain_timeout_ms = 4500\n",
+    );
+    let c = compile(&text, &env).unwrap().settings.connections;
+    assert_eq!(
+        c,
+        ConnectionSettings {
+            max_connections: 100,
+            max_in_flight: 10,
+            header_read: Duration::from_millis(1500),
+            body_read: Duration::from_millis(2500),
+            idle: Duration::from_millis(3500),
+            drain: Duration::from_millis(4500),
+        }
+    );
+    for field in ["max_in_flight = 0", "drain_timeout_ms = 0"] {
+        let text = GOOD.replace("[server]\n", &format!("[server]\n{field}\n"));
+        let problems = compile(&text, &env).unwrap_err();
+        let name = field.split(' ').next().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.location == format!("server.{name}")),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn ledger_on_full_block_is_refused_with_a_hint_and_db_timeouts_have_defaults() {
+    let snap = compile(GOOD, &env).unwrap();
+    let rt = &snap.settings.runtime;
+    assert_eq!(rt.keys_db_timeouts.acquire, Duration::from_secs(1));
+    assert_eq!(rt.keys_db_timeouts.statement, Duration::from_secs(2));
+    assert_eq!(rt.ledger_db_timeouts.statement, Duration::from_secs(10));
+    let text = format!("{GOOD}\n[ledger]\non_full = \"block\"\nblock_timeout_ms = 500\n");
+    let problems = compile(&text, &env).unwrap_err();
+    let on_full = problems
+        .iter()
+        .find(|p| p.location == "ledger.on_full")
+        .expect("on_full = block is refused");
+    assert!(on_full.message.contains("not supported"), "{on_full}");
+    assert!(problems
+        .iter()
+        .any(|p| p.location == "ledger.block_timeout_ms"));
+    let text = format!(
+        "{GOOD}\n[ledger]\non_full = \"drop\"\nstatement_timeout_ms = 1500\n\n[governance]\nacquire_timeout_ms = 250\n"
+    );
+    let rt = compile(&text, &env).unwrap().settings.runtime;
+    assert_eq!(rt.ledger_db_timeouts.statement, Duration::from_millis(1500));
+    assert_eq!(rt.keys_db_timeouts.acquire, Duration::from_millis(250));
+    let text = format!("{GOOD}\n[governance]\nstatement_timeout_ms = 0\n");
+    let problems = compile(&text, &env).unwrap_err();
+    assert!(problems
+        .iter()
+        .any(|p| p.location == "governance.statement_timeout_ms"));
+}

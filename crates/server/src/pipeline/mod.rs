@@ -202,9 +202,13 @@ async fn serve<E: Endpoint>(
         }
     })
     .await
-    .map_err(|f| Failure {
-        error: ApiError::from(f.error),
-        attempts: f.attempts,
+    .map_err(|f| {
+        // The client gets a stable message; the provider's own words are kept here.
+        tracing::info!(kind = %f.error.kind, error = %f.error.message, "every attempt failed");
+        Failure {
+            error: ApiError::from(f.error),
+            attempts: f.attempts,
+        }
     })?;
     // Answer and record.
     let recovery = endpoint

@@ -143,11 +143,21 @@ pub(crate) async fn read_body(
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) if caused_by::<crate::listener::BodyTimeout>(e.as_ref()) => Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            "The request body did not arrive in time.",
+        )
+        .with_code("request_timeout")),
         Err(e) => Err(ApiError::new(
             ErrorKind::InvalidRequest,
             format!("Could not read the request body: {e}"),
         )),
     }
+}
+
+/// Whether `e` or an error it wraps (axum and the length limit box their sources) is an `E`.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source()).any(|e| e.is::<E>())
 }
 
 /// The model `name`, if it exists and the caller may use it.

@@ -105,6 +105,16 @@ impl Gateway {
 
     /// Starts a gateway with extra environment variables.
     pub fn start_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_opts(dir, config, env, "json")
+    }
+
+    /// Starts a gateway logging in `format` (`json` or `human`).
+    pub fn start_opts(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+        format: &str,
+    ) -> Gateway {
         let path = dir.path().join("switchyard.toml");
         std::fs::File::create(&path)
             .unwrap()
@@ -113,7 +123,7 @@ impl Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([
                 "--log-format",
-                "json",
+                format,
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
@@ -145,8 +155,20 @@ impl Gateway {
             logs,
             events: rx,
         };
-        let listening = gateway.wait_for_log("switchyard is listening");
-        gateway.url = format!("http://{}", listening["fields"]["local"].as_str().unwrap());
+        gateway.url = if format == "json" {
+            let listening = gateway.wait_for_log("switchyard is listening");
+            format!("http://{}", listening["fields"]["local"].as_str().unwrap())
+        } else {
+            let line = gateway.wait_for_text("switchyard is listening");
+            let local = line
+                .split("local=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            format!("http://{local}")
+        };
         gateway
     }
 
@@ -173,6 +195,22 @@ impl Gateway {
                     self.logs.lock().unwrap().join("\n")
                 ),
             }
+        }
+    }
+
+    /// Waits (at most 30 s) for a raw log line containing `text` (any format), and returns it.
+    pub fn wait_for_text(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line containing '{text}' within 30 s; the gateway logged:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -251,14 +289,20 @@ impl Gateway {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits (at most `limit`) for the process to exit, after a signal sent elsewhere;
+    /// returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the gateway did not exit after SIGTERM:\n{}",
+                "the gateway did not exit within {limit:?} after SIGTERM:\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(20));
