@@ -57,15 +57,22 @@ pub enum Durability {
     BeforeResponse,
 }
 
-/// Resolves when a durable record is committed (`true`) or given up (`false`: dropped at
-/// shutdown after the store kept failing).
+/// Resolves when a durable record is committed (`true`), or `false` when it was given up
+/// (dropped at shutdown after the store kept failing) or not committed within the writer's
+/// `durable_timeout` (a database that is down must not hold answers forever).
 #[derive(Debug)]
-pub struct Durable(oneshot::Receiver<bool>);
+pub struct Durable {
+    rx: oneshot::Receiver<bool>,
+    timeout: Duration,
+}
 
 impl Durable {
-    /// Waits for the record's batch to be committed.
+    /// Waits for the record's batch to be committed, at most the writer's `durable_timeout`.
     pub async fn written(self) -> bool {
-        self.0.await.unwrap_or(false)
+        matches!(
+            tokio::time::timeout(self.timeout, self.rx).await,
+            Ok(Ok(true))
+        )
     }
 }
 
@@ -95,6 +102,8 @@ pub struct WriterConfig {
     pub shutdown_timeout: Duration,
     /// Whether [`LedgerWriter::submit`] waits for commits.
     pub durability: Durability,
+    /// The longest a [`Durable`] waits for its commit.
+    pub durable_timeout: Duration,
     /// Longest one append may take before it is abandoned and retried (a database that stops
     /// answering, such as one behind a network partition, would otherwise hold the writer).
     pub append_timeout: Duration,
@@ -113,6 +122,7 @@ impl Default for WriterConfig {
             retry_max: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             durability: Durability::Queued,
+            durable_timeout: Duration::from_secs(5),
             append_timeout: Duration::from_secs(10),
         }
     }
@@ -169,6 +179,7 @@ pub struct LedgerWriter {
     tx: mpsc::Sender<Queued>,
     on_full: OnFull,
     durability: Durability,
+    durable_timeout: Duration,
     counters: Arc<Counters>,
     control: Arc<Control>,
 }
@@ -190,7 +201,7 @@ impl LedgerWriter {
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let on_full = config.on_full;
-        let durability = config.durability;
+        let (durability, durable_timeout) = (config.durability, config.durable_timeout);
         let task = Task {
             store,
             config,
@@ -205,6 +216,7 @@ impl LedgerWriter {
             tx,
             on_full,
             durability,
+            durable_timeout,
             counters,
             control: Arc::new(Control {
                 stop,
@@ -242,6 +254,11 @@ impl LedgerWriter {
         self.enqueue(Queued { rec, ack: None })
     }
 
+    /// Whether records are durable before responses complete ([`Durability::BeforeResponse`]).
+    pub fn durable(&self) -> bool {
+        self.durability == Durability::BeforeResponse
+    }
+
     /// Queues `rec` without waiting; with [`Durability::BeforeResponse`], also returns what to
     /// wait on before the response completes.
     pub fn submit(&self, rec: LedgerRecord) -> Result<Option<Durable>, RecordError> {
@@ -250,7 +267,10 @@ impl LedgerWriter {
             Durability::BeforeResponse => {
                 let (tx, rx) = oneshot::channel();
                 self.enqueue(Queued { rec, ack: Some(tx) })?;
-                Ok(Some(Durable(rx)))
+                Ok(Some(Durable {
+                    rx,
+                    timeout: self.durable_timeout,
+                }))
             }
         }
     }

@@ -40,6 +40,7 @@ pub(crate) enum Metric {
     ConnectionsRefused,
     Shed,
     OpenConnections,
+    DurableUnconfirmed,
 }
 
 impl Metric {
@@ -67,6 +68,7 @@ impl Metric {
             Metric::ConnectionsRefused => "switchyard_connections_refused_total",
             Metric::Shed => "switchyard_requests_shed_total",
             Metric::OpenConnections => "switchyard_open_connections",
+            Metric::DurableUnconfirmed => "switchyard_ledger_durable_unconfirmed_total",
         }
     }
 }
@@ -109,6 +111,11 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         gauge!(Metric::OpenConnections.name()).decrement(1.0);
     }
+}
+
+/// Counts an answer sent before its record's commit was confirmed (durable mode).
+pub(crate) fn durable_unconfirmed() {
+    counter!(Metric::DurableUnconfirmed.name()).increment(1);
 }
 
 /// Counts a request shed because `max_in_flight` requests were being served.

@@ -10,14 +10,16 @@ use crate::request::{Context, Outcome, RequestEnd, Served};
 use opentelemetry::trace::TraceContextExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+pub(crate) use switchyard_ledger::Durable;
 use switchyard_ledger::{AttemptRecord, LedgerRecord, Outcome as LedgerOutcome};
 use switchyard_router::{Attempt, AttemptLog, Deployment};
 use switchyard_types::{Money, TokenUsage};
 use tokio::time::Instant;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Writes a request's end to logs, metrics, span attributes and the ledger.
-pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
+/// Writes a request's end to logs, metrics, span attributes and the ledger; in durable mode,
+/// returns what the response must wait on before it completes.
+pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) -> Option<Durable> {
     let usage = end.usage.unwrap_or_default();
     let latency_ms = end.ctx.started.elapsed().as_millis() as u64;
     let attempts = end.attempts().len();
@@ -56,8 +58,22 @@ pub(crate) fn emit(end: &RequestEnd<'_>, meters: &Meters) {
             span.record("gen_ai.provider.name", s.deployment.kind().as_str());
         }
     }
-    if let Err(e) = end.ctx.ledger.try_record(ledger_record(end, latency_ms)) {
-        tracing::error!(request_id = ?end.ctx.request_id, error = %e, "ledger record dropped");
+    match end.ctx.ledger.submit(ledger_record(end, latency_ms)) {
+        Ok(durable) => durable,
+        Err(e) => {
+            tracing::error!(request_id = ?end.ctx.request_id, error = %e, "ledger record dropped");
+            None
+        }
+    }
+}
+
+/// Waits until a durable record is committed (durable mode), logging when it is not.
+pub(crate) async fn kept(durable: Option<Durable>, request_id: &http::HeaderValue) {
+    if let Some(d) = durable {
+        if !d.written().await {
+            crate::metrics::durable_unconfirmed();
+            tracing::error!(request_id = ?request_id, "ledger record not committed in time: the answer is sent without it being durable");
+        }
     }
 }
 
@@ -224,9 +240,9 @@ impl Pending {
         usage: Option<TokenUsage>,
         cost: Money,
         unpriced: bool,
-    ) {
+    ) -> Option<Durable> {
         if !std::mem::take(&mut self.owed) {
-            return;
+            return None;
         }
         let end = RequestEnd {
             ctx: &self.ctx,
@@ -240,7 +256,7 @@ impl Pending {
             unpriced,
             parts: &[],
         };
-        emit(&end, &self.meters);
+        emit(&end, &self.meters)
     }
 
     /// Hands the record over to whoever ends the request later (a stream's relay).

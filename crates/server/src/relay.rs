@@ -172,6 +172,8 @@ pub(crate) struct Forwarding {
     outcome: Option<Outcome>,
     /// The cost comment went out before the end marker.
     cost_sent: bool,
+    /// The record was written (durable mode writes it before the end marker goes out).
+    recorded: bool,
 }
 
 impl Forwarding {
@@ -198,6 +200,7 @@ impl Forwarding {
             ttft: None,
             outcome: None,
             cost_sent: false,
+            recorded: false,
         }
     }
 
@@ -230,6 +233,18 @@ impl Forwarding {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             self.write_cost();
+            if self.ctx.ledger.durable() && !self.recorded {
+                let done = self.relay.as_ref().is_some_and(|r| r.translator.done());
+                if done {
+                    // Durable mode: the end marker goes out once the record is committed.
+                    if let Some(p) = self.permit.as_mut() {
+                        p.stream_completed();
+                    }
+                    self.outcome = Some(Outcome::Ok);
+                    let durable = self.record();
+                    observe::kept(durable, &self.ctx.request_id).await;
+                }
+            }
             let relay = self.relay.as_mut()?;
             if !relay.out.is_empty() {
                 if self.ttft.is_none() {
@@ -242,10 +257,12 @@ impl Forwarding {
                 return None;
             }
             if relay.translator.done() {
-                if let Some(p) = self.permit.as_mut() {
-                    p.stream_completed();
+                if self.outcome.is_none() {
+                    if let Some(p) = self.permit.as_mut() {
+                        p.stream_completed();
+                    }
+                    self.outcome = Some(Outcome::Ok);
                 }
-                self.outcome = Some(Outcome::Ok);
                 continue;
             }
             let by = relay
@@ -418,6 +435,17 @@ impl Forwarding {
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
+        if !self.recorded {
+            // Queued without waiting: a stream's end (or its client's departure) cannot wait.
+            let _ = self.record();
+        }
+    }
+}
+
+impl Forwarding {
+    /// Settles what is still held and writes the request's one record.
+    fn record(&mut self) -> Option<observe::Durable> {
+        self.recorded = true;
         let outcome = self.outcome.unwrap_or(Outcome::ClientDisconnected);
         let last = self.close_part(outcome == Outcome::Ok);
         let mut parts = std::mem::take(&mut self.parts);
@@ -453,6 +481,6 @@ impl Drop for Forwarding {
             unpriced: self.unpriced,
             parts: &parts,
         };
-        observe::emit(&end, &self.meters);
+        observe::emit(&end, &self.meters)
     }
 }

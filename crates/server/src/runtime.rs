@@ -112,6 +112,8 @@ impl Runtime {
                 queue_capacity: settings.ledger_queue_capacity,
                 // The request path queues with `try_record`, which never waits.
                 on_full: OnFull::Drop,
+                durability: settings.ledger_durability,
+                durable_timeout: settings.ledger_durable_timeout,
                 shutdown_timeout: settings.ledger_shutdown_timeout,
                 append_timeout: settings.ledger_db_timeouts.statement,
                 ..WriterConfig::default()

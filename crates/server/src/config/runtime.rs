@@ -42,6 +42,15 @@ pub(super) struct RawLedger {
     shutdown_timeout_ms: Option<u64>,
     acquire_timeout_ms: Option<u64>,
     statement_timeout_ms: Option<u64>,
+    durability: Option<RawDurability>,
+    durable_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawDurability {
+    Queued,
+    BeforeResponse,
 }
 
 /// Only `drop` is served: records are queued from the request path (and from a stream's
@@ -102,6 +111,10 @@ pub struct RuntimeSettings {
     pub ledger_queue_capacity: usize,
     /// Ledger writer: how long shutdown waits for the database.
     pub ledger_shutdown_timeout: Duration,
+    /// When a request's record counts as kept: queued, or committed before the response ends.
+    pub ledger_durability: switchyard_ledger::Durability,
+    /// Durable mode: the longest an answer waits for its record's commit.
+    pub ledger_durable_timeout: Duration,
     /// Keys database pool limits (a lookup on the request path is bounded by the statement
     /// limit).
     pub keys_db_timeouts: DbTimeouts,
@@ -264,6 +277,13 @@ impl Compiler {
             ledger_flush_interval: ms(ledger.flush_interval_ms, 200),
             ledger_queue_capacity: ledger.queue_capacity.unwrap_or(10_000).max(1),
             ledger_shutdown_timeout: ms(ledger.shutdown_timeout_ms, 10_000),
+            ledger_durability: match ledger.durability {
+                Some(RawDurability::BeforeResponse) => {
+                    switchyard_ledger::Durability::BeforeResponse
+                }
+                Some(RawDurability::Queued) | None => switchyard_ledger::Durability::Queued,
+            },
+            ledger_durable_timeout: ms(ledger.durable_timeout_ms, 5_000),
             keys_db_timeouts,
             ledger_db_timeouts,
             admin_token_hash: admin_token.map(|t| super::hash_secret(&t)),

@@ -361,13 +361,27 @@ pub(crate) fn respond(
                 // Replaces the reservation with the real cost, on a tracked task.
                 admission.settle_detached(spent, cost);
             }
-            pending.answered(&record, usage, cost, unpriced);
-            let mut response = Response::new(Body::from(body));
+            let durable = pending.answered(&record, usage, cost, unpriced);
+            let length = HeaderValue::from(body.len());
+            let body = match durable {
+                None => Body::from(body),
+                // Durable mode: the answer's bytes go out once its record is committed, so
+                // a client never holds an answer the ledger could still lose.
+                Some(d) => {
+                    let id = pending.ctx.request_id.clone();
+                    Body::from_stream(futures_util::stream::once(async move {
+                        crate::observe::kept(Some(d), &id).await;
+                        Ok::<_, std::convert::Infallible>(body)
+                    }))
+                }
+            };
+            let mut response = Response::new(body);
             let h = response.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            h.insert(header::CONTENT_LENGTH, length);
             write_served_headers(&record, Some(cost), h);
             response
         }
