@@ -52,8 +52,9 @@ pub struct ReportArgs {
     command: ReportCommand,
 }
 
+/// The ledger-only reports (the server adds those that need the config).
 #[derive(Debug, clap::Subcommand)]
-enum ReportCommand {
+pub enum ReportCommand {
     /// Spend grouped by cloud, provider, region, model, team, key, deployment or jurisdiction.
     Spend {
         /// The ledger database: sqlite://PATH or postgres://...
@@ -170,7 +171,12 @@ pub async fn audit_verify(db: &str, json: bool, out: &mut dyn Write) -> Result<(
 
 /// Runs `switchyard report ...`, writing to standard output.
 pub async fn run_report(args: ReportArgs) -> Result<(), LedgerError> {
-    match args.command {
+    run_report_command(args.command).await
+}
+
+/// Runs one ledger-only report, writing to standard output.
+pub async fn run_report_command(command: ReportCommand) -> Result<(), LedgerError> {
+    match command {
         ReportCommand::Spend {
             db,
             by,

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/budgets", get(budgets))
         .route("/route/explain", get(explain))
         .merge(crate::dashboard::routes())
+        .merge(crate::escape::routes())
 }
 
 fn governance_error(e: GovernanceError) -> ApiError {

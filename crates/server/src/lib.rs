@@ -26,6 +26,7 @@ pub mod demo;
 mod egress;
 mod endpoints;
 mod error;
+pub mod escape;
 pub mod explain;
 mod ingress;
 mod logs;

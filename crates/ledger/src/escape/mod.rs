@@ -9,11 +9,11 @@ pub mod whatif;
 use crate::store::TimeRange;
 use crate::time::{format_ms, parse_time};
 use crate::LedgerError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard_types::{Cloud, Jurisdiction, Money, Prices};
 
 /// Output of the escape-hatch views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ViewFormat {
     /// Aligned columns, for terminals.
