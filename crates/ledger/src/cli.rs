@@ -69,10 +69,27 @@ pub enum ReportCommand {
         /// End (exclusive): YYYY-MM-DD (UTC) or RFC 3339.
         #[arg(long)]
         until: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Output format; `focus` writes FinOps FOCUS rows (CSV, one per day and deployment,
+        /// model and team; needs --since; --by does not apply).
+        #[arg(long, value_enum, default_value_t = SpendFormat::Table)]
+        format: SpendFormat,
+        /// The BillingAccountId of FOCUS rows.
+        #[arg(long, default_value = "switchyard")]
+        billing_account: String,
     },
+}
+
+/// The output formats of `report spend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpendFormat {
+    /// Aligned columns with a total line, for terminals.
+    Table,
+    /// RFC 4180 CSV with a header line, for spreadsheets.
+    Csv,
+    /// One JSON document, for programs.
+    Json,
+    /// FinOps FOCUS 1.2 columns as CSV, for cost tools.
+    Focus,
 }
 
 /// The window the `--since` / `--until` arguments describe.
@@ -183,9 +200,28 @@ pub async fn run_report_command(command: ReportCommand) -> Result<(), LedgerErro
             since,
             until,
             format,
+            billing_account,
         } => {
             let range = time_range(since.as_deref(), until.as_deref())?;
             let store = store::open(&db, false).await?;
+            let format = match format {
+                SpendFormat::Table => Format::Table,
+                SpendFormat::Csv => Format::Csv,
+                SpendFormat::Json => Format::Json,
+                SpendFormat::Focus => {
+                    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                    crate::escape::focus::export(
+                        store.as_ref(),
+                        range,
+                        crate::now_ms(),
+                        &billing_account,
+                        &mut stdout,
+                    )
+                    .await?;
+                    stdout.flush()?;
+                    return Ok(());
+                }
+            };
             let report = spend_report(store.as_ref(), by, range).await?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(report.render(format).as_bytes())?;

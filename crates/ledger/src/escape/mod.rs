@@ -4,6 +4,7 @@
 //! grouped rows it returns with the live config's catalog ([`Footprint`]).
 
 pub mod concentration;
+pub mod focus;
 pub mod whatif;
 
 use crate::store::TimeRange;

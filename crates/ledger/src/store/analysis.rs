@@ -14,6 +14,10 @@ pub struct GroupedRow {
     pub keys: Vec<String>,
     /// Requests in the group.
     pub requests: u64,
+    /// All input tokens (cache reads and writes included).
+    pub input_tokens: u64,
+    /// All output tokens (reasoning included).
+    pub output_tokens: u64,
     /// Total cost of the priced requests.
     pub cost: Money,
     /// Requests whose deployment had no known price.
@@ -88,6 +92,8 @@ pub(crate) fn grouped_sql(by: &[SpendBy], p: Placeholders) -> String {
     };
     format!(
         "SELECT {select}COUNT(*) AS requests, \
+         CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+         CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
          CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos, \
          CAST(COALESCE(SUM(CASE WHEN price_known THEN 0 ELSE 1 END), 0) AS BIGINT) AS unpriced \
          FROM ledger_records WHERE time_ms >= {p1} AND time_ms < {p2}{group_by}"
@@ -185,6 +191,8 @@ macro_rules! read_grouped {
             out.push($crate::store::GroupedRow {
                 keys,
                 requests: n("requests", r.try_get("requests")?)?,
+                input_tokens: n("input_tokens", r.try_get("input_tokens")?)?,
+                output_tokens: n("output_tokens", r.try_get("output_tokens")?)?,
                 cost: switchyard_types::Money(r.try_get("cost_nanos")?),
                 unpriced_requests: n("unpriced", r.try_get("unpriced")?)?,
             });
@@ -246,10 +254,14 @@ impl GroupedAcc {
                 .or_insert_with(|| GroupedRow {
                     keys,
                     requests: 0,
+                    input_tokens: 0,
+                    output_tokens: 0,
                     cost: Money::ZERO,
                     unpriced_requests: 0,
                 });
             row.requests += 1;
+            row.input_tokens += r.usage.input;
+            row.output_tokens += r.usage.output;
             row.cost += r.cost;
             row.unpriced_requests += u64::from(!r.price_known);
         }
