@@ -68,6 +68,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/concentration", get(concentration_route))
         .route("/whatif", get(whatif_route))
+        .route("/focus", get(focus_route))
 }
 
 /// Query of `GET /admin/concentration`.
@@ -178,6 +179,40 @@ async fn whatif_route(
     .await
     .map_err(bad)?;
     Ok(rendered(q.format, report.render(q.format).map_err(bad)?))
+}
+
+/// Query of `GET /admin/focus`.
+#[derive(Debug, Deserialize)]
+struct FocusQuery {
+    since: Option<String>,
+    until: Option<String>,
+    billing_account: Option<String>,
+}
+
+/// `GET /admin/focus?since=30d&until=…&billing_account=…`: spend as FOCUS CSV.
+async fn focus_route(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<FocusQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let now = switchyard_ledger::now_ms();
+    let range = escape::window(q.since.as_deref(), q.until.as_deref(), now).map_err(bad)?;
+    let mut body = Vec::new();
+    escape::focus::export(
+        state.runtime.ledger_store.as_ref(),
+        range,
+        now,
+        q.billing_account.as_deref().unwrap_or("switchyard"),
+        &mut body,
+    )
+    .await
+    .map_err(bad)?;
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
 
 /// Where a subcommand finds the config and the ledger.

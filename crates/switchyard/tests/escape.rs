@@ -169,6 +169,35 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
         .unwrap();
     assert_eq!(model_m["hhi"], 1.0);
 
+    // FOCUS rows cover exactly the ledger's spend.
+    let since =
+        switchyard_ledger::time::format_ms(records.iter().map(|r| r.time_ms).min().unwrap());
+    let db = format!("sqlite://{}/switchyard.db", gw.dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "report", "spend", "--db", &db, "--since", &since, "--format", "focus",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let focus = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        switchyard_ledger::escape::focus::total_nanos(&focus),
+        Some(Money(ledger_total))
+    );
+    assert!(
+        focus.lines().next().unwrap().starts_with("BilledCost,"),
+        "{focus}"
+    );
+    assert!(
+        focus.contains(",Amazon Bedrock,") && focus.contains(",Azure OpenAI,"),
+        "{focus}"
+    );
+
     // The admin routes of a gateway on the same ledger give the same documents.
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     let gw2 = Gateway::start_in(dir, &text);
@@ -194,6 +223,22 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
     assert_eq!(body, conc);
     let (status, body) = gw2.admin(Method::GET, "/whatif?to=region%3Dx", None).await;
     assert_eq!(status, 400, "{body}");
+    let csv = client()
+        .get(format!(
+            "{}/admin/focus?since={}",
+            gw2.url,
+            since.replace('+', "%2B")
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert_eq!(
+        switchyard_ledger::escape::focus::total_nanos(&csv),
+        Some(Money(ledger_total))
+    );
     let anonymous = client()
         .get(format!("{}/admin/concentration", gw2.url))
         .send()

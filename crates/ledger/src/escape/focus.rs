@@ -84,12 +84,12 @@ fn provider_names(cloud: Cloud) -> (&'static str, &'static str) {
 
 /// Writes the FOCUS CSV for `range` (which must have a start; an open end means `now_ms`).
 /// `account` is the `BillingAccountId` (the gateway's own name for the bill).
-pub async fn export(
+pub async fn export<W: std::io::Write + ?Sized>(
     store: &dyn LedgerStore,
     range: TimeRange,
     now_ms: i64,
     account: &str,
-    out: &mut dyn std::io::Write,
+    out: &mut W,
 ) -> Result<u64, LedgerError> {
     if range.since_ms == i64::MIN {
         return Err(LedgerError::BadArgument(

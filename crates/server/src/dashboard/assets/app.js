@@ -362,9 +362,16 @@
     return `<div class="conc-label"><span>${esc(label)}</span><span>${total > 0 ? "" : "no traffic"}</span></div><div class="stack">${segs}</div>`;
   }
 
-  function concentration(el, c) {
+  // `risk` is /admin/concentration for the same window (all traffic, filters aside): the
+  // Herfindahl index over clouds, overall and per model.
+  function concentration(el, c, risk) {
+    const hhiOf = {};
+    if (risk) for (const m of risk.models) hhiOf[m.model] = m.hhi;
+    const score = risk && risk.overall_hhi !== null
+      ? `<div class="hhi" data-testid="hhi" data-value="${risk.overall_hhi}" title="${esc(risk.formula)}">Herfindahl index over clouds <strong>${risk.overall_hhi.toFixed(2)}</strong><span>${risk.overall_basis === "spend" ? "spend" : "request"} shares, all traffic · 1 = one cloud, 1/n = even over n${risk.biggest_dependency ? ` · biggest dependency: ${esc(risk.biggest_dependency.kind)} ${esc(risk.biggest_dependency.name)}` : ""}</span></div>`
+      : `<div class="hhi" data-testid="hhi" data-value="">Herfindahl index over clouds <strong>–</strong><span>no routed traffic</span></div>`;
     const single = c.single_cloud_models;
-    const risk = single.length
+    const banner = single.length
       ? `<div class="risk"><strong>${esc(fmtPct(c.single_cloud_cost_share))}</strong><span>of spend (${esc(fmtPct(c.single_cloud_request_share))} of requests) goes to ${single.length} model${single.length === 1 ? "" : "s"} with deployments on a single cloud.</span></div>`
       : `<div class="risk okay"><strong>0</strong><span>models depend on a single cloud: every model can move.</span></div>`;
     const legend = c.clouds.map((s) => `<span class="key" data-cloud="${esc(s.cloud)}"><i class="sw" style="background:${colorFor("cloud", s.cloud)}"></i>${esc(s.cloud)} · ${esc(fmtPct(s.request_share))} req · ${esc(fmtPct(s.cost_share))} spend · ${s.deployments} dep.</span>`).join("");
@@ -376,11 +383,13 @@
         : m.no_escape
           ? `<span class="chip bad">single cloud, no escape</span>`
           : `<span class="chip warn">single cloud · falls back to ${esc(m.fallback_clouds.join(", "))}</span>`;
-      return `<div class="model-row" data-model="${esc(m.model)}" data-single="${m.single_cloud}">
-        <span class="name">${esc(m.model)}<small>${esc(fmtPct(m.request_share))} of requests · ${esc(fmtUsd(m.cost_usd))} · ${m.deployments.length} deployment${m.deployments.length === 1 ? "" : "s"}</small></span>
+      const h = hhiOf[m.model];
+      const hhiText = h === undefined || h === null ? "" : ` · HHI ${h.toFixed(2)}`;
+      return `<div class="model-row" data-model="${esc(m.model)}" data-single="${m.single_cloud}" data-hhi="${h === undefined || h === null ? "" : h}">
+        <span class="name">${esc(m.model)}<small>${esc(fmtPct(m.request_share))} of requests · ${esc(fmtUsd(m.cost_usd))} · ${m.deployments.length} deployment${m.deployments.length === 1 ? "" : "s"}${hhiText}</small></span>
         <span class="chips">${chips}${status}</span></div>`;
     }).join("");
-    el.innerHTML = risk + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
+    el.innerHTML = score + banner + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
       `<div class="stack-legend">${legend}</div><div class="models">${rows}</div>`;
   }
 
@@ -438,7 +447,7 @@
   }
 
   // ---------- render ----------
-  function render(o, budgetRows, spend) {
+  function render(o, budgetRows, spend, risk) {
     state.last = o;
     state.options = o.options;
     renderFilters();
@@ -452,7 +461,7 @@
     barList($("#chart-region"), "region", o.breakdowns.region);
     latencyChart($("#chart-latency"), o.deployments);
     deploymentsTable(o);
-    concentration($("#concentration"), o.concentration);
+    concentration($("#concentration"), o.concentration, risk);
     if (budgetRows) budgets($("#budgets"), budgetRows);
     if (spend) historyChart($("#history"), spend);
     const w = o.window;
@@ -484,7 +493,10 @@
       ]);
       // A filter changed while this was in flight: draw the newer one instead.
       if (query !== overviewQuery()) { state.inflight = false; return refresh(); }
-      render(o, b && b.data, s);
+      // The overview decides the window, so the concentration score follows it.
+      const w = `since=${encodeURIComponent(o.window.since)}&until=${encodeURIComponent(o.window.until)}`;
+      const risk = await api("/admin/concentration?" + w).catch((e) => { if (e instanceof AuthError) throw e; return null; });
+      render(o, b && b.data, s, risk);
       $("#error-banner").hidden = true;
       if (state.until) setStatus(`Fixed window ending ${fmtTime(Number(state.until), true)}`, "paused");
       else setStatus(state.paused ? `Paused · ${fmtTime(Date.now(), true)}` : `Live · updated ${fmtTime(Date.now(), true)}`, state.paused ? "paused" : "");
