@@ -1,4 +1,4 @@
-//! The escape-hatch queries (grouped spend, repricing) in SQLite and PostgreSQL agree with the
+//! The escape-hatch queries (grouped spend, repricing, SLO counts) in SQLite and PostgreSQL agree with the
 //! in-memory reference and with the paging default every other store gets, and repricing at
 //! the recorded prices reproduces the ledger's own costs to the nano-dollar.
 
@@ -130,6 +130,18 @@ async fn sql_backends_agree_with_memory_and_the_paging_default() {
     ];
     let prices = odd_prices();
     for range in windows {
+        let expected = memory.slo_counts(range).await.unwrap();
+        assert!(expected
+            .iter()
+            .any(|c| c.failures > 0 && c.ttft.iter().sum::<u64>() == 0));
+        assert!(expected.iter().any(|c| c.ttft.iter().sum::<u64>() > 0));
+        for (name, store) in &stores {
+            assert_eq!(
+                store.slo_counts(range).await.unwrap(),
+                expected,
+                "{name} slo"
+            );
+        }
         for by in dims {
             let expected = memory.spend_grouped(by, range).await.unwrap();
             assert!(!expected.is_empty());

@@ -5,6 +5,7 @@
 
 pub mod concentration;
 pub mod focus;
+pub mod slo;
 pub mod whatif;
 
 use crate::store::TimeRange;

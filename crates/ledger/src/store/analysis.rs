@@ -5,7 +5,7 @@
 
 use super::{SpendBy, TimeRange, NONE_GROUP};
 use crate::record::LedgerRecord;
-use switchyard_types::{Money, Prices, TokenUsage};
+use switchyard_types::{ErrorKind, Money, Prices, TokenUsage};
 
 /// One group of records sharing a value in each of several dimensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,4 +337,176 @@ fn is_missing(by: SpendBy, r: &LedgerRecord) -> bool {
         SpendBy::Deployment => r.deployment.is_none(),
         SpendBy::Jurisdiction => r.jurisdiction.is_none(),
     }
+}
+
+/// Upper bounds (inclusive, in milliseconds) of the latency histogram buckets the SLO queries
+/// count in; one more bucket holds everything slower. Percentiles are reported as the bound of
+/// the bucket they fall in, so this list is their resolution.
+pub const LATENCY_BOUNDS_MS: [u64; 27] = [
+    5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000,
+    5_000, 7_500, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000,
+];
+
+/// The error kinds that count against a deployment's availability: the upstream's failures
+/// (the retryable kinds), not the client's.
+pub const PROVIDER_FAULTS: [ErrorKind; 7] = [
+    ErrorKind::RateLimited,
+    ErrorKind::Overloaded,
+    ErrorKind::UpstreamServer,
+    ErrorKind::UpstreamRejected,
+    ErrorKind::UpstreamProtocol,
+    ErrorKind::UpstreamConnect,
+    ErrorKind::UpstreamTimeout,
+];
+
+/// Counts of one deployment's attempts and streams in a window, with latency histograms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentCounts {
+    /// The deployment.
+    pub deployment: String,
+    /// Upstream attempts on it.
+    pub attempts: u64,
+    /// Those that failed by the upstream's fault ([`PROVIDER_FAULTS`]).
+    pub failures: u64,
+    /// Latencies of the attempts that did not fail, per bucket of [`LATENCY_BOUNDS_MS`]
+    /// (one longer: the last bucket is everything slower).
+    pub latency: Vec<u64>,
+    /// Times to first token of the streams it served in full, per bucket.
+    pub ttft: Vec<u64>,
+}
+
+impl DeploymentCounts {
+    pub(crate) fn new(deployment: String) -> Self {
+        Self {
+            deployment,
+            attempts: 0,
+            failures: 0,
+            latency: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+            ttft: vec![0; LATENCY_BOUNDS_MS.len() + 1],
+        }
+    }
+}
+
+/// The histogram bucket of `ms`.
+pub(crate) fn bucket_of(ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| ms <= *b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+fn bucket_sql(value: &str) -> String {
+    let arms: Vec<String> = LATENCY_BOUNDS_MS
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("WHEN {value} <= {b} THEN {i}"))
+        .collect();
+    format!(
+        "CAST(CASE {} ELSE {} END AS BIGINT)",
+        arms.join(" "),
+        LATENCY_BOUNDS_MS.len()
+    )
+}
+
+fn faults_sql() -> String {
+    let names: Vec<String> = PROVIDER_FAULTS
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect();
+    names.join(", ")
+}
+
+/// The attempts query: rows (dep, failed, b, n); binds since, until. Attempts live as a JSON
+/// array per record, unnested by each database's own JSON functions.
+pub(crate) fn slo_attempts_sql(p: Placeholders) -> String {
+    let mut n = 0;
+    let (p1, p2) = (p.next(&mut n), p.next(&mut n));
+    let (from, dep, kind, latency) = match p {
+        Placeholders::Sqlite => (
+            "ledger_records r, json_each(r.attempts) a",
+            "json_extract(a.value, '$.deployment')",
+            "json_extract(a.value, '$.error_kind')",
+            "CAST(json_extract(a.value, '$.latency_ms') AS INTEGER)",
+        ),
+        Placeholders::Postgres => (
+            "ledger_records r CROSS JOIN LATERAL jsonb_array_elements(r.attempts::jsonb) AS a(value)",
+            "(a.value->>'deployment')",
+            "(a.value->>'error_kind')",
+            "CAST(a.value->>'latency_ms' AS BIGINT)",
+        ),
+    };
+    format!(
+        "SELECT COALESCE({dep}, '{NONE_GROUP}') AS dep, \
+         CAST(CASE WHEN {kind} IN ({faults}) THEN 1 ELSE 0 END AS BIGINT) AS failed, \
+         {bucket} AS b, COUNT(*) AS n FROM {from} \
+         WHERE r.time_ms >= {p1} AND r.time_ms < {p2} GROUP BY dep, failed, b",
+        faults = faults_sql(),
+        bucket = bucket_sql(latency),
+    )
+}
+
+/// The TTFT query: rows (dep, b, n) of streams answered in full; binds since, until.
+pub(crate) fn slo_ttft_sql(p: Placeholders) -> String {
+    let mut n = 0;
+    let (p1, p2) = (p.next(&mut n), p.next(&mut n));
+    format!(
+        "SELECT COALESCE(deployment, '{NONE_GROUP}') AS dep, {} AS b, COUNT(*) AS n \
+         FROM ledger_records WHERE time_ms >= {p1} AND time_ms < {p2} \
+         AND ttft_ms IS NOT NULL AND outcome = 'ok' GROUP BY dep, b",
+        bucket_sql("ttft_ms")
+    )
+}
+
+/// Adds one record's attempts and stream to `counts` (the reference the SQL agrees with).
+pub(crate) fn slo_add(
+    counts: &mut std::collections::BTreeMap<String, DeploymentCounts>,
+    r: &LedgerRecord,
+) {
+    for a in &r.attempts {
+        let c = counts
+            .entry(a.deployment.to_string())
+            .or_insert_with(|| DeploymentCounts::new(a.deployment.to_string()));
+        c.attempts += 1;
+        if a.error_kind.is_some_and(|k| PROVIDER_FAULTS.contains(&k)) {
+            c.failures += 1;
+        } else {
+            c.latency[bucket_of(a.latency_ms)] += 1;
+        }
+    }
+    if let (Some(ttft), crate::Outcome::Ok) = (r.ttft_ms, r.outcome) {
+        let d = r.deployment.as_deref().unwrap_or(NONE_GROUP).to_owned();
+        counts
+            .entry(d.clone())
+            .or_insert_with(|| DeploymentCounts::new(d))
+            .ttft[bucket_of(ttft)] += 1;
+    }
+}
+
+/// Folds the two SLO queries' rows into counts per deployment.
+pub(crate) fn slo_fold(
+    attempts: Vec<(String, i64, i64, i64)>,
+    ttft: Vec<(String, i64, i64)>,
+) -> Result<Vec<DeploymentCounts>, crate::LedgerError> {
+    let mut counts: std::collections::BTreeMap<String, DeploymentCounts> = Default::default();
+    let idx = |b: i64| usize::try_from(b).unwrap_or(0).min(LATENCY_BOUNDS_MS.len());
+    for (dep, failed, b, n) in attempts {
+        let n = crate::record::to_u64(0, "n", n)?;
+        let c = counts
+            .entry(dep.clone())
+            .or_insert_with(|| DeploymentCounts::new(dep));
+        c.attempts += n;
+        if failed == 1 {
+            c.failures += n;
+        } else {
+            c.latency[idx(b)] += n;
+        }
+    }
+    for (dep, b, n) in ttft {
+        let n = crate::record::to_u64(0, "n", n)?;
+        counts
+            .entry(dep.clone())
+            .or_insert_with(|| DeploymentCounts::new(dep))
+            .ttft[idx(b)] += n;
+    }
+    Ok(counts.into_values().collect())
 }

@@ -22,7 +22,9 @@ mod memory;
 mod postgres;
 mod sqlite;
 
-pub use analysis::{Filter, GroupedRow, RepriceTotals};
+pub use analysis::{
+    DeploymentCounts, Filter, GroupedRow, RepriceTotals, LATENCY_BOUNDS_MS, PROVIDER_FAULTS,
+};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -120,6 +122,30 @@ pub trait LedgerStore: Send + Sync + 'static {
                 );
             }
             Ok(totals)
+        })
+    }
+
+    /// Per deployment over `range`: upstream attempts, those failed by the upstream's fault,
+    /// and latency and TTFT histograms (see [`DeploymentCounts`]), sorted by deployment.
+    ///
+    /// The default pages through [`LedgerStore::records_in_time`]; the SQL stores unnest the
+    /// attempts and count in the database.
+    fn slo_counts(
+        &self,
+        range: TimeRange,
+    ) -> BoxFuture<'_, Result<Vec<DeploymentCounts>, LedgerError>> {
+        Box::pin(async move {
+            let mut counts = std::collections::BTreeMap::new();
+            let mut after = 0;
+            loop {
+                let page = self.records_in_time(range, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in page.iter().filter(|r| range.contains(r.record.time_ms)) {
+                    analysis::slo_add(&mut counts, &r.record);
+                }
+            }
+            Ok(counts.into_values().collect())
         })
     }
 }

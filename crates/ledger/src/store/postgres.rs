@@ -1,14 +1,15 @@
 //! The shared ledger for many gateway processes: PostgreSQL.
 
 use super::analysis::{
-    bind_reprice, grouped_sql, read_grouped, read_reprice, reprice_sql, Placeholders,
+    bind_reprice, grouped_sql, read_grouped, read_reprice, reprice_sql, slo_attempts_sql, slo_fold,
+    slo_ttft_sql, Placeholders,
 };
 use super::sqlite::receipt;
 use super::{
     bind_row, read_row, read_spend_row, sort_rows, spend_sql, AppendReceipt, BoxFuture,
     LedgerStore, Row, SpendBy, SpendRow, TimeRange, COLUMNS,
 };
-use super::{Filter, GroupedRow, RepriceTotals};
+use super::{DeploymentCounts, Filter, GroupedRow, RepriceTotals};
 use crate::chain::{link, ChainHead};
 use crate::record::{now_ms, LedgerRecord, StoredRecord};
 use crate::LedgerError;
@@ -234,6 +235,27 @@ impl LedgerStore for PostgresStore {
                 .fetch_one(&self.pool)
                 .await?;
             Ok(read_reprice!(&row))
+        })
+    }
+
+    fn slo_counts(
+        &self,
+        range: TimeRange,
+    ) -> BoxFuture<'_, Result<Vec<DeploymentCounts>, LedgerError>> {
+        Box::pin(async move {
+            let attempts: Vec<(String, i64, i64, i64)> =
+                sqlx::query_as(&slo_attempts_sql(Placeholders::Postgres))
+                    .bind(range.since_ms)
+                    .bind(range.until_ms)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let ttft: Vec<(String, i64, i64)> =
+                sqlx::query_as(&slo_ttft_sql(Placeholders::Postgres))
+                    .bind(range.since_ms)
+                    .bind(range.until_ms)
+                    .fetch_all(&self.pool)
+                    .await?;
+            slo_fold(attempts, ttft)
         })
     }
 }
