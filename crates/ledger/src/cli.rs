@@ -77,6 +77,22 @@ pub enum ReportCommand {
         #[arg(long, default_value = "switchyard")]
         billing_account: String,
     },
+    /// Provider SLOs per deployment over the last hour, day and 30 days: availability,
+    /// latency and TTFT percentiles, error-budget burn.
+    Slo {
+        /// The ledger database: sqlite://PATH or postgres://...
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        db: String,
+        /// The windows' end: an age (1h), YYYY-MM-DD (UTC) or RFC 3339; now when absent.
+        #[arg(long)]
+        until: Option<String>,
+        /// The availability objective the error budget comes from.
+        #[arg(long, default_value_t = 0.999)]
+        objective: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::escape::ViewFormat::Table)]
+        format: crate::escape::ViewFormat,
+    },
 }
 
 /// The output formats of `report spend`.
@@ -225,6 +241,21 @@ pub async fn run_report_command(command: ReportCommand) -> Result<(), LedgerErro
             let report = spend_report(store.as_ref(), by, range).await?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(report.render(format).as_bytes())?;
+            Ok(())
+        }
+        ReportCommand::Slo {
+            db,
+            until,
+            objective,
+            format,
+        } => {
+            let now = crate::now_ms();
+            let until_ms = crate::escape::window(None, until.as_deref(), now)?.until_ms;
+            let until_ms = if until_ms == i64::MAX { now } else { until_ms };
+            let store = store::open(&db, false).await?;
+            let report = crate::escape::slo::slo(store.as_ref(), until_ms, objective).await?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(report.render(format)?.as_bytes())?;
             Ok(())
         }
     }

@@ -69,6 +69,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/concentration", get(concentration_route))
         .route("/whatif", get(whatif_route))
         .route("/focus", get(focus_route))
+        .route("/slo", get(slo_route))
 }
 
 /// Query of `GET /admin/concentration`.
@@ -213,6 +214,38 @@ async fn focus_route(
         body,
     )
         .into_response())
+}
+
+/// Query of `GET /admin/slo`.
+#[derive(Debug, Deserialize)]
+struct SloQuery {
+    until: Option<String>,
+    objective: Option<f64>,
+    #[serde(default = "json_format")]
+    format: ViewFormat,
+}
+
+/// `GET /admin/slo?until=…&objective=0.999&format=json|table`: per deployment SLOs over the
+/// last hour, day and 30 days.
+async fn slo_route(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<SloQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let now = switchyard_ledger::now_ms();
+    let until = escape::window(None, q.until.as_deref(), now)
+        .map_err(bad)?
+        .until_ms;
+    let until = if until == i64::MAX { now } else { until };
+    let report = escape::slo::slo(
+        state.runtime.ledger_store.as_ref(),
+        until,
+        q.objective.unwrap_or(0.999),
+    )
+    .await
+    .map_err(bad)?;
+    Ok(rendered(q.format, report.render(q.format).map_err(bad)?))
 }
 
 /// Where a subcommand finds the config and the ledger.

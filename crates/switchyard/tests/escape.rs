@@ -198,6 +198,41 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
         "{focus}"
     );
 
+    // SLOs: every attempt of the ledger, per deployment, in every window.
+    let until = switchyard_ledger::time::format_ms(
+        records.iter().map(|r| r.time_ms).max().unwrap() + 1_000,
+    );
+    let slo = cli_json(&[
+        "report", "slo", "--db", &db, "--until", &until, "--format", "json",
+    ]);
+    for (deployment, n) in [("d1", 5), ("d2", 3)] {
+        let attempts: usize = records
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .filter(|a| &*a.deployment == deployment)
+            .count();
+        assert_eq!(attempts, n);
+        let rows: Vec<&Value> = slo["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["deployment"] == deployment)
+            .collect();
+        assert_eq!(rows.len(), 3, "{slo}");
+        for row in rows {
+            assert_eq!(
+                (row["attempts"].as_u64(), row["failures"].as_u64()),
+                (Some(n as u64), Some(0)),
+                "{row}"
+            );
+            assert_eq!(row["availability"], 1.0);
+            assert!(
+                row["latency_ms"]["p50"]["at_most"].as_u64().is_some(),
+                "{row}"
+            );
+        }
+    }
+
     // The admin routes of a gateway on the same ledger give the same documents.
     let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().unwrap());
     let gw2 = Gateway::start_in(dir, &text);
@@ -239,6 +274,15 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
         switchyard_ledger::escape::focus::total_nanos(&csv),
         Some(Money(ledger_total))
     );
+    let (status, body) = gw2
+        .admin(
+            Method::GET,
+            &format!("/slo?until={}", until.replace('+', "%2B")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, slo);
     let anonymous = client()
         .get(format!("{}/admin/concentration", gw2.url))
         .send()

@@ -300,6 +300,7 @@ mod tests {
             ("/admin/concentration", &["get"]),
             ("/admin/whatif", &["get"]),
             ("/admin/focus", &["get"]),
+            ("/admin/slo", &["get"]),
             ("/admin/overview", &["get"]),
             ("/admin/dashboard", &["get"]),
             ("/admin/openapi.json", &["get"]),
