@@ -366,7 +366,7 @@ mod tests {
         let mut hist = vec![0; LATENCY_BOUNDS_MS.len() + 1];
         hist[LATENCY_BOUNDS_MS.len()] = 1;
         assert_eq!(percentiles(&hist).unwrap().p50, Bound::Above(300_000));
-        assert_eq!(percentiles(&vec![0; 3]), None);
+        assert_eq!(percentiles(&[0; 3]), None);
         let store = MemoryStore::new();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
