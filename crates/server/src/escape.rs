@@ -154,7 +154,8 @@ impl WhatifQuery {
 }
 
 /// `GET /admin/whatif?since=7d&model=M&to=deployment=D` (also `cloud=`, `provider=`,
-/// `deployment=`, `region=` selectors, and `to=cloud=C`, `to=provider=P`, `to=recorded`).
+/// `deployment=`, `region=` selectors, and `to=cloud=C`, `to=provider=P`, `to=recorded`,
+/// `to=every`).
 async fn whatif_route(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -358,9 +359,12 @@ pub struct WhatifArgs {
     #[arg(long = "move", value_name = "SELECTOR")]
     moves: Vec<Selector>,
     /// Where to: deployment=D, cloud=C (each model's cheapest deployment there),
-    /// provider=P, or recorded (each record's own deployment at today's prices).
-    #[arg(long, value_name = "TARGET")]
-    to: Target,
+    /// provider=P, recorded (each record's own deployment at today's prices), or every.
+    #[arg(long, value_name = "TARGET", required_unless_present = "reprice_all")]
+    to: Option<Target>,
+    /// Reprice each moved model on every one of its deployments (the same as --to every).
+    #[arg(long, conflicts_with = "to")]
+    reprice_all: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ViewFormat::Table)]
     format: ViewFormat,
@@ -373,12 +377,13 @@ pub async fn run_whatif(args: WhatifArgs) -> Result<(), EscapeError> {
         args.until.as_deref(),
         switchyard_ledger::now_ms(),
     )?;
+    let target = args.to.unwrap_or(Target::Every);
     let (snapshot, store) = args.sources.open().await?;
     let report = whatif::whatif(
         store.as_ref(),
         range,
         &args.moves,
-        &args.to,
+        &target,
         &footprint(&snapshot),
     )
     .await?;

@@ -126,6 +126,27 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
     assert_eq!(recorded["total"]["difference_nanos"], 0);
     assert_eq!(recorded["total"]["requests"], 8);
 
+    // Every deployment of n: its only one, at its own prices, so no difference.
+    let every = cli_json(&[
+        "whatif",
+        "--config",
+        config_arg,
+        "--move",
+        "model=n",
+        "--reprice-all",
+        "--format",
+        "json",
+    ]);
+    let n_cost: i64 = records
+        .iter()
+        .filter(|r| &*r.model == "n")
+        .map(|r| r.cost.nanos())
+        .sum();
+    assert_eq!(every["rows"].as_array().unwrap().len(), 1, "{every}");
+    assert_eq!(every["rows"][0]["to"], "d2");
+    assert_eq!(every["total"]["whatif_nanos"], n_cost);
+    assert_eq!(every["total"]["difference_nanos"], 0);
+
     // Concentration from the same records.
     let spend = |c: Cloud| -> i64 {
         records

@@ -102,6 +102,9 @@ pub enum Target {
     /// Each record's own deployment at the live config's prices (a check: at unchanged
     /// prices the difference is zero).
     Recorded,
+    /// Every deployment of each moved model, one row each; the total takes each model's
+    /// cheapest (its best exit).
+    Every,
 }
 
 impl FromStr for Target {
@@ -110,11 +113,13 @@ impl FromStr for Target {
     fn from_str(s: &str) -> Result<Self, LedgerError> {
         let bad = || {
             LedgerError::BadArgument(format!(
-                "bad target {s:?}: use deployment=D, cloud=C, provider=P or recorded"
+                "bad target {s:?}: use deployment=D, cloud=C, provider=P, recorded or every"
             ))
         };
-        if s == "recorded" {
-            return Ok(Target::Recorded);
+        match s {
+            "recorded" => return Ok(Target::Recorded),
+            "every" => return Ok(Target::Every),
+            _ => {}
         }
         let (k, v) = s.split_once('=').ok_or_else(bad)?;
         let v = v.trim();
@@ -157,6 +162,9 @@ pub struct WhatifRow {
     pub to_cloud: Option<Cloud>,
     /// Whether it could be repriced.
     pub status: RowStatus,
+    /// Whether the row is in the report's total (with [`Target::Every`], only each model's
+    /// cheapest row is).
+    pub in_total: bool,
     /// Requests, tokens and costs.
     #[serde(flatten)]
     pub totals: Totals,
@@ -320,6 +328,35 @@ pub async fn whatif(
                     }
                 }
             }
+            Target::Every => {
+                let places = footprint.places(model).unwrap_or_default();
+                let mut model_rows = Vec::new();
+                for p in places {
+                    let row = reprice_at(store, range, &filters, model, std::iter::once(p)).await?;
+                    model_rows.extend(row);
+                }
+                if places.is_empty() {
+                    let row = reprice_at(store, range, &filters, model, std::iter::empty()).await?;
+                    model_rows.extend(row);
+                }
+                for r in &mut model_rows {
+                    r.in_total = false;
+                }
+                let best = model_rows
+                    .iter_mut()
+                    .filter(|r| r.status == RowStatus::Repriced)
+                    .min_by(|a, b| {
+                        let cost = |r: &WhatifRow| {
+                            i128::from(r.totals.whatif_nanos)
+                                + i128::from(r.totals.unpriced_whatif_nanos)
+                        };
+                        cost(a).cmp(&cost(b)).then_with(|| a.to.cmp(&b.to))
+                    });
+                if let Some(best) = best {
+                    best.in_total = true;
+                }
+                rows.extend(model_rows);
+            }
             other => {
                 let candidates: Vec<&Place> = match other {
                     Target::Deployment(d) => footprint.deployment(d).into_iter().collect(),
@@ -335,7 +372,7 @@ pub async fn whatif(
                         .iter()
                         .filter(|x| &x.provider == p)
                         .collect(),
-                    Target::Recorded => Vec::new(),
+                    Target::Recorded | Target::Every => Vec::new(),
                 };
                 if let Some(row) =
                     reprice_at(store, range, &filters, model, candidates.into_iter()).await?
@@ -353,11 +390,19 @@ pub async fn whatif(
             .then_with(|| a.from.cmp(&b.from))
     });
     let mut total = Totals::default();
+    for r in rows.iter().filter(|r| r.in_total) {
+        total.add(&r.totals);
+    }
+    // Traffic no row of the total covers: per model (and recorded deployment), counted once.
+    let mut covered: BTreeSet<(&str, Option<&str>)> = BTreeSet::new();
+    for r in rows.iter().filter(|r| r.in_total) {
+        covered.insert((&r.model, r.from.as_deref()));
+    }
+    let mut uncovered: BTreeSet<(&str, Option<&str>)> = BTreeSet::new();
     let mut not_repriced = 0;
     for r in &rows {
-        if r.status == RowStatus::Repriced {
-            total.add(&r.totals);
-        } else {
+        let key = (r.model.as_str(), r.from.as_deref());
+        if !covered.contains(&key) && uncovered.insert(key) {
             not_repriced += r.totals.requests;
         }
     }
@@ -405,6 +450,7 @@ async fn reprice_at(
             to: Some(place.deployment.clone()),
             to_cloud: Some(place.cloud),
             status: RowStatus::Repriced,
+            in_total: true,
             totals: Totals::from_reprice(&t, true),
         },
         None => {
@@ -420,6 +466,7 @@ async fn reprice_at(
                 } else {
                     RowStatus::NoDeployment
                 },
+                in_total: false,
                 totals: Totals::from_reprice(&t, false),
             }
         }
@@ -459,6 +506,11 @@ impl WhatifReport {
             .iter()
             .map(|r| {
                 let to = match (r.status, &r.to) {
+                    (RowStatus::Repriced, Some(to))
+                        if self.target == Target::Every && r.in_total =>
+                    {
+                        format!("{to} (cheapest)")
+                    }
                     (RowStatus::Repriced, Some(to)) => to.clone(),
                     (RowStatus::Unpriced, _) => "(target unpriced)".to_owned(),
                     _ => "(no deployment)".to_owned(),

@@ -284,3 +284,58 @@ async fn an_unknown_target_deployment_is_an_error() {
     .unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+#[tokio::test]
+async fn every_lists_each_deployment_and_totals_the_cheapest() {
+    let store = MemoryStore::new();
+    store
+        .append_batch(&[
+            rec(
+                0,
+                "m",
+                "a",
+                Cloud::Azure,
+                usage(2_000_000, 0, 0, 0),
+                5_000_000_000,
+            ),
+            rec(1, "z", "zz", Cloud::Azure, usage(10, 0, 0, 0), 1),
+        ])
+        .await
+        .unwrap();
+    let mut cheap = sonnet();
+    cheap.input = per_m(1_000_000_000);
+    let footprint = Footprint {
+        models: vec![(
+            "m".into(),
+            vec![
+                place("a", Cloud::Azure, Some(sonnet())),
+                place("b", Cloud::Aws, Some(cheap)),
+                place("c", Cloud::Gcp, None),
+            ],
+        )],
+    };
+    let r = whatif(
+        &store,
+        TimeRange::ALL,
+        &[],
+        &"every".parse().unwrap(),
+        &footprint,
+    )
+    .await
+    .unwrap();
+    let m: Vec<&WhatifRow> = r.rows.iter().filter(|x| x.model == "m").collect();
+    assert_eq!(m.len(), 3, "one row per deployment of m");
+    let at = |d: &str| m.iter().find(|x| x.to.as_deref() == Some(d)).unwrap();
+    // 2M input tokens: $3/M at a, $1/M at b.
+    assert_eq!(at("a").totals.whatif_nanos, 6_000_000_000);
+    assert_eq!(at("b").totals.whatif_nanos, 2_000_000_000);
+    assert!(at("b").in_total && !at("a").in_total);
+    assert_eq!(
+        m.iter().filter(|x| x.status == RowStatus::Unpriced).count(),
+        1
+    );
+    assert_eq!(r.total.whatif_nanos, 2_000_000_000);
+    assert_eq!(r.total.difference_nanos, 2_000_000_000 - 5_000_000_000);
+    // z is not in the config: not repriced, and counted once.
+    assert_eq!(r.not_repriced_requests, 1);
+}
