@@ -342,9 +342,9 @@ fn is_missing(by: SpendBy, r: &LedgerRecord) -> bool {
 /// Upper bounds (inclusive, in milliseconds) of the latency histogram buckets the SLO queries
 /// count in; one more bucket holds everything slower. Percentiles are reported as the bound of
 /// the bucket they fall in, so this list is their resolution.
-pub const LATENCY_BOUNDS_MS: [u64; 27] = [
-    5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000,
-    5_000, 7_500, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000,
+pub const LATENCY_BOUNDS_MS: [u64; 29] = [
+    1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000,
+    4_000, 5_000, 7_500, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000,
 ];
 
 /// The error kinds that count against a deployment's availability: the upstream's failures
