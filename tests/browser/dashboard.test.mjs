@@ -137,6 +137,7 @@ async function readPage(page) {
       deployments: rows("#deployments tbody tr[data-deployment]"),
       budgets: rows("#budgets .budget"),
       models: rows("#concentration .model-row"),
+      slo: rows("#slo tbody tr[data-deployment]"),
       hhi: (document.querySelector('#concentration [data-testid="hhi"]') || { dataset: {} }).dataset.value ?? null,
       stacks: document.querySelectorAll("#concentration .stack .seg").length,
       history: rows("#history .bar-row"),
@@ -290,6 +291,12 @@ async function main() {
       conc.overall_hhi !== null && conc.overall_hhi > 0 && conc.overall_hhi <= 1 && Number(shown.hhi) === conc.overall_hhi &&
       modelScores.length > 0 && modelScores.every((m) => Number(models[m.model].hhi) === m.hhi),
       { shown: shown.hhi, api: conc.overall_hhi, models: modelScores.map((m) => [m.model, m.hhi, models[m.model].hhi]) });
+    const slo = await admin(gw, `/admin/slo?until=${encodeURIComponent(api.window.until)}`);
+    const pageSlo = shown.slo.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability}`).sort();
+    const apiSlo = slo.rows.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability === null ? "" : r.availability}`).sort();
+    check("provider SLOs show every row of /admin/slo, with attempts and failures",
+      apiSlo.length > 0 && JSON.stringify(pageSlo) === JSON.stringify(apiSlo) && slo.rows.some((r) => r.failures > 0),
+      { pageSlo, apiSlo });
     check("spend this month lists groups from /admin/spend", shown.history.length > 0);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-fixed.png"), fullPage: true });
 

@@ -329,6 +329,27 @@
     $("#deployments-hint").textContent = `${rows.length} deployment${rows.length === 1 ? "" : "s"} · ${open} breaker${open === 1 ? "" : "s"} not closed`;
   }
 
+  // `/admin/slo`: the last hour, day and 30 days ending with the window on screen.
+  function sloTable(report) {
+    const tbody = $("#slo tbody");
+    if (!report || !report.rows.length) { tbody.innerHTML = `<tr><td colspan="8" class="empty">No upstream attempts in the last 30 days</td></tr>`; return; }
+    const bound = (b) => b.at_most !== undefined ? `≤${fmtInt(b.at_most)} ms` : `>${fmtInt(b.above)} ms`;
+    const pair = (p) => p ? `${bound(p.p50)} / ${bound(p.p95)}` : "–";
+    tbody.innerHTML = report.rows.map((r) => {
+      const burn = r.error_budget_burn;
+      const hot = burn !== null && burn > 1 ? "hot" : burn !== null && burn > 0 ? "warm" : "";
+      return `<tr data-deployment="${esc(r.deployment)}" data-window="${esc(r.window)}" data-attempts="${r.attempts}" data-failures="${r.failures}" data-availability="${r.availability === null ? "" : r.availability}" data-burn="${burn === null ? "" : burn}">
+        <td><b>${esc(r.deployment)}</b></td><td class="dim">${esc(r.window)}</td>
+        <td class="num">${esc(fmtInt(r.attempts))}</td>
+        <td class="num ${r.failures ? "warm" : ""}">${esc(fmtInt(r.failures))}</td>
+        <td class="num">${r.availability === null ? "–" : esc((r.availability * 100).toFixed(3) + "%")}</td>
+        <td class="num">${esc(pair(r.latency_ms))}</td>
+        <td class="num">${esc(pair(r.ttft_ms))}</td>
+        <td class="num ${hot}">${burn === null ? "–" : esc(burn.toFixed(2))}</td></tr>`;
+    }).join("");
+    $("#slo-hint").textContent = `ending ${report.until} · objective ${(report.objective * 100).toFixed(1)}% · burn 1 = error budget spent exactly`;
+  }
+
   function budgets(el, rows) {
     const team = state.filters.team;
     const shown = rows.filter((b) => !team || b.team === team)
@@ -447,7 +468,7 @@
   }
 
   // ---------- render ----------
-  function render(o, budgetRows, spend, risk) {
+  function render(o, budgetRows, spend, risk, slo) {
     state.last = o;
     state.options = o.options;
     renderFilters();
@@ -462,6 +483,7 @@
     latencyChart($("#chart-latency"), o.deployments);
     deploymentsTable(o);
     concentration($("#concentration"), o.concentration, risk);
+    sloTable(slo);
     if (budgetRows) budgets($("#budgets"), budgetRows);
     if (spend) historyChart($("#history"), spend);
     const w = o.window;
@@ -491,12 +513,16 @@
         api("/admin/budgets").catch((e) => { if (e instanceof AuthError) throw e; return null; }),
         api(`/admin/spend?by=${encodeURIComponent(state.historyBy)}&since=${monthStart()}`).catch((e) => { if (e instanceof AuthError) throw e; return null; }),
       ]);
+      // The overview decides the window, so the concentration score and the SLOs follow it.
+      const w = `since=${encodeURIComponent(o.window.since)}&until=${encodeURIComponent(o.window.until)}`;
+      const soft = (e) => { if (e instanceof AuthError) throw e; return null; };
+      const [risk, slo] = await Promise.all([
+        api("/admin/concentration?" + w).catch(soft),
+        api(`/admin/slo?until=${encodeURIComponent(o.window.until)}`).catch(soft),
+      ]);
       // A filter changed while this was in flight: draw the newer one instead.
       if (query !== overviewQuery()) { state.inflight = false; return refresh(); }
-      // The overview decides the window, so the concentration score follows it.
-      const w = `since=${encodeURIComponent(o.window.since)}&until=${encodeURIComponent(o.window.until)}`;
-      const risk = await api("/admin/concentration?" + w).catch((e) => { if (e instanceof AuthError) throw e; return null; });
-      render(o, b && b.data, s, risk);
+      render(o, b && b.data, s, risk, slo);
       $("#error-banner").hidden = true;
       if (state.until) setStatus(`Fixed window ending ${fmtTime(Number(state.until), true)}`, "paused");
       else setStatus(state.paused ? `Paused · ${fmtTime(Date.now(), true)}` : `Live · updated ${fmtTime(Date.now(), true)}`, state.paused ? "paused" : "");
