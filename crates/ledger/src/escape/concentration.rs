@@ -87,7 +87,7 @@ pub struct ModelRisk {
     /// What `hhi` was computed from.
     pub basis: Basis,
     /// The cloud carrying the largest share, and that share.
-    pub top_cloud: Option<(Cloud, f64)>,
+    pub top_cloud: Option<CloudShare>,
     /// The clouds the live config can serve it from.
     pub catalog_clouds: Vec<Cloud>,
     /// The jurisdictions the live config can serve it in.
@@ -98,6 +98,15 @@ pub struct ModelRisk {
     pub single_jurisdiction: bool,
     /// False when the live config no longer has this model.
     pub in_config: bool,
+}
+
+/// A cloud and its share (of spend, or of requests as the model's `basis` says).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CloudShare {
+    /// The cloud.
+    pub cloud: Cloud,
+    /// Its share, 0..1.
+    pub share: f64,
 }
 
 /// The whole report.
@@ -274,9 +283,12 @@ pub fn from_rows(
                             Basis::Spend => share(a.cost, total_cost),
                             Basis::Requests => share(i128::from(a.requests), i128::from(total_req)),
                         };
-                        (*c, s)
+                        CloudShare {
+                            cloud: *c,
+                            share: s,
+                        }
                     })
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .max_by(|a, b| a.share.total_cmp(&b.share))
             });
             let places = footprint.places(name);
             let catalog_clouds: Vec<Cloud> = places
@@ -473,8 +485,9 @@ impl ConcentrationReport {
                     m.requests.to_string(),
                     m.cost_nanos.to_string(),
                     score(m.hhi),
-                    m.top_cloud
-                        .map_or("-".to_owned(), |(c, s)| format!("{c} {}", percent(s))),
+                    m.top_cloud.map_or("-".to_owned(), |t| {
+                        format!("{} {}", t.cloud, percent(t.share))
+                    }),
                     list(m.catalog_clouds.iter().map(|c| c.as_str()).collect()),
                     list(m.catalog_jurisdictions.iter().map(|j| j.as_str()).collect()),
                     list(flags),

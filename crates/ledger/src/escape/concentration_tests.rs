@@ -110,7 +110,13 @@ async fn figures_match_the_hand_computed_values() {
     let model = |m: &str| r.models.iter().find(|x| x.model == m).unwrap();
     // m1: 300 on aws, 100 on azure → 0.75² + 0.25².
     assert_eq!(model("m1").hhi, Some(0.625));
-    assert_eq!(model("m1").top_cloud, Some((Cloud::Aws, 0.75)));
+    assert_eq!(
+        model("m1").top_cloud,
+        Some(CloudShare {
+            cloud: Cloud::Aws,
+            share: 0.75
+        })
+    );
     assert!(!model("m1").single_cloud && !model("m1").single_jurisdiction);
     assert_eq!(model("m2").hhi, Some(1.0));
     assert!(model("m2").single_cloud && model("m2").single_jurisdiction);

@@ -362,6 +362,20 @@ mod tests {
     }
 
     #[test]
+    fn only_the_upstreams_failures_count_against_it() {
+        for k in crate::store::PROVIDER_FAULTS {
+            assert!(k.retryable(), "{k}");
+        }
+        for k in [
+            ErrorKind::InvalidRequest,
+            ErrorKind::ContentFilter,
+            ErrorKind::ContextLengthExceeded,
+        ] {
+            assert!(!crate::store::PROVIDER_FAULTS.contains(&k), "{k}");
+        }
+    }
+
+    #[test]
     fn the_slowest_bucket_is_open_ended_and_the_objective_is_checked() {
         let mut hist = vec![0; LATENCY_BOUNDS_MS.len() + 1];
         hist[LATENCY_BOUNDS_MS.len()] = 1;
