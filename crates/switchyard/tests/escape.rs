@@ -181,6 +181,10 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
     assert_eq!(azure_row["requests"], 5);
     assert_eq!(azure_row["cost_nanos"], on_azure);
     assert_eq!(azure_row["request_share"], 5.0 / 8.0);
+    assert_eq!(
+        azure_row["stranded_requests"], 5,
+        "m has no deployment off azure"
+    );
     assert_eq!(conc["single_cloud_models"], serde_json::json!(["m", "n"]));
     let model_m = conc["models"]
         .as_array()

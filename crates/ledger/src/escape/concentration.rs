@@ -70,6 +70,11 @@ pub struct Dependency {
     pub models: u64,
     /// Its share of the distinct models served.
     pub model_share: f64,
+    /// Its requests whose model has no deployment in the live config outside it: what an
+    /// outage here would strand, before residency and capacity limits (which a drill adds).
+    pub stranded_requests: u64,
+    /// `stranded_requests` as a share of its requests.
+    pub stranded_share: f64,
 }
 
 /// One model's concentration.
@@ -168,6 +173,7 @@ struct Acc {
     requests: u64,
     cost: i128,
     models: BTreeSet<String>,
+    stranded: u64,
 }
 
 /// The report from grouped rows keyed (model, cloud, provider, region) and the config.
@@ -190,19 +196,36 @@ pub fn from_rows(
         }
         let cloud: Cloud = parse_name(cloud)
             .ok_or_else(|| LedgerError::decode(0, format!("unknown cloud {cloud:?}")))?;
-        let add = |acc: &mut Acc| {
+        // Confined: every deployment the config has for the model is inside this dependency
+        // (a model the config no longer has cannot go anywhere else either).
+        let places = footprint.places(model).unwrap_or_default();
+        let confined = |inside: &dyn Fn(&super::Place) -> bool| places.iter().all(inside);
+        let add = |acc: &mut Acc, stranded: bool| {
             acc.requests += r.requests;
             acc.cost += i128::from(r.cost.nanos());
             acc.models.insert(model.clone());
+            acc.stranded += if stranded { r.requests } else { 0 };
         };
-        add(clouds.entry(cloud).or_default());
-        add(providers.entry((provider.clone(), cloud)).or_default());
-        add(regions.entry((region.clone(), cloud)).or_default());
-        add(per_model
-            .entry(model.clone())
-            .or_default()
-            .entry(cloud)
-            .or_default());
+        add(
+            clouds.entry(cloud).or_default(),
+            confined(&|p| p.cloud == cloud),
+        );
+        add(
+            providers.entry((provider.clone(), cloud)).or_default(),
+            confined(&|p| &p.provider == provider),
+        );
+        add(
+            regions.entry((region.clone(), cloud)).or_default(),
+            confined(&|p| &p.region == region && p.cloud == cloud),
+        );
+        add(
+            per_model
+                .entry(model.clone())
+                .or_default()
+                .entry(cloud)
+                .or_default(),
+            false,
+        );
     }
     let requests: u64 = clouds.values().map(|a| a.requests).sum();
     let cost: i128 = clouds.values().map(|a| a.cost).sum();
@@ -220,6 +243,8 @@ pub fn from_rows(
                 cost_share: share(a.cost, cost),
                 models: a.models.len() as u64,
                 model_share: share(a.models.len() as i128, i128::from(models_served)),
+                stranded_requests: a.stranded,
+                stranded_share: share(i128::from(a.stranded), i128::from(a.requests)),
             })
             .collect();
         out.sort_by(|a, b| {
@@ -416,11 +441,12 @@ impl ConcentrationReport {
         ));
         if let Some(d) = &self.biggest_dependency {
             out.push_str(&format!(
-                "biggest single dependency: {} {} ({} of spend, {} of requests)\n",
+                "biggest single dependency: {} {} ({} of spend, {} of requests; {} of its requests have no deployment elsewhere)\n",
                 kind_name(d.kind),
                 d.name,
                 percent(d.cost_share),
-                percent(d.request_share)
+                percent(d.request_share),
+                percent(d.stranded_share)
             ));
         }
         for (title, deps) in [
@@ -441,6 +467,7 @@ impl ConcentrationReport {
                         percent(d.cost_share),
                         d.models.to_string(),
                         percent(d.model_share),
+                        percent(d.stranded_share),
                     ]
                 })
                 .collect();
@@ -454,6 +481,7 @@ impl ConcentrationReport {
                     "cost_share",
                     "models",
                     "model_share",
+                    "stranded",
                 ],
                 &rows,
             ));

@@ -97,7 +97,12 @@ async fn figures_match_the_hand_computed_values() {
     assert_eq!(aws.request_share, 0.5);
     assert_eq!(aws.cost_share, 0.875);
     assert_eq!(aws.model_share, 2.0 / 3.0);
+    // m1 (aws and azure in the config) can leave aws; m2 cannot; the unrouted m1 is not here.
+    assert_eq!((aws.stranded_requests, aws.stranded_share), (2, 2.0 / 3.0));
+    let azure = cloud(Cloud::Azure);
+    assert_eq!(azure.stranded_requests, 0);
     let lab = cloud(Cloud::SelfHosted);
+    assert_eq!(lab.stranded_requests, 2, "m3 has only the lab");
     assert_eq!((lab.requests, lab.cost_share, lab.models), (2, 0.0, 1));
     assert_eq!(r.clouds[0].cloud, Cloud::Aws, "costliest first");
     assert_eq!(r.providers.len(), 3);
