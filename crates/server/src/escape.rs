@@ -16,8 +16,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use switchyard_ledger::escape::whatif::{Selector, Target};
-use switchyard_ledger::escape::{self, concentration, whatif, Footprint, Place, ViewFormat};
+use switchyard_ledger::escape::{
+    self, concentration, whatif, Footprint, Place, Prepaid, ViewFormat,
+};
 use switchyard_ledger::{LedgerError, LedgerStore};
+use switchyard_router::Commitment;
 use switchyard_types::ErrorKind;
 
 /// The live config's models and deployments, placed and priced, for the ledger's reports.
@@ -36,6 +39,16 @@ pub fn footprint(snapshot: &Snapshot) -> Footprint {
                     region: d.provider.region.to_string(),
                     jurisdiction: d.provider.jurisdiction,
                     prices: (!snapshot.unpriced.contains(&d.id)).then_some(d.prices),
+                    prepaid: match d.commitment {
+                        Some(Commitment::Prepaid { amount, period }) => Some(Prepaid {
+                            amount,
+                            period_ms: i64::try_from(period.duration().as_millis())
+                                .unwrap_or(i64::MAX),
+                        }),
+                        // Provisioned capacity is free only up to its rate, which a what-if
+                        // over totals cannot check: priced as pay-as-you-go.
+                        Some(Commitment::Provisioned { .. }) | None => None,
+                    },
                 })
                 .collect();
             (m.name.to_string(), places)

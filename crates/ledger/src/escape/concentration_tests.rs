@@ -26,6 +26,7 @@ fn place(cloud: Cloud, jurisdiction: Jurisdiction) -> Place {
         region: "r".into(),
         jurisdiction,
         prices: None,
+        prepaid: None,
     }
 }
 

@@ -39,6 +39,17 @@ pub struct Place {
     pub jurisdiction: Jurisdiction,
     /// Its prices; `None` when the config has no known price for it.
     pub prices: Option<Prices>,
+    /// A prepaid commitment: the amount paid per period and the period's length in ms.
+    pub prepaid: Option<Prepaid>,
+}
+
+/// Money paid in advance per period, whether used or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepaid {
+    /// The amount per period.
+    pub amount: Money,
+    /// The period's length in milliseconds.
+    pub period_ms: i64,
 }
 
 /// Every model of the live config with its deployments (what the server's catalog says).

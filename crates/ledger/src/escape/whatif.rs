@@ -187,9 +187,12 @@ pub struct Totals {
     pub reasoning_tokens: u64,
     /// What the priced requests cost, per the ledger.
     pub current_nanos: i64,
-    /// What the same requests would cost at the target.
+    /// What the same requests would cost at the target's prices.
     pub whatif_nanos: i64,
-    /// `whatif_nanos - current_nanos`.
+    /// The part of `whatif_nanos` the target's prepaid commitment already covers: its amount
+    /// prorated over the window, less what the target's own traffic used of it.
+    pub commitment_credit_nanos: i64,
+    /// `whatif_nanos - commitment_credit_nanos - current_nanos`: what moving adds.
     pub difference_nanos: i64,
     /// Requests whose recorded deployment had no price (not in the two costs above).
     pub unpriced_requests: u64,
@@ -213,6 +216,7 @@ impl Totals {
             reasoning_tokens: t.usage.reasoning,
             current_nanos: t.ledger_cost.nanos(),
             whatif_nanos: whatif.nanos(),
+            commitment_credit_nanos: 0,
             difference_nanos: if repriced {
                 minus(whatif, t.ledger_cost).nanos()
             } else {
@@ -232,6 +236,9 @@ impl Totals {
         self.reasoning_tokens += o.reasoning_tokens;
         self.current_nanos = self.current_nanos.saturating_add(o.current_nanos);
         self.whatif_nanos = self.whatif_nanos.saturating_add(o.whatif_nanos);
+        self.commitment_credit_nanos = self
+            .commitment_credit_nanos
+            .saturating_add(o.commitment_credit_nanos);
         self.difference_nanos = self.difference_nanos.saturating_add(o.difference_nanos);
         self.unpriced_requests += o.unpriced_requests;
         self.unpriced_whatif_nanos = self
@@ -300,26 +307,11 @@ pub async fn whatif(
     let models: BTreeSet<String> = pairs.iter().map(|(m, _)| m.clone()).collect();
     let mut rows = Vec::new();
     for model in &models {
-        let mut filters = base.clone();
-        if !selectors.iter().any(|s| s.dimension == Dimension::Model) {
-            filters.push(Filter {
-                by: SpendBy::Model,
-                value: model.clone(),
-            });
-        }
+        let filters = narrowed(&base, selectors, Dimension::Model, model);
         match target {
             Target::Recorded => {
                 for (_, deployment) in pairs.iter().filter(|(m, _)| m == model) {
-                    let mut f = filters.clone();
-                    if !selectors
-                        .iter()
-                        .any(|s| s.dimension == Dimension::Deployment)
-                    {
-                        f.push(Filter {
-                            by: SpendBy::Deployment,
-                            value: deployment.clone(),
-                        });
-                    }
+                    let f = narrowed(&filters, selectors, Dimension::Deployment, deployment);
                     let place = footprint.deployment(deployment);
                     let row = reprice_at(store, range, &f, model, place.into_iter()).await?;
                     if let Some(mut row) = row {
@@ -389,6 +381,12 @@ pub async fn whatif(
             .then_with(|| a.model.cmp(&b.model))
             .then_with(|| a.from.cmp(&b.from))
     });
+    if *target != Target::Recorded {
+        apply_prepaid(
+            store, range, &base, selectors, &mut rows, footprint, &groups,
+        )
+        .await?;
+    }
     let mut total = Totals::default();
     for r in rows.iter().filter(|r| r.in_total) {
         total.add(&r.totals);
@@ -416,6 +414,96 @@ pub async fn whatif(
         total,
         not_repriced_requests: not_repriced,
     })
+}
+
+/// `filters` plus `dimension = value`, unless a selector already fixes that dimension.
+fn narrowed(
+    filters: &[Filter],
+    selectors: &[Selector],
+    dimension: Dimension,
+    value: &str,
+) -> Vec<Filter> {
+    let mut f = filters.to_vec();
+    if !selectors.iter().any(|s| s.dimension == dimension) {
+        f.push(Filter {
+            by: dimension.column(),
+            value: value.to_owned(),
+        });
+    }
+    f
+}
+
+/// Lets each target's prepaid commitment cover moved traffic first: its amount prorated over
+/// the window, less what the traffic staying on it already used, handed out to the rows in
+/// order (costliest first). Needs a bounded start; an open end is now.
+async fn apply_prepaid(
+    store: &dyn LedgerStore,
+    range: TimeRange,
+    base: &[Filter],
+    selectors: &[Selector],
+    rows: &mut [WhatifRow],
+    footprint: &Footprint,
+    groups: &[crate::store::GroupedRow],
+) -> Result<(), LedgerError> {
+    if range.since_ms == i64::MIN {
+        return Ok(());
+    }
+    let until = if range.until_ms == i64::MAX {
+        crate::now_ms()
+    } else {
+        range.until_ms
+    };
+    let window = i128::from(until.saturating_sub(range.since_ms).max(0));
+    let targets: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.in_total)
+        .filter_map(|r| r.to.clone())
+        .collect();
+    for d in targets {
+        let Some(prepaid) = footprint.deployment(&d).and_then(|p| p.prepaid) else {
+            continue;
+        };
+        let paid =
+            i128::from(prepaid.amount.nanos()) * window / i128::from(prepaid.period_ms.max(1));
+        let on_d: i128 = groups
+            .iter()
+            .filter(|g| g.keys[1] == d)
+            .map(|g| i128::from(g.cost.nanos()))
+            .sum();
+        // Moved records already on the target used the commitment too, but they are the
+        // ones being priced now: only the staying traffic's use reduces the headroom.
+        let mut moved_on_d = 0i128;
+        for r in rows
+            .iter()
+            .filter(|r| r.in_total && r.to.as_deref() == Some(&d))
+        {
+            let f = narrowed(base, selectors, Dimension::Model, &r.model);
+            let f = narrowed(&f, selectors, Dimension::Deployment, &d);
+            moved_on_d += i128::from(
+                store
+                    .reprice(range, &f, &Prices::default())
+                    .await?
+                    .ledger_cost
+                    .nanos(),
+            );
+        }
+        let mut headroom = (paid - (on_d - moved_on_d)).max(0);
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.in_total && r.to.as_deref() == Some(&d))
+        {
+            let credit = headroom.min(i128::from(r.totals.whatif_nanos)).max(0);
+            headroom -= credit;
+            let credit = i64::try_from(credit).unwrap_or(i64::MAX);
+            r.totals.commitment_credit_nanos = credit;
+            r.totals.difference_nanos = r
+                .totals
+                .whatif_nanos
+                .saturating_sub(credit)
+                .saturating_sub(r.totals.current_nanos);
+        }
+    }
+    Ok(())
 }
 
 /// The cheapest of `candidates` for the records `filters` select (ties by name); `None` when
@@ -497,6 +585,7 @@ impl WhatifReport {
                 t.output_tokens.to_string(),
                 usd(t.current_nanos),
                 usd(t.whatif_nanos),
+                usd(t.commitment_credit_nanos),
                 usd(t.difference_nanos),
                 t.unpriced_requests.to_string(),
             ]
@@ -536,6 +625,7 @@ impl WhatifReport {
                 "output",
                 "current_usd",
                 "whatif_usd",
+                "prepaid_usd",
                 "difference_usd",
                 "unpriced",
             ],

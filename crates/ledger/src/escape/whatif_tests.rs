@@ -27,6 +27,7 @@ fn place(deployment: &str, cloud: Cloud, prices: Option<Prices>) -> Place {
         region: "r".into(),
         jurisdiction: Jurisdiction::Us,
         prices,
+        prepaid: None,
     }
 }
 
@@ -338,4 +339,68 @@ async fn every_lists_each_deployment_and_totals_the_cheapest() {
     assert_eq!(r.total.difference_nanos, 2_000_000_000 - 5_000_000_000);
     // z is not in the config: not repriced, and counted once.
     assert_eq!(r.not_repriced_requests, 1);
+}
+
+#[tokio::test]
+async fn a_prepaid_commitment_covers_moved_traffic_up_to_its_unused_part() {
+    let store = MemoryStore::new();
+    store
+        .append_batch(&[
+            rec(
+                0,
+                "m",
+                "a",
+                Cloud::Azure,
+                usage(1_000_000, 0, 0, 0),
+                5_000_000_000,
+            ),
+            // Traffic staying on b uses $0.50 of b's commitment.
+            rec(1, "o", "b", Cloud::Aws, usage(10, 0, 0, 0), 500_000_000),
+        ])
+        .await
+        .unwrap();
+    let mut b = place("b", Cloud::Aws, Some(sonnet()));
+    b.prepaid = Some(crate::escape::Prepaid {
+        amount: Money(1_000_000_000),
+        period_ms: 86_400_000,
+    });
+    let footprint = Footprint {
+        models: vec![
+            ("m".into(), vec![place("a", Cloud::Azure, Some(sonnet()))]),
+            ("o".into(), vec![b]),
+        ],
+    };
+    let two_days = TimeRange {
+        since_ms: 0,
+        until_ms: 2 * 86_400_000,
+    };
+    let r = whatif(
+        &store,
+        two_days,
+        &["model=m".parse().unwrap()],
+        &"deployment=b".parse().unwrap(),
+        &footprint,
+    )
+    .await
+    .unwrap();
+    let t = r.total;
+    // 1M input tokens at $3/M; $2 prepaid over two days, $0.50 of it already used.
+    assert_eq!(t.whatif_nanos, 3_000_000_000);
+    assert_eq!(t.commitment_credit_nanos, 1_500_000_000);
+    assert_eq!(
+        t.difference_nanos,
+        3_000_000_000 - 1_500_000_000 - 5_000_000_000
+    );
+    // Without a bounded start there is nothing to prorate: list prices.
+    let open = whatif(
+        &store,
+        TimeRange::ALL,
+        &["model=m".parse().unwrap()],
+        &"deployment=b".parse().unwrap(),
+        &footprint,
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.total.commitment_credit_nanos, 0);
+    assert_eq!(open.total.difference_nanos, 3_000_000_000 - 5_000_000_000);
 }
