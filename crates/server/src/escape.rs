@@ -262,6 +262,67 @@ async fn slo_route(
     Ok(rendered(q.format, report.render(q.format).map_err(bad)?))
 }
 
+/// How long `/metrics` reuses its SLO gauges before asking the ledger again: the 30-day
+/// window is a real query, and scrapes come every few seconds.
+const SLO_METRICS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The availability objective of the SLO gauges' error-budget burn.
+const SLO_METRICS_OBJECTIVE: f64 = 0.999;
+
+/// Sets the SLO gauges of `/metrics` from the ledger, at most every [`SLO_METRICS_TTL`]:
+/// `switchyard_slo_availability` and `switchyard_slo_error_budget_burn` per deployment of the
+/// live config (labels only from the config and the closed set of windows) and window.
+pub(crate) async fn publish_slo_metrics(state: &AppState) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    // Keyed by the ledger store, so gateways sharing a process (tests) keep their own pace.
+    static LAST: Mutex<Option<HashMap<usize, Instant>>> = Mutex::new(None);
+    let key = Arc::as_ptr(&state.runtime.ledger_store) as *const () as usize;
+    {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let map = last.get_or_insert_with(HashMap::new);
+        if map.get(&key).is_some_and(|t| t.elapsed() < SLO_METRICS_TTL) {
+            return;
+        }
+        // Claimed before the query, so concurrent scrapes do not all query.
+        map.insert(key, Instant::now());
+    }
+    let report = match escape::slo::slo(
+        state.runtime.ledger_store.as_ref(),
+        switchyard_ledger::now_ms(),
+        SLO_METRICS_OBJECTIVE,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "SLO metrics: the ledger did not answer");
+            return;
+        }
+    };
+    let snapshot = state.snapshot();
+    let configured: std::collections::HashSet<&str> = snapshot
+        .catalog
+        .models()
+        .flat_map(|m| m.deployments.iter().map(|d| &*d.id))
+        .collect();
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| configured.contains(r.deployment.as_str()))
+    {
+        let labels = [
+            ("deployment", row.deployment.clone()),
+            ("window", row.window.as_str().to_owned()),
+        ];
+        if let (Some(a), Some(b)) = (row.availability, row.error_budget_burn) {
+            metrics::gauge!("switchyard_slo_availability", &labels).set(a);
+            metrics::gauge!("switchyard_slo_error_budget_burn", &labels).set(b);
+        }
+    }
+}
+
 /// Where a subcommand finds the config and the ledger.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Sources {

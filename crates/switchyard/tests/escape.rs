@@ -308,6 +308,26 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, slo);
+    // The same SLOs as gauges, for the config's deployments.
+    let metrics = client()
+        .get(format!("{}/metrics", gw2.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for window in ["1h", "1d", "30d"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("switchyard_slo_availability{")
+                    && l.contains("deployment=\"d1\"")
+                    && l.contains(&format!("window=\"{window}\""))
+            })
+            .unwrap_or_else(|| panic!("no SLO gauge for d1 {window}:\n{metrics}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
     let anonymous = client()
         .get(format!("{}/admin/concentration", gw2.url))
         .send()
