@@ -138,6 +138,7 @@ async function readPage(page) {
       budgets: rows("#budgets .budget"),
       models: rows("#concentration .model-row"),
       slo: rows("#slo tbody tr[data-deployment]"),
+      exit: rows("#exit tbody tr[data-model]"),
       hhi: (document.querySelector('#concentration [data-testid="hhi"]') || { dataset: {} }).dataset.value ?? null,
       stacks: document.querySelectorAll("#concentration .stack .seg").length,
       history: rows("#history .bar-row"),
@@ -297,6 +298,11 @@ async function main() {
     check("provider SLOs show every row of /admin/slo, with attempts and failures",
       apiSlo.length > 0 && JSON.stringify(pageSlo) === JSON.stringify(apiSlo) && slo.rows.some((r) => r.failures > 0),
       { pageSlo, apiSlo });
+    const exit = await admin(gw, `/admin/whatif?to=every&since=${encodeURIComponent(api.window.since)}&until=${encodeURIComponent(api.window.until)}`);
+    const pageExit = shown.exit.map((r) => `${r.model}/${r.to}/${r.requests}/${r.current}/${r.whatif}/${r.difference}`).sort();
+    const apiExit = exit.rows.filter((r) => r.in_total).map((r) => `${r.model}/${r.to}/${r.requests}/${r.current_nanos}/${r.whatif_nanos}/${r.difference_nanos}`).sort();
+    check("exit cost shows each model's cheapest deployment from /admin/whatif",
+      apiExit.length > 0 && JSON.stringify(pageExit) === JSON.stringify(apiExit), { pageExit, apiExit });
     check("spend this month lists groups from /admin/spend", shown.history.length > 0);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-fixed.png"), fullPage: true });
 

@@ -329,6 +329,22 @@
     $("#deployments-hint").textContent = `${rows.length} deployment${rows.length === 1 ? "" : "s"} · ${open} breaker${open === 1 ? "" : "s"} not closed`;
   }
 
+  // `/admin/whatif?to=every` for the window on screen: each model's cheapest exit.
+  function exitTable(report) {
+    const tbody = $("#exit tbody");
+    const rows = report ? report.rows.filter((r) => r.in_total) : [];
+    if (!rows.length) { tbody.innerHTML = `<tr><td colspan="7" class="empty">No priced traffic to reprice in this window</td></tr>`; return; }
+    const usd = (n) => fmtUsd(n / 1e9);
+    const signed = (n) => (n > 0 ? "+" : n < 0 ? "−" : "") + fmtUsd(Math.abs(n) / 1e9);
+    tbody.innerHTML = rows.map((r) => `<tr data-model="${esc(r.model)}" data-to="${esc(r.to)}" data-requests="${r.requests}" data-current="${r.current_nanos}" data-whatif="${r.whatif_nanos}" data-difference="${r.difference_nanos}">
+        <td><b>${esc(r.model)}</b></td><td class="dim">${esc(r.to)} · ${esc(r.to_cloud)}</td>
+        <td class="num">${esc(fmtInt(r.requests))}</td><td class="num">${esc(usd(r.current_nanos))}</td>
+        <td class="num">${esc(usd(r.whatif_nanos))}</td><td class="num">${esc(usd(r.commitment_credit_nanos))}</td>
+        <td class="num ${r.difference_nanos > 0 ? "hot" : ""}">${esc(signed(r.difference_nanos))}</td></tr>`).join("");
+    const t = report.total;
+    $("#exit-hint").textContent = `all traffic in the window · moving every model to its cheapest deployment: ${signed(t.difference_nanos)}`;
+  }
+
   // `/admin/slo`: the last hour, day and 30 days ending with the window on screen.
   function sloTable(report) {
     const tbody = $("#slo tbody");
@@ -468,7 +484,7 @@
   }
 
   // ---------- render ----------
-  function render(o, budgetRows, spend, risk, slo) {
+  function render(o, budgetRows, spend, risk, slo, exit) {
     state.last = o;
     state.options = o.options;
     renderFilters();
@@ -484,6 +500,7 @@
     deploymentsTable(o);
     concentration($("#concentration"), o.concentration, risk);
     sloTable(slo);
+    exitTable(exit);
     if (budgetRows) budgets($("#budgets"), budgetRows);
     if (spend) historyChart($("#history"), spend);
     const w = o.window;
@@ -516,13 +533,14 @@
       // The overview decides the window, so the concentration score and the SLOs follow it.
       const w = `since=${encodeURIComponent(o.window.since)}&until=${encodeURIComponent(o.window.until)}`;
       const soft = (e) => { if (e instanceof AuthError) throw e; return null; };
-      const [risk, slo] = await Promise.all([
+      const [risk, slo, exit] = await Promise.all([
         api("/admin/concentration?" + w).catch(soft),
         api(`/admin/slo?until=${encodeURIComponent(o.window.until)}`).catch(soft),
+        api(`/admin/whatif?to=every&${w}`).catch(soft),
       ]);
       // A filter changed while this was in flight: draw the newer one instead.
       if (query !== overviewQuery()) { state.inflight = false; return refresh(); }
-      render(o, b && b.data, s, risk, slo);
+      render(o, b && b.data, s, risk, slo, exit);
       $("#error-banner").hidden = true;
       if (state.until) setStatus(`Fixed window ending ${fmtTime(Number(state.until), true)}`, "paused");
       else setStatus(state.paused ? `Paused · ${fmtTime(Date.now(), true)}` : `Live · updated ${fmtTime(Date.now(), true)}`, state.paused ? "paused" : "");
