@@ -58,6 +58,10 @@ pub const COLUMNS: [&str; 36] = [
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The longest window one export covers, in days: each day is a query, so a typo'd year
+/// should be an error, not an afternoon of queries.
+pub const MAX_DAYS: i64 = 400;
+
 const DIMS: [SpendBy; 6] = [
     SpendBy::Cloud,
     SpendBy::Provider,
@@ -101,6 +105,11 @@ pub async fn export<W: std::io::Write + ?Sized>(
     } else {
         range.until_ms
     };
+    if until.saturating_sub(range.since_ms) > MAX_DAYS * DAY_MS {
+        return Err(LedgerError::BadArgument(format!(
+            "a FOCUS export covers at most {MAX_DAYS} days; export longer periods in parts"
+        )));
+    }
     writeln!(out, "{}", COLUMNS.join(","))?;
     let mut rows = 0;
     let mut day = range.since_ms.div_euclid(DAY_MS) * DAY_MS;
@@ -282,11 +291,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_open_start_is_refused() {
+    async fn an_open_start_and_an_overlong_window_are_refused() {
         let store = MemoryStore::new();
         let mut out = Vec::new();
         assert!(export(&store, TimeRange::ALL, 0, "a", &mut out)
             .await
             .is_err());
+        let too_long = TimeRange {
+            since_ms: 0,
+            until_ms: (MAX_DAYS + 1) * DAY_MS,
+        };
+        assert!(export(&store, too_long, 0, "a", &mut out).await.is_err());
+        let longest = TimeRange {
+            since_ms: 0,
+            until_ms: MAX_DAYS * DAY_MS,
+        };
+        assert!(export(&store, longest, 0, "a", &mut out).await.is_ok());
     }
 }
