@@ -54,7 +54,15 @@ pub fn footprint(snapshot: &Snapshot) -> Footprint {
             (m.name.to_string(), places)
         })
         .collect();
-    Footprint { models }
+    let fallbacks = snapshot
+        .catalog
+        .models()
+        .map(|m| {
+            let f = m.fallbacks.iter().map(ToString::to_string).collect();
+            (m.name.to_string(), f)
+        })
+        .collect();
+    Footprint { models, fallbacks }
 }
 
 /// Why an escape-hatch subcommand failed.

@@ -70,8 +70,9 @@ pub struct Dependency {
     pub models: u64,
     /// Its share of the distinct models served.
     pub model_share: f64,
-    /// Its requests whose model has no deployment in the live config outside it: what an
-    /// outage here would strand, before residency and capacity limits (which a drill adds).
+    /// Its requests whose model has no deployment in the live config outside it, even through
+    /// fallback models: what an outage here would strand, before residency and capacity limits
+    /// (which a drill adds).
     pub stranded_requests: u64,
     /// `stranded_requests` as a share of its requests.
     pub stranded_share: f64,
@@ -196,10 +197,10 @@ pub fn from_rows(
         }
         let cloud: Cloud = parse_name(cloud)
             .ok_or_else(|| LedgerError::decode(0, format!("unknown cloud {cloud:?}")))?;
-        // Confined: every deployment the config has for the model is inside this dependency
-        // (a model the config no longer has cannot go anywhere else either).
-        let places = footprint.places(model).unwrap_or_default();
-        let confined = |inside: &dyn Fn(&super::Place) -> bool| places.iter().all(inside);
+        // Confined: every deployment the model can reach (its own and its fallback models')
+        // is inside this dependency; a model the config no longer has cannot go anywhere.
+        let places = footprint.reachable(model);
+        let confined = |inside: &dyn Fn(&super::Place) -> bool| places.iter().all(|p| inside(p));
         let add = |acc: &mut Acc, stranded: bool| {
             acc.requests += r.requests;
             acc.cost += i128::from(r.cost.nanos());

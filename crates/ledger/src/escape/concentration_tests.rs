@@ -70,6 +70,7 @@ async fn small_ledger() -> (MemoryStore, Footprint) {
                 ],
             ),
         ],
+        ..Default::default()
     };
     (store, footprint)
 }
@@ -104,6 +105,19 @@ async fn figures_match_the_hand_computed_values() {
     assert_eq!(azure.stranded_requests, 0);
     let lab = cloud(Cloud::SelfHosted);
     assert_eq!(lab.stranded_requests, 2, "m3 has only the lab");
+
+    // With m1 as m2's fallback, m2 can leave aws too.
+    let mut with_fallback = footprint.clone();
+    with_fallback.fallbacks = vec![("m2".into(), vec!["m1".into()])];
+    let r2 = concentration(&store, TimeRange::ALL, &with_fallback)
+        .await
+        .unwrap();
+    let aws2 = r2.clouds.iter().find(|d| d.cloud == Cloud::Aws).unwrap();
+    assert_eq!(aws2.stranded_requests, 0);
+    assert!(
+        r2.models.iter().any(|m| m.model == "m2" && m.single_cloud),
+        "single_cloud counts own deployments"
+    );
     assert_eq!((lab.requests, lab.cost_share, lab.models), (2, 0.0, 1));
     assert_eq!(r.clouds[0].cloud, Cloud::Aws, "costliest first");
     assert_eq!(r.providers.len(), 3);

@@ -57,6 +57,8 @@ pub struct Prepaid {
 pub struct Footprint {
     /// Models by name, each with its own deployments (fallback models not included).
     pub models: Vec<(String, Vec<Place>)>,
+    /// Each model's fallback models, tried when all its own deployments fail.
+    pub fallbacks: Vec<(String, Vec<String>)>,
 }
 
 impl Footprint {
@@ -66,6 +68,23 @@ impl Footprint {
             .iter()
             .find(|(m, _)| m == model)
             .map(|(_, p)| p.as_slice())
+    }
+
+    /// Every deployment `model` can reach: its own, then its fallback models' (transitively).
+    pub fn reachable(&self, model: &str) -> Vec<&Place> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut queue = vec![model];
+        let mut out = Vec::new();
+        while let Some(m) = queue.pop() {
+            if !seen.insert(m) {
+                continue;
+            }
+            out.extend(self.places(m).unwrap_or_default());
+            if let Some((_, f)) = self.fallbacks.iter().find(|(name, _)| name == m) {
+                queue.extend(f.iter().map(String::as_str));
+            }
+        }
+        out
     }
 
     /// The deployment named `name`, under whichever model lists it.

@@ -85,6 +85,7 @@ async fn repricing_at_a_deployment_is_exact_to_the_nano_dollar() {
                 place("b", Cloud::Aws, Some(sonnet())),
             ],
         )],
+        ..Default::default()
     };
     let r = whatif(
         &store,
@@ -133,6 +134,7 @@ async fn each_record_rounds_on_its_own_like_the_ledger() {
     store.append_batch(&records).await.unwrap();
     let footprint = Footprint {
         models: vec![("m".into(), vec![place("t", Cloud::Gcp, Some(tiny))])],
+        ..Default::default()
     };
     let r = whatif(
         &store,
@@ -181,6 +183,7 @@ async fn a_cloud_target_picks_the_cheapest_deployment_there_and_reports_models_i
                 vec![place("x", Cloud::Azure, Some(sonnet()))],
             ),
         ],
+        ..Default::default()
     };
     let r = whatif(
         &store,
@@ -230,6 +233,7 @@ async fn repricing_on_the_recorded_deployments_gives_the_ledger_totals_exactly()
     }
     let footprint = Footprint {
         models: vec![("all".into(), places)],
+        ..Default::default()
     };
     let r = whatif(&store, TimeRange::ALL, &[], &Target::Recorded, &footprint)
         .await
@@ -314,6 +318,7 @@ async fn every_lists_each_deployment_and_totals_the_cheapest() {
                 place("c", Cloud::Gcp, None),
             ],
         )],
+        ..Default::default()
     };
     let r = whatif(
         &store,
@@ -369,6 +374,7 @@ async fn a_prepaid_commitment_covers_moved_traffic_up_to_its_unused_part() {
             ("m".into(), vec![place("a", Cloud::Azure, Some(sonnet()))]),
             ("o".into(), vec![b]),
         ],
+        ..Default::default()
     };
     let two_days = TimeRange {
         since_ms: 0,
