@@ -137,6 +137,9 @@ async function readPage(page) {
       deployments: rows("#deployments tbody tr[data-deployment]"),
       budgets: rows("#budgets .budget"),
       models: rows("#concentration .model-row"),
+      slo: rows("#slo tbody tr[data-deployment]"),
+      exit: rows("#exit tbody tr[data-model]"),
+      hhi: (document.querySelector('#concentration [data-testid="hhi"]') || { dataset: {} }).dataset.value ?? null,
       stacks: document.querySelectorAll("#concentration .stack .seg").length,
       history: rows("#history .bar-row"),
     };
@@ -283,6 +286,23 @@ async function main() {
     check("the search team's budget shows its spend", !!searchBudget && Number(searchBudget.spent) > 0 && Number(searchBudget.spent) === searchApi.spent_usd, { searchBudget, searchApi });
     const models = byName(shown.models, "model");
     check("concentration flags single-cloud models", models["llama-3.1-70b"]?.single === "true" && models["gpt-4o"]?.single === "false" && shown.stacks > 0, models);
+    const conc = await admin(gw, `/admin/concentration?since=${encodeURIComponent(api.window.since)}&until=${encodeURIComponent(api.window.until)}`);
+    const modelScores = conc.models.filter((m) => m.hhi !== null && models[m.model]);
+    check("concentration shows the Herfindahl index of /admin/concentration, overall and per model",
+      conc.overall_hhi !== null && conc.overall_hhi > 0 && conc.overall_hhi <= 1 && Number(shown.hhi) === conc.overall_hhi &&
+      modelScores.length > 0 && modelScores.every((m) => Number(models[m.model].hhi) === m.hhi),
+      { shown: shown.hhi, api: conc.overall_hhi, models: modelScores.map((m) => [m.model, m.hhi, models[m.model].hhi]) });
+    const slo = await admin(gw, `/admin/slo?until=${encodeURIComponent(api.window.until)}`);
+    const pageSlo = shown.slo.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability}`).sort();
+    const apiSlo = slo.rows.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability === null ? "" : r.availability}`).sort();
+    check("provider SLOs show every row of /admin/slo, with attempts and failures",
+      apiSlo.length > 0 && JSON.stringify(pageSlo) === JSON.stringify(apiSlo) && slo.rows.some((r) => r.failures > 0),
+      { pageSlo, apiSlo });
+    const exit = await admin(gw, `/admin/whatif?to=every&since=${encodeURIComponent(api.window.since)}&until=${encodeURIComponent(api.window.until)}`);
+    const pageExit = shown.exit.map((r) => `${r.model}/${r.to}/${r.requests}/${r.current}/${r.whatif}/${r.difference}`).sort();
+    const apiExit = exit.rows.filter((r) => r.in_total).map((r) => `${r.model}/${r.to}/${r.requests}/${r.current_nanos}/${r.whatif_nanos}/${r.difference_nanos}`).sort();
+    check("exit cost shows each model's cheapest deployment from /admin/whatif",
+      apiExit.length > 0 && JSON.stringify(pageExit) === JSON.stringify(apiExit), { pageExit, apiExit });
     check("spend this month lists groups from /admin/spend", shown.history.length > 0);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-fixed.png"), fullPage: true });
 

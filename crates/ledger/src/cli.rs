@@ -52,8 +52,9 @@ pub struct ReportArgs {
     command: ReportCommand,
 }
 
+/// The ledger-only reports (the server adds those that need the config).
 #[derive(Debug, clap::Subcommand)]
-enum ReportCommand {
+pub enum ReportCommand {
     /// Spend grouped by cloud, provider, region, model, team, key, deployment or jurisdiction.
     Spend {
         /// The ledger database: sqlite://PATH or postgres://...
@@ -68,10 +69,43 @@ enum ReportCommand {
         /// End (exclusive): YYYY-MM-DD (UTC) or RFC 3339.
         #[arg(long)]
         until: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Output format; `focus` writes FinOps FOCUS rows (CSV, one per day and deployment,
+        /// model and team; needs --since; --by does not apply).
+        #[arg(long, value_enum, default_value_t = SpendFormat::Table)]
+        format: SpendFormat,
+        /// The BillingAccountId of FOCUS rows.
+        #[arg(long, default_value = "switchyard")]
+        billing_account: String,
     },
+    /// Provider SLOs per deployment over the last hour, day and 30 days: availability,
+    /// latency and TTFT percentiles, error-budget burn.
+    Slo {
+        /// The ledger database: sqlite://PATH or postgres://...
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        db: String,
+        /// The windows' end: an age (1h), YYYY-MM-DD (UTC) or RFC 3339; now when absent.
+        #[arg(long)]
+        until: Option<String>,
+        /// The availability objective the error budget comes from.
+        #[arg(long, default_value_t = 0.999)]
+        objective: f64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::escape::ViewFormat::Table)]
+        format: crate::escape::ViewFormat,
+    },
+}
+
+/// The output formats of `report spend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpendFormat {
+    /// Aligned columns with a total line, for terminals.
+    Table,
+    /// RFC 4180 CSV with a header line, for spreadsheets.
+    Csv,
+    /// One JSON document, for programs.
+    Json,
+    /// FinOps FOCUS 1.2 columns as CSV, for cost tools.
+    Focus,
 }
 
 /// The window the `--since` / `--until` arguments describe.
@@ -170,19 +204,58 @@ pub async fn audit_verify(db: &str, json: bool, out: &mut dyn Write) -> Result<(
 
 /// Runs `switchyard report ...`, writing to standard output.
 pub async fn run_report(args: ReportArgs) -> Result<(), LedgerError> {
-    match args.command {
+    run_report_command(args.command).await
+}
+
+/// Runs one ledger-only report, writing to standard output.
+pub async fn run_report_command(command: ReportCommand) -> Result<(), LedgerError> {
+    match command {
         ReportCommand::Spend {
             db,
             by,
             since,
             until,
             format,
+            billing_account,
         } => {
             let range = time_range(since.as_deref(), until.as_deref())?;
             let store = store::open(&db, false).await?;
+            let format = match format {
+                SpendFormat::Table => Format::Table,
+                SpendFormat::Csv => Format::Csv,
+                SpendFormat::Json => Format::Json,
+                SpendFormat::Focus => {
+                    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                    crate::escape::focus::export(
+                        store.as_ref(),
+                        range,
+                        crate::now_ms(),
+                        &billing_account,
+                        &mut stdout,
+                    )
+                    .await?;
+                    stdout.flush()?;
+                    return Ok(());
+                }
+            };
             let report = spend_report(store.as_ref(), by, range).await?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(report.render(format).as_bytes())?;
+            Ok(())
+        }
+        ReportCommand::Slo {
+            db,
+            until,
+            objective,
+            format,
+        } => {
+            let now = crate::now_ms();
+            let until_ms = crate::escape::window(None, until.as_deref(), now)?.until_ms;
+            let until_ms = if until_ms == i64::MAX { now } else { until_ms };
+            let store = store::open(&db, false).await?;
+            let report = crate::escape::slo::slo(store.as_ref(), until_ms, objective).await?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(report.render(format)?.as_bytes())?;
             Ok(())
         }
     }

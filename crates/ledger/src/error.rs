@@ -20,6 +20,9 @@ pub enum LedgerError {
     /// A time argument that is neither a date (`2026-11-01`) nor RFC 3339.
     #[error("bad time {0:?}: use YYYY-MM-DD or RFC 3339 (2026-11-01T12:00:00Z)")]
     BadTime(String),
+    /// A report argument that does not parse or names nothing (`--move`, `--to`, `--since`).
+    #[error("{0}")]
+    BadArgument(String),
     /// The shipped price table or a price file did not parse.
     #[error("price table: {0}")]
     Prices(String),

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod chain;
 pub mod cli;
 mod error;
+pub mod escape;
 pub mod pricing;
 mod record;
 pub mod report;

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/route/explain", get(explain))
         .route("/drill", get(drill))
         .merge(crate::dashboard::routes())
+        .merge(crate::escape::routes())
 }
 
 fn governance_error(e: GovernanceError) -> ApiError {

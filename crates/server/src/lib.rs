@@ -27,6 +27,7 @@ pub mod drill;
 mod egress;
 mod endpoints;
 mod error;
+pub mod escape;
 pub mod explain;
 mod ingress;
 mod listener;

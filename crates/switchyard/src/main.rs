@@ -49,8 +49,11 @@ enum Command {
     /// Audit trail: `audit verify` checks the ledger's hash chain, `audit export` writes a
     /// signed-off range as JSON lines.
     Audit(switchyard_ledger::cli::AuditArgs),
-    /// Reports from the ledger: `report spend --by cloud|provider|region|model|team|key ...`.
-    Report(switchyard_ledger::cli::ReportArgs),
+    /// Reports from the ledger: `report spend --by cloud|provider|region|model|team|key ...`,
+    /// `report concentration`.
+    Report(switchyard_server::escape::ReportArgs),
+    /// Exit-cost what-if: reprice a window's recorded traffic on other deployments or clouds.
+    Whatif(switchyard_server::escape::WhatifArgs),
     /// Outage drill: replay a ledger window (or a trace file) offline through this config's
     /// routing with clouds, regions, providers or deployments down.
     Drill(switchyard_server::drill::DrillArgs),
@@ -112,7 +115,10 @@ fn main() -> ExitCode {
             Command::Audit(args) => switchyard_ledger::cli::run_audit(args)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Report(args) => switchyard_ledger::cli::run_report(args)
+            Command::Report(args) => switchyard_server::escape::run_report(args)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Whatif(args) => switchyard_server::escape::run_whatif(args)
                 .await
                 .map_err(|e| e.to_string()),
             Command::Drill(args) => switchyard_server::drill::run_cli(args)

@@ -1,12 +1,15 @@
 //! A store in process memory: for tests and for a gateway run without a ledger file. Records
 //! are lost when the process exits.
 
+use super::analysis::{grouped_in_memory, reprice_in_memory};
 use super::sqlite::receipt;
 use super::{spend_in_memory, AppendReceipt, BoxFuture, LedgerStore, SpendBy, SpendRow, TimeRange};
+use super::{Filter, GroupedRow, RepriceTotals};
 use crate::chain::{link, ChainHead, GENESIS_HASH};
 use crate::record::{LedgerRecord, StoredRecord};
 use crate::LedgerError;
 use std::sync::{Mutex, MutexGuard};
+use switchyard_types::Prices;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -134,6 +137,38 @@ impl LedgerStore for MemoryStore {
                 inner.rows.iter().map(|r| &r.record),
                 by,
                 range,
+            ))
+        })
+    }
+
+    fn spend_grouped<'a>(
+        &'a self,
+        by: &'a [SpendBy],
+        range: TimeRange,
+    ) -> BoxFuture<'a, Result<Vec<GroupedRow>, LedgerError>> {
+        Box::pin(async move {
+            let inner = self.lock();
+            Ok(grouped_in_memory(
+                inner.rows.iter().map(|r| &r.record),
+                by,
+                range,
+            ))
+        })
+    }
+
+    fn reprice<'a>(
+        &'a self,
+        range: TimeRange,
+        filters: &'a [Filter],
+        prices: &'a Prices,
+    ) -> BoxFuture<'a, Result<RepriceTotals, LedgerError>> {
+        Box::pin(async move {
+            let inner = self.lock();
+            Ok(reprice_in_memory(
+                inner.rows.iter().map(|r| &r.record),
+                range,
+                filters,
+                prices,
             ))
         })
     }

@@ -15,12 +15,16 @@ use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use switchyard_types::{Money, TokenUsage};
+use switchyard_types::{Money, Prices, TokenUsage};
 
+mod analysis;
 mod memory;
 mod postgres;
 mod sqlite;
 
+pub use analysis::{
+    DeploymentCounts, Filter, GroupedRow, RepriceTotals, LATENCY_BOUNDS_MS, PROVIDER_FAULTS,
+};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -67,7 +71,87 @@ pub trait LedgerStore: Send + Sync + 'static {
         by: SpendBy,
         range: TimeRange,
     ) -> BoxFuture<'_, Result<Vec<SpendRow>, LedgerError>>;
+
+    /// Requests, spend and unpriced requests grouped by every column of `by` at once, computed
+    /// by the database; rows sorted by their keys.
+    ///
+    /// The default pages through [`LedgerStore::records_in_time`] (never holding more than one
+    /// page); the SQL stores aggregate in the database instead.
+    fn spend_grouped<'a>(
+        &'a self,
+        by: &'a [SpendBy],
+        range: TimeRange,
+    ) -> BoxFuture<'a, Result<Vec<GroupedRow>, LedgerError>> {
+        Box::pin(async move {
+            let mut acc = analysis::GroupedAcc::default();
+            let mut after = 0;
+            loop {
+                let page = self.records_in_time(range, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                acc.add(page.iter().map(|r| &r.record), by, range);
+            }
+            Ok(acc.rows())
+        })
+    }
+
+    /// The records in `range` matching every filter, repriced at `prices` record by record with
+    /// the ledger's own rounding, computed by the database.
+    ///
+    /// The default pages through [`LedgerStore::records_in_time`]; the SQL stores compute it
+    /// in the database.
+    fn reprice<'a>(
+        &'a self,
+        range: TimeRange,
+        filters: &'a [Filter],
+        prices: &'a Prices,
+    ) -> BoxFuture<'a, Result<RepriceTotals, LedgerError>> {
+        Box::pin(async move {
+            let mut totals = RepriceTotals::default();
+            let mut after = 0;
+            loop {
+                let page = self.records_in_time(range, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                analysis::reprice_into(
+                    &mut totals,
+                    page.iter().map(|r| &r.record),
+                    range,
+                    filters,
+                    prices,
+                );
+            }
+            Ok(totals)
+        })
+    }
+
+    /// Per deployment over `range`: upstream attempts, those failed by the upstream's fault,
+    /// and latency and TTFT histograms (see [`DeploymentCounts`]), sorted by deployment.
+    ///
+    /// The default pages through [`LedgerStore::records_in_time`]; the SQL stores unnest the
+    /// attempts and count in the database.
+    fn slo_counts(
+        &self,
+        range: TimeRange,
+    ) -> BoxFuture<'_, Result<Vec<DeploymentCounts>, LedgerError>> {
+        Box::pin(async move {
+            let mut counts = std::collections::BTreeMap::new();
+            let mut after = 0;
+            loop {
+                let page = self.records_in_time(range, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in page.iter().filter(|r| range.contains(r.record.time_ms)) {
+                    analysis::slo_add(&mut counts, &r.record);
+                }
+            }
+            Ok(counts.into_values().collect())
+        })
+    }
 }
+
+/// Records per page when a default report method streams through a store.
+const PAGE: u32 = 1_000;
 
 /// What one append did.
 #[derive(Debug, Clone, PartialEq, Eq)]

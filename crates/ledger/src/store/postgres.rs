@@ -1,16 +1,21 @@
 //! The shared ledger for many gateway processes: PostgreSQL.
 
+use super::analysis::{
+    bind_reprice, grouped_sql, read_grouped, read_reprice, reprice_sql, slo_attempts_sql, slo_fold,
+    slo_ttft_sql, Placeholders,
+};
 use super::sqlite::receipt;
 use super::{
     bind_row, read_row, read_spend_row, sort_rows, spend_sql, AppendReceipt, BoxFuture,
     LedgerStore, Row, SpendBy, SpendRow, TimeRange, COLUMNS,
 };
+use super::{DeploymentCounts, Filter, GroupedRow, RepriceTotals};
 use crate::chain::{link, ChainHead};
 use crate::record::{now_ms, LedgerRecord, StoredRecord};
 use crate::LedgerError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
-use switchyard_types::DbTimeouts;
+use switchyard_types::{DbTimeouts, Prices};
 
 /// Schema versions, applied in order, each once (see the SQLite store for why not sqlx's
 /// migrator).
@@ -217,6 +222,58 @@ impl LedgerStore for PostgresStore {
             }
             sort_rows(&mut out);
             Ok(out)
+        })
+    }
+
+    fn spend_grouped<'a>(
+        &'a self,
+        by: &'a [SpendBy],
+        range: TimeRange,
+    ) -> BoxFuture<'a, Result<Vec<GroupedRow>, LedgerError>> {
+        Box::pin(async move {
+            let sql = grouped_sql(by, Placeholders::Postgres);
+            let rows = sqlx::query(&sql)
+                .bind(range.since_ms)
+                .bind(range.until_ms)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(read_grouped!(&rows, by.len()))
+        })
+    }
+
+    fn reprice<'a>(
+        &'a self,
+        range: TimeRange,
+        filters: &'a [Filter],
+        prices: &'a Prices,
+    ) -> BoxFuture<'a, Result<RepriceTotals, LedgerError>> {
+        Box::pin(async move {
+            let sql = reprice_sql(filters, Placeholders::Postgres);
+            let row = bind_reprice!(sqlx::query(&sql), prices, range, filters)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(read_reprice!(&row))
+        })
+    }
+
+    fn slo_counts(
+        &self,
+        range: TimeRange,
+    ) -> BoxFuture<'_, Result<Vec<DeploymentCounts>, LedgerError>> {
+        Box::pin(async move {
+            let attempts: Vec<(String, i64, i64, i64)> =
+                sqlx::query_as(&slo_attempts_sql(Placeholders::Postgres))
+                    .bind(range.since_ms)
+                    .bind(range.until_ms)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let ttft: Vec<(String, i64, i64)> =
+                sqlx::query_as(&slo_ttft_sql(Placeholders::Postgres))
+                    .bind(range.since_ms)
+                    .bind(range.until_ms)
+                    .fetch_all(&self.pool)
+                    .await?;
+            slo_fold(attempts, ttft)
         })
     }
 }

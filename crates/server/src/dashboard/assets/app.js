@@ -329,6 +329,43 @@
     $("#deployments-hint").textContent = `${rows.length} deployment${rows.length === 1 ? "" : "s"} · ${open} breaker${open === 1 ? "" : "s"} not closed`;
   }
 
+  // `/admin/whatif?to=every` for the window on screen: each model's cheapest exit.
+  function exitTable(report) {
+    const tbody = $("#exit tbody");
+    const rows = report ? report.rows.filter((r) => r.in_total) : [];
+    if (!rows.length) { tbody.innerHTML = `<tr><td colspan="7" class="empty">No priced traffic to reprice in this window</td></tr>`; return; }
+    const usd = (n) => fmtUsd(n / 1e9);
+    const signed = (n) => (n > 0 ? "+" : n < 0 ? "−" : "") + fmtUsd(Math.abs(n) / 1e9);
+    tbody.innerHTML = rows.map((r) => `<tr data-model="${esc(r.model)}" data-to="${esc(r.to)}" data-requests="${r.requests}" data-current="${r.current_nanos}" data-whatif="${r.whatif_nanos}" data-difference="${r.difference_nanos}">
+        <td><b>${esc(r.model)}</b></td><td class="dim">${esc(r.to)} · ${esc(r.to_cloud)}</td>
+        <td class="num">${esc(fmtInt(r.requests))}</td><td class="num">${esc(usd(r.current_nanos))}</td>
+        <td class="num">${esc(usd(r.whatif_nanos))}</td><td class="num">${esc(usd(r.commitment_credit_nanos))}</td>
+        <td class="num ${r.difference_nanos > 0 ? "hot" : ""}">${esc(signed(r.difference_nanos))}</td></tr>`).join("");
+    const t = report.total;
+    $("#exit-hint").textContent = `all traffic in the window · moving every model to its cheapest deployment: ${signed(t.difference_nanos)}`;
+  }
+
+  // `/admin/slo`: the last hour, day and 30 days ending with the window on screen.
+  function sloTable(report) {
+    const tbody = $("#slo tbody");
+    if (!report || !report.rows.length) { tbody.innerHTML = `<tr><td colspan="8" class="empty">No upstream attempts in the last 30 days</td></tr>`; return; }
+    const bound = (b) => b.at_most !== undefined ? `≤${fmtInt(b.at_most)} ms` : `>${fmtInt(b.above)} ms`;
+    const pair = (p) => p ? `${bound(p.p50)} / ${bound(p.p95)}` : "–";
+    tbody.innerHTML = report.rows.map((r) => {
+      const burn = r.error_budget_burn;
+      const hot = burn !== null && burn > 1 ? "hot" : burn !== null && burn > 0 ? "warm" : "";
+      return `<tr data-deployment="${esc(r.deployment)}" data-window="${esc(r.window)}" data-attempts="${r.attempts}" data-failures="${r.failures}" data-availability="${r.availability === null ? "" : r.availability}" data-burn="${burn === null ? "" : burn}">
+        <td><b>${esc(r.deployment)}</b></td><td class="dim">${esc(r.window)}</td>
+        <td class="num">${esc(fmtInt(r.attempts))}</td>
+        <td class="num ${r.failures ? "warm" : ""}">${esc(fmtInt(r.failures))}</td>
+        <td class="num">${r.availability === null ? "–" : esc((r.availability * 100).toFixed(3) + "%")}</td>
+        <td class="num">${esc(pair(r.latency_ms))}</td>
+        <td class="num">${esc(pair(r.ttft_ms))}</td>
+        <td class="num ${hot}">${burn === null ? "–" : esc(burn.toFixed(2))}</td></tr>`;
+    }).join("");
+    $("#slo-hint").textContent = `ending ${report.until} · objective ${(report.objective * 100).toFixed(1)}% · burn 1 = error budget spent exactly`;
+  }
+
   function budgets(el, rows) {
     const team = state.filters.team;
     const shown = rows.filter((b) => !team || b.team === team)
@@ -362,9 +399,16 @@
     return `<div class="conc-label"><span>${esc(label)}</span><span>${total > 0 ? "" : "no traffic"}</span></div><div class="stack">${segs}</div>`;
   }
 
-  function concentration(el, c) {
+  // `risk` is /admin/concentration for the same window (all traffic, filters aside): the
+  // Herfindahl index over clouds, overall and per model.
+  function concentration(el, c, risk) {
+    const hhiOf = {};
+    if (risk) for (const m of risk.models) hhiOf[m.model] = m.hhi;
+    const score = risk && risk.overall_hhi !== null
+      ? `<div class="hhi" data-testid="hhi" data-value="${risk.overall_hhi}" title="${esc(risk.formula)}">Herfindahl index over clouds <strong>${risk.overall_hhi.toFixed(2)}</strong><span>${risk.overall_basis === "spend" ? "spend" : "request"} shares, all traffic · 1 = one cloud, 1/n = even over n${risk.biggest_dependency ? ` · biggest dependency: ${esc(risk.biggest_dependency.kind)} ${esc(risk.biggest_dependency.name)}` : ""}</span></div>`
+      : `<div class="hhi" data-testid="hhi" data-value="">Herfindahl index over clouds <strong>–</strong><span>no routed traffic</span></div>`;
     const single = c.single_cloud_models;
-    const risk = single.length
+    const banner = single.length
       ? `<div class="risk"><strong>${esc(fmtPct(c.single_cloud_cost_share))}</strong><span>of spend (${esc(fmtPct(c.single_cloud_request_share))} of requests) goes to ${single.length} model${single.length === 1 ? "" : "s"} with deployments on a single cloud.</span></div>`
       : `<div class="risk okay"><strong>0</strong><span>models depend on a single cloud: every model can move.</span></div>`;
     const legend = c.clouds.map((s) => `<span class="key" data-cloud="${esc(s.cloud)}"><i class="sw" style="background:${colorFor("cloud", s.cloud)}"></i>${esc(s.cloud)} · ${esc(fmtPct(s.request_share))} req · ${esc(fmtPct(s.cost_share))} spend · ${s.deployments} dep.</span>`).join("");
@@ -376,11 +420,13 @@
         : m.no_escape
           ? `<span class="chip bad">single cloud, no escape</span>`
           : `<span class="chip warn">single cloud · falls back to ${esc(m.fallback_clouds.join(", "))}</span>`;
-      return `<div class="model-row" data-model="${esc(m.model)}" data-single="${m.single_cloud}">
-        <span class="name">${esc(m.model)}<small>${esc(fmtPct(m.request_share))} of requests · ${esc(fmtUsd(m.cost_usd))} · ${m.deployments.length} deployment${m.deployments.length === 1 ? "" : "s"}</small></span>
+      const h = hhiOf[m.model];
+      const hhiText = h === undefined || h === null ? "" : ` · HHI ${h.toFixed(2)}`;
+      return `<div class="model-row" data-model="${esc(m.model)}" data-single="${m.single_cloud}" data-hhi="${h === undefined || h === null ? "" : h}">
+        <span class="name">${esc(m.model)}<small>${esc(fmtPct(m.request_share))} of requests · ${esc(fmtUsd(m.cost_usd))} · ${m.deployments.length} deployment${m.deployments.length === 1 ? "" : "s"}${hhiText}</small></span>
         <span class="chips">${chips}${status}</span></div>`;
     }).join("");
-    el.innerHTML = risk + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
+    el.innerHTML = score + banner + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
       `<div class="stack-legend">${legend}</div><div class="models">${rows}</div>`;
   }
 
@@ -438,7 +484,7 @@
   }
 
   // ---------- render ----------
-  function render(o, budgetRows, spend) {
+  function render(o, budgetRows, spend, risk, slo, exit) {
     state.last = o;
     state.options = o.options;
     renderFilters();
@@ -452,7 +498,9 @@
     barList($("#chart-region"), "region", o.breakdowns.region);
     latencyChart($("#chart-latency"), o.deployments);
     deploymentsTable(o);
-    concentration($("#concentration"), o.concentration);
+    concentration($("#concentration"), o.concentration, risk);
+    sloTable(slo);
+    exitTable(exit);
     if (budgetRows) budgets($("#budgets"), budgetRows);
     if (spend) historyChart($("#history"), spend);
     const w = o.window;
@@ -482,9 +530,17 @@
         api("/admin/budgets").catch((e) => { if (e instanceof AuthError) throw e; return null; }),
         api(`/admin/spend?by=${encodeURIComponent(state.historyBy)}&since=${monthStart()}`).catch((e) => { if (e instanceof AuthError) throw e; return null; }),
       ]);
+      // The overview decides the window, so the concentration score and the SLOs follow it.
+      const w = `since=${encodeURIComponent(o.window.since)}&until=${encodeURIComponent(o.window.until)}`;
+      const soft = (e) => { if (e instanceof AuthError) throw e; return null; };
+      const [risk, slo, exit] = await Promise.all([
+        api("/admin/concentration?" + w).catch(soft),
+        api(`/admin/slo?until=${encodeURIComponent(o.window.until)}`).catch(soft),
+        api(`/admin/whatif?to=every&${w}`).catch(soft),
+      ]);
       // A filter changed while this was in flight: draw the newer one instead.
       if (query !== overviewQuery()) { state.inflight = false; return refresh(); }
-      render(o, b && b.data, s);
+      render(o, b && b.data, s, risk, slo, exit);
       $("#error-banner").hidden = true;
       if (state.until) setStatus(`Fixed window ending ${fmtTime(Number(state.until), true)}`, "paused");
       else setStatus(state.paused ? `Paused · ${fmtTime(Date.now(), true)}` : `Live · updated ${fmtTime(Date.now(), true)}`, state.paused ? "paused" : "");
