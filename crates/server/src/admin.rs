@@ -201,7 +201,8 @@ async fn drill(
             }
         }
     }
-    let range = switchyard_ledger::cli::time_range(since, until).map_err(|e| bad(&e))?;
+    let range = switchyard_ledger::escape::window(since, until, switchyard_ledger::now_ms())
+        .map_err(|e| bad(&e))?;
     let (requests, latency) = crate::drill::from_ledger(state.runtime.ledger_store.as_ref(), range)
         .await
         .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;

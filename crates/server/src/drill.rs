@@ -224,10 +224,11 @@ pub struct DrillArgs {
     /// The ledger to replay (default: the config's `[ledger] url`).
     #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
     pub db: Option<String>,
-    /// Start (inclusive): YYYY-MM-DD (UTC) or RFC 3339; the whole ledger when absent.
+    /// Start (inclusive): an age (7d, 12h), YYYY-MM-DD (UTC) or RFC 3339; the whole ledger
+    /// when absent.
     #[arg(long)]
     pub since: Option<String>,
-    /// End (exclusive): YYYY-MM-DD (UTC) or RFC 3339.
+    /// End (exclusive): an age, YYYY-MM-DD (UTC) or RFC 3339.
     #[arg(long)]
     pub until: Option<String>,
     /// Replay this trace file (TIMESTAMP,ContextTokens,GeneratedTokens) instead of the ledger.
@@ -285,9 +286,12 @@ pub async fn run_cli(args: DrillArgs) -> Result<String, String> {
             (requests, latency)
         }
         _ => {
-            let range =
-                switchyard_ledger::cli::time_range(args.since.as_deref(), args.until.as_deref())
-                    .map_err(|e| e.to_string())?;
+            let range = switchyard_ledger::escape::window(
+                args.since.as_deref(),
+                args.until.as_deref(),
+                switchyard_ledger::now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
             let store = open().await?;
             from_ledger(store.as_ref(), range)
                 .await
