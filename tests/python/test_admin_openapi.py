@@ -155,6 +155,8 @@ def test_the_document_is_served_without_a_token_and_covers_every_admin_route(adm
         "GET /admin/teams", "POST /admin/teams", "GET /admin/spend", "GET /admin/budgets",
         "GET /admin/overview", "GET /admin/dashboard", "GET /admin/dashboard/app.js",
         "GET /admin/dashboard/app.css", "GET /admin/openapi.json",
+        "GET /admin/concentration", "GET /admin/whatif", "GET /admin/focus", "GET /admin/slo",
+        "GET /admin/drill",
     } == documented
     # schemathesis loads all of them (it leaves out the document's own URL).
     labels = {op.label for op in operations(schema, lambda op: True)}

@@ -81,7 +81,7 @@ pub enum ReportCommand {
     /// latency and TTFT percentiles, error-budget burn.
     Slo {
         /// The ledger database: sqlite://PATH or postgres://...
-        #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+        #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
         db: String,
         /// The windows' end: an age (1h), YYYY-MM-DD (UTC) or RFC 3339; now when absent.
         #[arg(long)]

@@ -216,13 +216,13 @@ pub fn render_table(report: &DrillReport) -> String {
 #[derive(Debug, clap::Args)]
 pub struct DrillArgs {
     /// The config whose routing is drilled (TOML).
-    #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+    #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
     pub config: std::path::PathBuf,
     /// What is down: cloud=NAME, region=NAME, provider=NAME or deployment=NAME (repeat).
     #[arg(long, required = true)]
     pub down: Vec<String>,
     /// The ledger to replay (default: the config's `[ledger] url`).
-    #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+    #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
     pub db: Option<String>,
     /// Start (inclusive): an age (7d, 12h), YYYY-MM-DD (UTC) or RFC 3339; the whole ledger
     /// when absent.

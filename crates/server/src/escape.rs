@@ -280,6 +280,15 @@ const SLO_METRICS_OBJECTIVE: f64 = 0.999;
 /// Sets the SLO gauges of `/metrics` from the ledger, at most every [`SLO_METRICS_TTL`]:
 /// `switchyard_slo_availability` and `switchyard_slo_error_budget_burn` per deployment of the
 /// live config (labels only from the config and the closed set of windows) and window.
+/// `GET /metrics`: the SLO gauges refreshed from the ledger (at most every 30 s), then every
+/// metric (`metrics::scrape`). Here rather than in `metrics`, which sits below the config.
+pub(crate) async fn scrape(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<AppState>>,
+) -> axum::response::Response {
+    publish_slo_metrics(&state).await;
+    crate::metrics::scrape(axum::extract::State(state)).await
+}
+
 pub(crate) async fn publish_slo_metrics(state: &AppState) {
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -335,11 +344,11 @@ pub(crate) async fn publish_slo_metrics(state: &AppState) {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Sources {
     /// The config file (TOML): the catalog the report compares against.
-    #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+    #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
     pub config: PathBuf,
     /// The ledger database (sqlite://PATH or postgres://...); the config's `[ledger] url` when
     /// absent.
-    #[arg(long, env = "SWITCHYARD_LEDGER_URL")]
+    #[arg(long, env = "SWITCHYARD_LEDGER_URL", hide_env_values = true)]
     pub db: Option<String>,
 }
 

@@ -32,6 +32,7 @@ pub struct ExplainOptions {
         long,
         short,
         env = "SWITCHYARD_CONFIG",
+        hide_env_values = true,
         required_unless_present = "gateway"
     )]
     pub config: Option<PathBuf>,

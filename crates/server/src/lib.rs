@@ -147,7 +147,7 @@ impl Gateway {
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))
             .route("/readyz", get(ingress::readyz))
-            .route("/metrics", get(metrics::scrape))
+            .route("/metrics", get(escape::scrape))
             .nest("/admin", admin::routes())
             .fallback(ingress::not_found)
             .method_not_allowed_fallback(ingress::method_not_allowed)

@@ -363,7 +363,6 @@ pub(crate) async fn scrape(State(state): State<Arc<AppState>>) -> Response {
     ] {
         gauge!(Metric::LedgerRecords.name(), "state" => what).set(n as f64);
     }
-    crate::escape::publish_slo_metrics(&state).await;
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),

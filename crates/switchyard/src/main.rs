@@ -29,7 +29,7 @@ enum Command {
     /// Run the gateway with a config file.
     Serve {
         /// The config file (TOML).
-        #[arg(long, short, env = "SWITCHYARD_CONFIG")]
+        #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
         config: PathBuf,
         /// Listen address; overrides server.listen.
         #[arg(long)]

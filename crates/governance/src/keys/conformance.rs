@@ -63,7 +63,13 @@ pub(crate) async fn run(store: &dyn KeyStore) {
     assert_eq!(p.team_budgets, team.budgets);
     assert!(p.store_bodies);
     assert!(p.allows_model("gpt-4o-mini") && !p.allows_model("claude-sonnet"));
-    let wrong = format!("{}x", &issued.secret[..issued.secret.len() - 1]);
+    // The secret with its last character changed (to one it is not: secrets are base62).
+    let last = if issued.secret.ends_with('x') {
+        'y'
+    } else {
+        'x'
+    };
+    let wrong = format!("{}{last}", &issued.secret[..issued.secret.len() - 1]);
     assert!(store.authenticate(&wrong).await.unwrap().is_none());
     assert!(store.authenticate("not-a-key").await.unwrap().is_none());
 

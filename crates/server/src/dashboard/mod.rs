@@ -301,6 +301,7 @@ mod tests {
             ("/admin/whatif", &["get"]),
             ("/admin/focus", &["get"]),
             ("/admin/slo", &["get"]),
+            ("/admin/drill", &["get"]),
             ("/admin/overview", &["get"]),
             ("/admin/dashboard", &["get"]),
             ("/admin/openapi.json", &["get"]),
