@@ -89,6 +89,10 @@ impl RedisStateConfig {
     }
 }
 
+/// How long an admission keeps retrying a dropped or refused connection before the outage
+/// policy applies.
+const RECONNECT_GRACE: Duration = Duration::from_millis(500);
+
 /// Redis-backed `StateStore` with an outage policy.
 pub struct RedisState {
     remote: Remote,
@@ -297,6 +301,35 @@ impl RedisState {
             }
         }
         Ok(parsed.verdict)
+    }
+
+    /// Replays, then admits; a dropped or refused connection is tried again for up to
+    /// [`RECONNECT_GRACE`], since it is often Redis restarting: riding it out keeps the fleet
+    /// from splitting between Redis and fallbacks that cannot see each other's spend. A try
+    /// whose script did run is harmless: admissions are idempotent per id.
+    async fn admit_riding_reconnects(
+        &self,
+        plan: &AdmitPlan,
+    ) -> Result<Verdict, redis::RedisError> {
+        let give_up = tokio::time::Instant::now() + RECONNECT_GRACE;
+        loop {
+            let result = match self.replay().await {
+                Ok(()) => self.admit_redis(plan).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e)
+                    if !e.is_timeout()
+                        && (e.is_io_error()
+                            || e.is_connection_dropped()
+                            || e.is_connection_refusal())
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Adds what the fallback spent during an outage to Redis (once: each replay is a settle
@@ -516,11 +549,7 @@ impl StateStore for RedisState {
             if self.skipping() {
                 return self.admit_during_outage(plan);
             }
-            let result = match self.replay().await {
-                Ok(()) => self.admit_redis(plan).await,
-                Err(e) => Err(e),
-            };
-            match result {
+            match self.admit_riding_reconnects(plan).await {
                 Ok(verdict) => {
                     self.mark_success();
                     Ok(verdict)
