@@ -56,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: switchyard_server::explain::RouteCommand,
     },
+    /// Convert another gateway's config: `import litellm config.yaml --out switchyard.toml`.
+    Import(switchyard_import::cli::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,15 @@ fn main() -> ExitCode {
     });
     if let Command::Check { config } = &cli.command {
         return check(config);
+    }
+    if let Command::Import(args) = cli.command {
+        return match switchyard_import::cli::run(args, &mut std::io::stdout(), &mut std::io::stderr()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchyard: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Command::Route {
         command: switchyard_server::explain::RouteCommand::Explain(options),
@@ -112,7 +123,7 @@ fn main() -> ExitCode {
             Command::Report(args) => switchyard_ledger::cli::run_report(args)
                 .await
                 .map_err(|e| e.to_string()),
-            Command::Check { .. } | Command::Route { .. } => Ok(()),
+            Command::Check { .. } | Command::Route { .. } | Command::Import(_) => Ok(()),
         }
     });
     // Outside the runtime: the exporter's blocking client must not run on it.
