@@ -345,10 +345,9 @@ impl Converter {
                 }
             }
         }
-        let name = unique(
-            &format!("{}-{}", sanitize(&model_name), provider),
-            |n| self.deployments.iter().any(|d| d.name == n),
-        );
+        let name = unique(&format!("{}-{}", sanitize(&model_name), provider), |n| {
+            self.deployments.iter().any(|d| d.name == n)
+        });
         self.models
             .entry(model_name)
             .or_default()
@@ -500,7 +499,8 @@ impl Converter {
                 p.base_url = Some(url);
             }
             Some(Source::Env(var)) => {
-                let placeholder = format!("https://{}.invalid", var.to_lowercase().replace('_', "-"));
+                let placeholder =
+                    format!("https://{}.invalid", var.to_lowercase().replace('_', "-"));
                 self.finding(
                     FindingKind::Unmapped,
                     &format!("{pat}.api_base"),
@@ -600,7 +600,10 @@ impl Converter {
                         self.finding(
                             FindingKind::Assumed,
                             &format!("{pat}.api_base"),
-                            format!("region {region} (jurisdiction {}) read from the host name", j.as_str()),
+                            format!(
+                                "region {region} (jurisdiction {}) read from the host name",
+                                j.as_str()
+                            ),
                         );
                     }
                     None => {
@@ -635,7 +638,9 @@ impl Converter {
                     Some(Source::Literal(r)) => r,
                     other => {
                         let why = match other {
-                            Some(Source::Env(var)) => format!("comes from environment variable {var}"),
+                            Some(Source::Env(var)) => {
+                                format!("comes from environment variable {var}")
+                            }
                             _ => "not set (LiteLLM then reads AWS_REGION_NAME)".to_string(),
                         };
                         self.finding(
@@ -651,7 +656,9 @@ impl Converter {
                     self.finding(
                         FindingKind::Assumed,
                         &format!("{pat}.aws_region_name"),
-                        format!("no jurisdiction known for AWS region {region}: \"global\" assumed"),
+                        format!(
+                            "no jurisdiction known for AWS region {region}: \"global\" assumed"
+                        ),
                     );
                     Jurisdiction::Global
                 });
@@ -703,7 +710,9 @@ impl Converter {
                     Some(Source::Literal(l)) => l,
                     other => {
                         let why = match other {
-                            Some(Source::Env(var)) => format!("comes from environment variable {var}"),
+                            Some(Source::Env(var)) => {
+                                format!("comes from environment variable {var}")
+                            }
                             _ => "not set".to_string(),
                         };
                         self.finding(
@@ -719,7 +728,9 @@ impl Converter {
                     self.finding(
                         FindingKind::Assumed,
                         &format!("{pat}.vertex_location"),
-                        format!("no jurisdiction known for location {location}: \"global\" assumed"),
+                        format!(
+                            "no jurisdiction known for location {location}: \"global\" assumed"
+                        ),
                     );
                     Jurisdiction::Global
                 });
@@ -788,7 +799,10 @@ impl Converter {
         let mut context: Vec<(String, &Yaml)> = Vec::new();
         let mut aliases = None;
         // litellm_settings first: router_settings overrides what both set.
-        for (section, value) in [("litellm_settings", s.litellm), ("router_settings", s.router)] {
+        for (section, value) in [
+            ("litellm_settings", s.litellm),
+            ("router_settings", s.router),
+        ] {
             let Some(value) = value else { continue };
             let Some(h) = value.as_hash() else {
                 self.finding(FindingKind::Unmapped, section, "not a mapping");
@@ -883,6 +897,13 @@ impl Converter {
         if let Some(general) = s.general {
             self.general(general);
         }
+        if self.master_key_env.is_none() {
+            self.finding(
+                FindingKind::Assumed,
+                "general_settings.master_key",
+                "not set: LiteLLM then accepts requests without a key, Switchyard refuses them (401); add [[keys]] or create managed keys with switchyard keys create",
+            );
+        }
     }
 
     fn routing_strategy(&mut self, path: &str, v: &Yaml) -> Option<Strategy> {
@@ -911,7 +932,11 @@ impl Converter {
         Some(strategy)
     }
 
-    fn redis(&mut self, section: &str, (host, port, password): (Option<Source>, Option<String>, bool)) {
+    fn redis(
+        &mut self,
+        section: &str,
+        (host, port, password): (Option<Source>, Option<String>, bool),
+    ) {
         let Some(host) = host else { return };
         let path = format!("{section}.redis_host");
         let plausible = |h: &str| {
@@ -919,7 +944,9 @@ impl Converter {
                 && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         };
-        let port = port.filter(|p| p.parse::<u16>().is_ok()).unwrap_or_else(|| "6379".into());
+        let port = port
+            .filter(|p| p.parse::<u16>().is_ok())
+            .unwrap_or_else(|| "6379".into());
         match host {
             Source::Literal(h) if plausible(&h) => {
                 let url = format!("redis://{h}:{port}");
@@ -943,19 +970,31 @@ impl Converter {
     /// `context_fallbacks`.
     fn fallbacks(&mut self, path: &str, v: &Yaml, context: bool) {
         let Some(list) = v.as_vec() else {
-            self.finding(FindingKind::Unmapped, path, "not a list of {model: [fallbacks]} mappings");
+            self.finding(
+                FindingKind::Unmapped,
+                path,
+                "not a list of {model: [fallbacks]} mappings",
+            );
             return;
         };
         for (i, item) in list.iter().enumerate() {
             let Some(h) = item.as_hash() else {
-                self.finding(FindingKind::Unmapped, &format!("{path}[{i}]"), "not a {model: [fallbacks]} mapping");
+                self.finding(
+                    FindingKind::Unmapped,
+                    &format!("{path}[{i}]"),
+                    "not a {model: [fallbacks]} mapping",
+                );
                 continue;
             };
             for (k, targets) in h {
                 let from = key_str(k);
                 let at = format!("{path}[{i}].{from}");
                 if !self.models.contains_key(&from) {
-                    self.finding(FindingKind::Unmapped, &at, format!("model '{from}' was not converted; its fallbacks are dropped"));
+                    self.finding(
+                        FindingKind::Unmapped,
+                        &at,
+                        format!("model '{from}' was not converted; its fallbacks are dropped"),
+                    );
                     continue;
                 }
                 let targets: Vec<String> = match targets {
@@ -971,8 +1010,14 @@ impl Converter {
                         );
                         continue;
                     }
-                    let Some(m) = self.models.get_mut(&from) else { continue };
-                    let list = if context { &mut m.context_fallbacks } else { &mut m.fallbacks };
+                    let Some(m) = self.models.get_mut(&from) else {
+                        continue;
+                    };
+                    let list = if context {
+                        &mut m.context_fallbacks
+                    } else {
+                        &mut m.fallbacks
+                    };
                     if !list.contains(&t) {
                         list.push(t);
                     }
@@ -985,7 +1030,11 @@ impl Converter {
     /// deployments and fallbacks.
     fn aliases(&mut self, path: &str, v: &Yaml) {
         let Some(h) = v.as_hash() else {
-            self.finding(FindingKind::Unmapped, path, "not a mapping of alias → model");
+            self.finding(
+                FindingKind::Unmapped,
+                path,
+                "not a mapping of alias → model",
+            );
             return;
         };
         for (k, target) in h {
@@ -1001,11 +1050,19 @@ impl Converter {
                 continue;
             };
             if self.models.contains_key(&alias) {
-                self.finding(FindingKind::Unmapped, &at, format!("'{alias}' is already a model; the alias is dropped"));
+                self.finding(
+                    FindingKind::Unmapped,
+                    &at,
+                    format!("'{alias}' is already a model; the alias is dropped"),
+                );
                 continue;
             }
             let Some(m) = self.models.get(&target) else {
-                self.finding(FindingKind::Unmapped, &at, format!("target '{target}' was not converted; dropped"));
+                self.finding(
+                    FindingKind::Unmapped,
+                    &at,
+                    format!("target '{target}' was not converted; dropped"),
+                );
                 continue;
             };
             let copy = Model {
@@ -1090,7 +1147,11 @@ impl Converter {
             findings.push(Finding {
                 kind: FindingKind::Unmapped,
                 path: format!("{}.model", d.path),
-                message: format!("no price: the shipped price table does not know {} on {}; {why}", d.upstream_model, d.kind.as_str()),
+                message: format!(
+                    "no price: the shipped price table does not know {} on {}; {why}",
+                    d.upstream_model,
+                    d.kind.as_str()
+                ),
             });
         }
         self.findings.extend(findings);
@@ -1099,7 +1160,8 @@ impl Converter {
     fn finish(mut self) -> Conversion {
         let mut doc = Doc::default();
         doc.comment("Converted from a LiteLLM proxy config by `switchyard import litellm`.\nRead the findings report: what was not mapped, approximated or assumed. Validate with `switchyard check`.");
-        if self.max_attempts.is_some() || self.attempt_ms.is_some() || self.first_byte_ms.is_some() {
+        if self.max_attempts.is_some() || self.attempt_ms.is_some() || self.first_byte_ms.is_some()
+        {
             if let Some(n) = self.max_attempts {
                 doc.table(&["server"]);
                 doc.set("max_attempts", &Val::Int(n), Some("num_retries + 1"));
@@ -1124,14 +1186,26 @@ impl Converter {
         }
         if let Some(var) = self.master_key_env.clone() {
             doc.table(&["admin"]);
-            doc.set("token_env", &Val::Str(var.clone()), Some("general_settings.master_key"));
+            doc.set(
+                "token_env",
+                &Val::Str(var.clone()),
+                Some("general_settings.master_key"),
+            );
             self.env.insert(var);
         }
         if self.consecutive_failures.is_some() || self.cooldown_ms.is_some() {
             doc.table(&["breaker"]);
             if let Some(n) = self.consecutive_failures {
-                doc.set("consecutive_failures", &Val::Int(n), Some("allowed_fails + 1"));
-                doc.set("window_ms", &Val::Int(60_000), Some("LiteLLM counts per minute"));
+                doc.set(
+                    "consecutive_failures",
+                    &Val::Int(n),
+                    Some("allowed_fails + 1"),
+                );
+                doc.set(
+                    "window_ms",
+                    &Val::Int(60_000),
+                    Some("LiteLLM counts per minute"),
+                );
             }
             if let Some(ms) = self.cooldown_ms {
                 doc.set("probe_initial_ms", &Val::Int(ms), Some("cooldown_time"));
@@ -1167,7 +1241,11 @@ impl Converter {
             }
             doc.set("cloud", &Val::Str(p.cloud.as_str().into()), None);
             doc.set("region", &Val::Str(p.region.clone()), None);
-            doc.set("jurisdiction", &Val::Str(p.jurisdiction.as_str().into()), None);
+            doc.set(
+                "jurisdiction",
+                &Val::Str(p.jurisdiction.as_str().into()),
+                None,
+            );
             for n in &p.notes {
                 doc.comment(n);
             }
@@ -1179,7 +1257,10 @@ impl Converter {
             if let Some((i, o, why)) = &d.price {
                 doc.set(
                     "price",
-                    &Val::Inline(vec![("input".into(), Val::Float(round(*i))), ("output".into(), Val::Float(round(*o)))]),
+                    &Val::Inline(vec![
+                        ("input".into(), Val::Float(round(*i))),
+                        ("output".into(), Val::Float(round(*o))),
+                    ]),
                     Some(why),
                 );
             }
@@ -1190,12 +1271,19 @@ impl Converter {
             if !limits.is_empty() {
                 doc.set("limits", &Val::Inline(limits), None);
             }
-            let timeouts: Vec<(String, Val)> = [("attempt_ms", d.attempt_ms), ("first_byte_ms", d.first_byte_ms)]
-                .into_iter()
-                .filter_map(|(k, v)| Some((k.to_string(), Val::Int(v?))))
-                .collect();
+            let timeouts: Vec<(String, Val)> = [
+                ("attempt_ms", d.attempt_ms),
+                ("first_byte_ms", d.first_byte_ms),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), Val::Int(v?))))
+            .collect();
             if !timeouts.is_empty() {
-                doc.set("timeouts", &Val::Inline(timeouts), Some("timeout / stream_timeout"));
+                doc.set(
+                    "timeouts",
+                    &Val::Inline(timeouts),
+                    Some("timeout / stream_timeout"),
+                );
             }
         }
         let strategy = self.strategy.unwrap_or(Strategy::Weighted);
@@ -1211,18 +1299,31 @@ impl Converter {
                         .iter()
                         .filter_map(|n| self.deployments.iter().find(|d| &d.name == n))
                         .map(|d| {
-                            let w = d.weight.or(d.rpm).or(d.tpm).unwrap_or(1).clamp(0, i64::from(u32::MAX));
+                            let w = d
+                                .weight
+                                .or(d.rpm)
+                                .or(d.tpm)
+                                .unwrap_or(1)
+                                .clamp(0, i64::from(u32::MAX));
                             (d.name.clone(), Val::Int(w))
                         })
                         .collect();
-                    doc.set("weights", &Val::Inline(weights), Some("simple-shuffle: weight, else rpm, else tpm"));
+                    doc.set(
+                        "weights",
+                        &Val::Inline(weights),
+                        Some("simple-shuffle: weight, else rpm, else tpm"),
+                    );
                 }
             }
             if !m.fallbacks.is_empty() {
                 doc.set("fallbacks", &Val::Strs(m.fallbacks.clone()), None);
             }
             if !m.context_fallbacks.is_empty() {
-                doc.set("context_fallbacks", &Val::Strs(m.context_fallbacks.clone()), None);
+                doc.set(
+                    "context_fallbacks",
+                    &Val::Strs(m.context_fallbacks.clone()),
+                    None,
+                );
             }
         }
         Conversion {

@@ -3,13 +3,34 @@ use crate::FindingKind::{Approximated, Assumed, Unmapped};
 
 /// LiteLLM's documented example configs (see each file's first line for its source).
 pub(crate) const EXAMPLES: &[(&str, &str)] = &[
-    ("quick_start", include_str!("../tests/litellm/quick_start.yaml")),
-    ("load_balancing", include_str!("../tests/litellm/load_balancing.yaml")),
-    ("fallback_model_id", include_str!("../tests/litellm/fallback_model_id.yaml")),
-    ("retries_cooldowns", include_str!("../tests/litellm/retries_cooldowns.yaml")),
-    ("router_fallbacks", include_str!("../tests/litellm/router_fallbacks.yaml")),
-    ("bedrock_regions", include_str!("../tests/litellm/bedrock_regions.yaml")),
-    ("embeddings", include_str!("../tests/litellm/embeddings.yaml")),
+    (
+        "quick_start",
+        include_str!("../tests/litellm/quick_start.yaml"),
+    ),
+    (
+        "load_balancing",
+        include_str!("../tests/litellm/load_balancing.yaml"),
+    ),
+    (
+        "fallback_model_id",
+        include_str!("../tests/litellm/fallback_model_id.yaml"),
+    ),
+    (
+        "retries_cooldowns",
+        include_str!("../tests/litellm/retries_cooldowns.yaml"),
+    ),
+    (
+        "router_fallbacks",
+        include_str!("../tests/litellm/router_fallbacks.yaml"),
+    ),
+    (
+        "bedrock_regions",
+        include_str!("../tests/litellm/bedrock_regions.yaml"),
+    ),
+    (
+        "embeddings",
+        include_str!("../tests/litellm/embeddings.yaml"),
+    ),
     ("vertex", include_str!("../tests/litellm/vertex.yaml")),
 ];
 
@@ -36,7 +57,10 @@ fn assert_finding(c: &Conversion, kind: FindingKind, path: &str, needle: &str) {
     assert!(
         has(c, kind, path, needle),
         "no {kind:?} finding at {path} containing {needle:?}; findings:\n{}",
-        c.findings.iter().map(|f| format!("{f}\n")).collect::<String>()
+        c.findings
+            .iter()
+            .map(|f| format!("{f}\n"))
+            .collect::<String>()
     );
 }
 
@@ -64,14 +88,22 @@ fn quick_start_entries_with_one_model_name_become_deployments_of_one_model() {
         assert_eq!(t["models"]["gpt-4o"]["weights"][d].as_integer(), Some(6));
         assert_eq!(t["deployments"][d]["limits"]["rpm"].as_integer(), Some(6));
         let provider = t["deployments"][d]["provider"].as_str().unwrap();
-        assert_eq!(t["providers"][provider]["kind"].as_str(), Some("azure_openai"));
+        assert_eq!(
+            t["providers"][provider]["kind"].as_str(),
+            Some("azure_openai")
+        );
         assert_eq!(t["providers"][provider]["cloud"].as_str(), Some("azure"));
     }
     // Two resources with two keys: two providers, each reading its own variable.
     let eu = &t["providers"]["azure-my-endpoint-europe-berri-992"];
     assert_eq!(eu["api_key_env"].as_str(), Some("AZURE_API_KEY_EU"));
     assert_eq!(eu["region"].as_str(), Some("unknown"));
-    assert_finding(&c, Assumed, "model_list[0].litellm_params.api_base", "not recognisable");
+    assert_finding(
+        &c,
+        Assumed,
+        "model_list[0].litellm_params.api_base",
+        "not recognisable",
+    );
     assert_eq!(
         t["deployments"]["gpt-4o-azure-my-endpoint-europe-berri-992"]["upstream_model"].as_str(),
         Some("gpt-4o-eu")
@@ -86,24 +118,50 @@ fn quick_start_bedrock_vllm_wildcard_and_settings() {
     let bedrock = &t["providers"]["bedrock-us-east-1"];
     assert_eq!(bedrock["cloud"].as_str(), Some("aws"));
     assert_eq!(bedrock["jurisdiction"].as_str(), Some("us"));
-    assert_eq!(t["providers"].as_table().unwrap().keys().filter(|k| k.starts_with("bedrock")).count(), 1);
-    assert_finding(&c, Assumed, "model_list[1].litellm_params.aws_region_name", "us-east-1");
+    assert_eq!(
+        t["providers"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("bedrock"))
+            .count(),
+        1
+    );
+    assert_finding(
+        &c,
+        Assumed,
+        "model_list[1].litellm_params.aws_region_name",
+        "us-east-1",
+    );
     // openai/ with an api_base is an OpenAI-compatible server; the literal "none" key is dropped.
     let vllm = &t["providers"]["compat-0-0-0-0-4000"];
     assert_eq!(vllm["kind"].as_str(), Some("openai_compatible"));
     assert_eq!(vllm["base_url"].as_str(), Some("http://0.0.0.0:4000/v1"));
     assert!(vllm.get("api_key_env").is_none());
-    assert_finding(&c, Unmapped, "model_list[4].model_info.version", "no Switchyard equivalent");
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[4].model_info.version",
+        "no Switchyard equivalent",
+    );
     assert_finding(&c, Unmapped, "model_list[5]", "wildcard");
     assert!(t["models"].get("*").is_none());
     assert_finding(&c, Unmapped, "litellm_settings.drop_params", "");
     assert_finding(&c, Unmapped, "litellm_settings.success_callback", "");
     assert_finding(&c, Unmapped, "general_settings.alerting", "");
     // The literal master key is not copied; its variable serves the admin API and a client key.
-    assert_finding(&c, Unmapped, "general_settings.master_key", "LITELLM_MASTER_KEY");
+    assert_finding(
+        &c,
+        Unmapped,
+        "general_settings.master_key",
+        "LITELLM_MASTER_KEY",
+    );
     assert!(!c.toml.contains("sk-1234"));
     assert_eq!(t["admin"]["token_env"].as_str(), Some("LITELLM_MASTER_KEY"));
-    assert_eq!(t["keys"][0]["secret_env"].as_str(), Some("LITELLM_MASTER_KEY"));
+    assert_eq!(
+        t["keys"][0]["secret_env"].as_str(),
+        Some("LITELLM_MASTER_KEY")
+    );
     assert!(c.env_vars.contains(&"LITELLM_MASTER_KEY".to_string()));
 }
 
@@ -113,44 +171,104 @@ fn load_balancing_settings_map_to_server_breaker_fallbacks_and_an_alias_model() 
     let t = toml_of(&c);
     // router_settings.num_retries (2) overrides litellm_settings.num_retries (3).
     assert_eq!(t["server"]["max_attempts"].as_integer(), Some(3));
-    assert_eq!(t["server"]["timeouts"]["attempt_ms"].as_integer(), Some(30_000));
+    assert_eq!(
+        t["server"]["timeouts"]["attempt_ms"].as_integer(),
+        Some(30_000)
+    );
     assert_eq!(t["breaker"]["consecutive_failures"].as_integer(), Some(4));
     // huggingface has no Switchyard kind: zephyr-beta is not converted, nor its fallbacks.
     assert!(t["models"].get("zephyr-beta").is_none());
-    assert_finding(&c, Unmapped, "model_list[0].litellm_params.model", "huggingface");
-    assert_finding(&c, Unmapped, "litellm_settings.fallbacks[0].zephyr-beta", "not converted");
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[0].litellm_params.model",
+        "huggingface",
+    );
+    assert_finding(
+        &c,
+        Unmapped,
+        "litellm_settings.fallbacks[0].zephyr-beta",
+        "not converted",
+    );
     assert_eq!(
-        t["models"]["gpt-4o"]["context_fallbacks"].as_array().unwrap()[0].as_str(),
+        t["models"]["gpt-4o"]["context_fallbacks"]
+            .as_array()
+            .unwrap()[0]
+            .as_str(),
         Some("gpt-3.5-turbo-16k")
     );
     // The alias is a model with gpt-4o's deployments.
-    assert_eq!(t["models"]["gpt-4"]["deployments"], t["models"]["gpt-4o"]["deployments"]);
+    assert_eq!(
+        t["models"]["gpt-4"]["deployments"],
+        t["models"]["gpt-4o"]["deployments"]
+    );
     // A placeholder Redis host is not a host.
     assert!(t.get("governance").is_none());
     assert_finding(&c, Unmapped, "router_settings.redis_host", "redis://");
     // gpt-4o is in the shipped table; gpt-3.5-turbo-16k is not.
     assert!(t["deployments"]["gpt-4o-openai"].get("price").is_none());
-    assert_finding(&c, Unmapped, "model_list[4].litellm_params.model", "no price");
-    assert!(!has(&c, Unmapped, "model_list[3].litellm_params.model", "no price"));
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[4].litellm_params.model",
+        "no price",
+    );
+    assert!(!has(
+        &c,
+        Unmapped,
+        "model_list[3].litellm_params.model",
+        "no price"
+    ));
     // A literal key becomes a variable to export.
-    assert_eq!(t["providers"]["openai"]["api_key_env"].as_str(), Some("OPENAI_API_KEY"));
-    assert_finding(&c, Unmapped, "model_list[3].litellm_params.api_key", "export it as OPENAI_API_KEY");
+    assert_eq!(
+        t["providers"]["openai"]["api_key_env"].as_str(),
+        Some("OPENAI_API_KEY")
+    );
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[3].litellm_params.api_key",
+        "export it as OPENAI_API_KEY",
+    );
 }
 
 #[test]
 fn fallbacks_to_a_deployment_id_are_dropped_and_env_api_bases_get_a_placeholder() {
     let c = example("fallback_model_id");
     let t = toml_of(&c);
-    assert_finding(&c, Unmapped, "litellm_settings.fallbacks[0].gpt-4", "my-specific-model-id");
+    assert_finding(
+        &c,
+        Unmapped,
+        "litellm_settings.fallbacks[0].gpt-4",
+        "my-specific-model-id",
+    );
     assert!(t["models"]["gpt-4"].get("fallbacks").is_none());
-    assert_finding(&c, Approximated, "model_list[0].model_info.id", "deployment ids");
-    assert_finding(&c, Unmapped, "model_list[1].litellm_params.api_base", "AZURE_API_BASE");
+    assert_finding(
+        &c,
+        Approximated,
+        "model_list[0].model_info.id",
+        "deployment ids",
+    );
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[1].litellm_params.api_base",
+        "AZURE_API_BASE",
+    );
     let anthropic = &t["providers"]["anthropic"];
     assert_eq!(anthropic["cloud"].as_str(), Some("anthropic"));
     assert_eq!(anthropic["api_key_env"].as_str(), Some("ANTHROPIC_API_KEY"));
     // openai/gpt-4 without a key reads LiteLLM's default variable.
-    assert_finding(&c, Assumed, "model_list[0].litellm_params.api_key", "OPENAI_API_KEY");
-    assert_eq!(c.env_vars, ["ANTHROPIC_API_KEY", "AZURE_API_KEY", "OPENAI_API_KEY"]);
+    assert_finding(
+        &c,
+        Assumed,
+        "model_list[0].litellm_params.api_key",
+        "OPENAI_API_KEY",
+    );
+    assert_eq!(
+        c.env_vars,
+        ["ANTHROPIC_API_KEY", "AZURE_API_KEY", "OPENAI_API_KEY"]
+    );
 }
 
 #[test]
@@ -160,16 +278,32 @@ fn cooldowns_become_breaker_probes() {
     assert_eq!(t["breaker"]["probe_initial_ms"].as_integer(), Some(30_000));
     assert_eq!(t["breaker"]["open_ms"].as_integer(), Some(30_000));
     assert_eq!(t["server"]["max_attempts"].as_integer(), Some(4));
-    assert_eq!(t["server"]["timeouts"]["attempt_ms"].as_integer(), Some(10_000));
+    assert_eq!(
+        t["server"]["timeouts"]["attempt_ms"].as_integer(),
+        Some(10_000)
+    );
+    // No master key: LiteLLM is open, Switchyard is not.
+    assert!(t.get("keys").is_none());
+    assert_finding(&c, Assumed, "general_settings.master_key", "401");
 }
 
 #[test]
 fn an_entry_with_a_placeholder_url_is_skipped_and_fallbacks_to_it_are_dropped() {
     let c = example("router_fallbacks");
     let t = toml_of(&c);
-    assert_finding(&c, Unmapped, "model_list[0].litellm_params.api_base", "not an http(s) URL");
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[0].litellm_params.api_base",
+        "not an http(s) URL",
+    );
     assert!(t["models"].get("gpt-3.5-turbo").is_none());
-    assert_finding(&c, Unmapped, "router_settings.fallbacks[0].gpt-3.5-turbo", "not converted");
+    assert_finding(
+        &c,
+        Unmapped,
+        "router_settings.fallbacks[0].gpt-3.5-turbo",
+        "not converted",
+    );
 }
 
 #[test]
@@ -177,19 +311,30 @@ fn bedrock_regions_are_three_providers_of_one_model() {
     let c = example("bedrock_regions");
     let t = toml_of(&c);
     let model = &t["models"]["bedrock-cohere"];
-    let names: Vec<&str> = model["deployments"].as_array().unwrap().iter().filter_map(|d| d.as_str()).collect();
+    let names: Vec<&str> = model["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
     assert_eq!(names.len(), 3);
     let regions: BTreeSet<&str> = names
         .iter()
         .map(|d| t["deployments"][d]["provider"].as_str().unwrap())
         .map(|p| t["providers"][p]["region"].as_str().unwrap())
         .collect();
-    assert_eq!(regions, BTreeSet::from(["us-east-1", "us-east-2", "us-west-2"]));
+    assert_eq!(
+        regions,
+        BTreeSet::from(["us-east-1", "us-east-2", "us-west-2"])
+    );
     // No rpm/tpm: an even shuffle.
     for n in names {
         assert_eq!(model["weights"][n].as_integer(), Some(1));
     }
-    assert!(c.env_vars.is_empty(), "the AWS credential chain needs no variables");
+    assert!(
+        c.env_vars.is_empty(),
+        "the AWS credential chain needs no variables"
+    );
 }
 
 #[test]
@@ -203,8 +348,15 @@ fn vertex_location_is_the_region_and_credentials_are_left_for_the_user() {
     assert_eq!(p["cloud"].as_str(), Some("gcp"));
     assert_eq!(p["jurisdiction"].as_str(), Some("us"));
     assert!(p.get("credentials_file").is_none());
-    assert!(c.toml.contains("# credentials_file = \"/path/to/service_account.json\""));
-    assert_finding(&c, Unmapped, "model_list[0].litellm_params.vertex_credentials", "application-default");
+    assert!(c
+        .toml
+        .contains("# credentials_file = \"/path/to/service_account.json\""));
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[0].litellm_params.vertex_credentials",
+        "application-default",
+    );
 }
 
 #[test]
@@ -222,16 +374,33 @@ router_settings: { routing_strategy: usage-based-routing-v2 }
     )
     .unwrap();
     let t = toml_of(&c);
-    let shipped = DefaultPrices::shipped().unwrap().lookup(ProviderKind::AzureOpenAi, "gpt-4o").unwrap();
+    let shipped = DefaultPrices::shipped()
+        .unwrap()
+        .lookup(ProviderKind::AzureOpenAi, "gpt-4o")
+        .unwrap();
     let a = &t["deployments"]["a-azure-x-eastus2"];
-    assert_eq!(a["price"]["input"].as_float(), Some(shipped.input.0.as_usd()));
-    assert_eq!(a["price"]["output"].as_float(), Some(shipped.output.0.as_usd()));
+    assert_eq!(
+        a["price"]["input"].as_float(),
+        Some(shipped.input.0.as_usd())
+    );
+    assert_eq!(
+        a["price"]["output"].as_float(),
+        Some(shipped.output.0.as_usd())
+    );
     let b = &t["deployments"]["b-compat-10-0-0-1-8000"];
     assert_eq!(b["price"]["input"].as_float(), Some(0.2));
     assert_eq!(b["price"]["output"].as_float(), Some(0.6));
     // The region is in the host name.
-    assert_eq!(t["providers"]["azure-x-eastus2"]["region"].as_str(), Some("eastus2"));
-    assert_finding(&c, Approximated, "router_settings.routing_strategy", "least_busy");
+    assert_eq!(
+        t["providers"]["azure-x-eastus2"]["region"].as_str(),
+        Some("eastus2")
+    );
+    assert_finding(
+        &c,
+        Approximated,
+        "router_settings.routing_strategy",
+        "least_busy",
+    );
     assert!(!c.findings.iter().any(|f| f.message.contains("no price")));
 }
 
@@ -248,13 +417,20 @@ fn routing_strategies_map_to_their_switchyard_names() {
             "model_list:\n  - {{model_name: m, litellm_params: {{model: openai/gpt-4o}}}}\n  - {{model_name: m, litellm_params: {{model: openai/gpt-4o-mini}}}}\nrouter_settings: {{routing_strategy: {litellm}}}\n"
         ))
         .unwrap();
-        assert_eq!(toml_of(&c)["models"]["m"]["strategy"].as_str(), Some(switchyard), "{litellm}");
+        assert_eq!(
+            toml_of(&c)["models"]["m"]["strategy"].as_str(),
+            Some(switchyard),
+            "{litellm}"
+        );
     }
 }
 
 #[test]
 fn not_yaml_or_not_a_mapping_is_an_error() {
-    assert!(matches!(convert("model_list: [\n"), Err(ImportError::Yaml(_))));
+    assert!(matches!(
+        convert("model_list: [\n"),
+        Err(ImportError::Yaml(_))
+    ));
     assert!(matches!(convert("- a\n- b\n"), Err(ImportError::Shape(_))));
     assert!(matches!(convert(""), Err(ImportError::Shape(_))));
 }

@@ -61,8 +61,7 @@ impl Doc {
 /// A key, bare when TOML allows it, else quoted.
 pub(crate) fn key(k: &str) -> String {
     let bare = !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if bare {
         k.to_string()
@@ -104,10 +103,17 @@ mod tests {
     fn keys_with_dots_or_spaces_are_quoted_and_the_document_parses_back() {
         let mut d = Doc::default();
         d.table(&["models", "gpt-3.5-turbo"]);
-        d.set("deployments", &Val::Strs(vec!["a \"b\"".into()]), Some("why"));
+        d.set(
+            "deployments",
+            &Val::Strs(vec!["a \"b\"".into()]),
+            Some("why"),
+        );
         d.set(
             "weights",
-            &Val::Inline(vec![("x.y".into(), Val::Int(3)), ("z".into(), Val::Float(0.5))]),
+            &Val::Inline(vec![
+                ("x.y".into(), Val::Int(3)),
+                ("z".into(), Val::Float(0.5)),
+            ]),
             None,
         );
         let text = d.finish();

@@ -70,7 +70,11 @@ fn main() -> ExitCode {
         return check(config);
     }
     if let Command::Import(args) = cli.command {
-        return match switchyard_import::cli::run(args, &mut std::io::stdout(), &mut std::io::stderr()) {
+        return match switchyard_import::cli::run(
+            args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("switchyard: {e}");

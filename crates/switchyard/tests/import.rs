@@ -50,14 +50,22 @@ fn litellm_documented_examples_convert_into_configs_that_pass_check() {
             ],
             &[],
         );
-        assert!(run.status.success(), "{name}: {}", String::from_utf8_lossy(&run.stderr));
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(&findings).unwrap()).unwrap();
+        assert!(
+            run.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&findings).unwrap()).unwrap();
         let list = report["findings"].as_array().unwrap();
         // Every documented example has something Switchyard does not do the same way.
         assert!(!list.is_empty(), "{name}: no findings");
         for f in list {
             assert!(
-                matches!(f["kind"].as_str(), Some("unmapped" | "approximated" | "assumed")),
+                matches!(
+                    f["kind"].as_str(),
+                    Some("unmapped" | "approximated" | "assumed")
+                ),
                 "{name}: {f}"
             );
             assert!(!f["path"].as_str().unwrap().is_empty(), "{name}: {f}");
@@ -95,8 +103,14 @@ fn without_files_the_config_goes_to_stdout_and_the_report_to_stderr() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stdout.contains("[models.gpt-4o]"), "{stdout}");
-    assert!(!stdout.contains("unmapped:"), "the report is not in the config: {stdout}");
-    assert!(stderr.contains("unmapped: model_list[5]: wildcard"), "{stderr}");
+    assert!(
+        !stdout.contains("unmapped:"),
+        "the report is not in the config: {stdout}"
+    );
+    assert!(
+        stderr.contains("unmapped: model_list[5]: wildcard"),
+        "{stderr}"
+    );
     assert!(stderr.contains("LITELLM_MASTER_KEY"), "{stderr}");
     // The literal master key of the example is not copied anywhere.
     assert!(!stdout.contains("sk-1234"), "{stdout}");

@@ -30,7 +30,12 @@ fn env_of(text: &str) -> Vec<(String, String)> {
             if !key.trim().ends_with("_env") {
                 return None;
             }
-            let var = value.split('#').next()?.trim().trim_matches('"').to_string();
+            let var = value
+                .split('#')
+                .next()?
+                .trim()
+                .trim_matches('"')
+                .to_string();
             Some((var.clone(), format!("test-value-of-{var}")))
         })
         .collect()
@@ -69,7 +74,10 @@ fn every_deployment_of_the_demo_has_a_price() {
     };
     let _ = demo.kill();
     let _ = demo.wait();
-    assert!(text.contains("[deployments."), "the demo wrote no config: {text}");
+    assert!(
+        text.contains("[deployments."),
+        "the demo wrote no config: {text}"
+    );
     let out = check(&config, &env_of(&text));
     assert!(!out.contains("no price"), "{out}");
 }
