@@ -1361,7 +1361,7 @@ fn key_str(k: &Yaml) -> String {
 fn seconds_ms(v: &Yaml) -> Option<i64> {
     let s = v.as_f64().or_else(|| v.as_i64().map(|i| i as f64))?;
     let ms = (s * 1000.0).round();
-    (ms >= 1.0 && ms < 1e12).then_some(ms as i64)
+    (1.0..1e12).contains(&ms).then_some(ms as i64)
 }
 
 /// The host (and port) of an http(s) URL.
