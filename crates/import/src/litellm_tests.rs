@@ -32,6 +32,7 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../tests/litellm/embeddings.yaml"),
     ),
     ("vertex", include_str!("../tests/litellm/vertex.yaml")),
+    ("anthropic", include_str!("../tests/litellm/anthropic.yaml")),
 ];
 
 fn example(name: &str) -> Conversion {
@@ -433,4 +434,74 @@ fn not_yaml_or_not_a_mapping_is_an_error() {
     ));
     assert!(matches!(convert("- a\n- b\n"), Err(ImportError::Shape(_))));
     assert!(matches!(convert(""), Err(ImportError::Shape(_))));
+}
+
+#[test]
+fn anthropic_bare_model_names_are_inferred_like_litellm_does() {
+    let c = example("anthropic");
+    let t = toml_of(&c);
+    let d = &t["deployments"]["claude-3-anthropic"];
+    assert_eq!(d["upstream_model"].as_str(), Some("claude-3-opus-20240229"));
+    assert_eq!(t["providers"]["anthropic"]["kind"].as_str(), Some("anthropic"));
+    assert_finding(&c, Assumed, "model_list[0].litellm_params.model", "cloud = \"anthropic\"");
+}
+
+#[test]
+fn credentials_timeouts_and_the_remaining_providers_map() {
+    let c = convert(
+        r#"
+model_list:
+  - model_name: flash
+    litellm_params: { model: gemini/gemini-2.5-flash, api_key: os.environ/GOOGLE_KEY, timeout: 12.5, stream_timeout: 3 }
+  - model_name: claude
+    litellm_params:
+      model: bedrock/converse/anthropic.claude-haiku-4-5-20251001-v1:0
+      aws_region_name: eu-west-2
+      aws_access_key_id: os.environ/AWS_ID
+      aws_secret_access_key: os.environ/AWS_SECRET
+  - model_name: pro
+    litellm_params: { model: vertex_ai/gemini-2.5-pro, vertex_project: os.environ/PROJ, vertex_location: europe-west4 }
+  - model_name: llama
+    litellm_params: { model: ollama/llama3, api_base: "http://localhost:11434" }
+  - model_name: az
+    litellm_params: { model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/AZ, api_version: os.environ/AZ_VERSION }
+router_settings:
+  redis_host: redis.internal
+  redis_port: 6380
+  model_group_alias: { fast: { model: flash, hidden: true } }
+  content_policy_fallbacks: [{"flash": ["pro"]}]
+"#,
+    )
+    .unwrap();
+    let t = toml_of(&c);
+    let gemini = &t["providers"]["gemini"];
+    assert_eq!(gemini["api_key_env"].as_str(), Some("GOOGLE_KEY"));
+    assert_eq!(gemini["cloud"].as_str(), Some("gcp"));
+    let flash = &t["deployments"]["flash-gemini"];
+    assert_eq!(flash["timeouts"]["attempt_ms"].as_integer(), Some(12_500));
+    assert_eq!(flash["timeouts"]["first_byte_ms"].as_integer(), Some(3_000));
+    let bedrock = &t["providers"]["bedrock-eu-west-2"];
+    assert_eq!(bedrock["jurisdiction"].as_str(), Some("uk"));
+    assert_eq!(bedrock["aws_access_key_id_env"].as_str(), Some("AWS_ID"));
+    assert_eq!(bedrock["aws_secret_access_key_env"].as_str(), Some("AWS_SECRET"));
+    assert_eq!(
+        t["deployments"]["claude-bedrock-eu-west-2"]["upstream_model"].as_str(),
+        Some("anthropic.claude-haiku-4-5-20251001-v1:0")
+    );
+    let vertex = &t["providers"]["vertex-europe-west4"];
+    assert_eq!(vertex["jurisdiction"].as_str(), Some("eu"));
+    assert!(vertex.get("gcp_project").is_none());
+    assert_finding(&c, Unmapped, "model_list[2].litellm_params.vertex_project", "PROJ");
+    let ollama = &t["providers"]["compat-localhost-11434"];
+    assert_eq!(ollama["base_url"].as_str(), Some("http://localhost:11434/v1"));
+    assert_finding(&c, Approximated, "model_list[3].litellm_params.model", "OpenAI-compatible");
+    assert!(t["providers"]["azure-r"].get("api_version").is_none());
+    assert_finding(&c, Unmapped, "model_list[4].litellm_params.api_version", "AZ_VERSION");
+    assert_eq!(t["governance"]["state"].as_str(), Some("redis://redis.internal:6380"));
+    assert_eq!(t["models"]["fast"]["deployments"], t["models"]["flash"]["deployments"]);
+    assert_finding(&c, Unmapped, "router_settings.content_policy_fallbacks", "content_filter");
+    assert_eq!(
+        c.env_vars,
+        ["AWS_ID", "AWS_SECRET", "AZ", "GOOGLE_KEY"]
+    );
 }
