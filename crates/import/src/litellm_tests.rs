@@ -442,8 +442,16 @@ fn anthropic_bare_model_names_are_inferred_like_litellm_does() {
     let t = toml_of(&c);
     let d = &t["deployments"]["claude-3-anthropic"];
     assert_eq!(d["upstream_model"].as_str(), Some("claude-3-opus-20240229"));
-    assert_eq!(t["providers"]["anthropic"]["kind"].as_str(), Some("anthropic"));
-    assert_finding(&c, Assumed, "model_list[0].litellm_params.model", "cloud = \"anthropic\"");
+    assert_eq!(
+        t["providers"]["anthropic"]["kind"].as_str(),
+        Some("anthropic")
+    );
+    assert_finding(
+        &c,
+        Assumed,
+        "model_list[0].litellm_params.model",
+        "cloud = \"anthropic\"",
+    );
 }
 
 #[test]
@@ -483,7 +491,10 @@ router_settings:
     let bedrock = &t["providers"]["bedrock-eu-west-2"];
     assert_eq!(bedrock["jurisdiction"].as_str(), Some("uk"));
     assert_eq!(bedrock["aws_access_key_id_env"].as_str(), Some("AWS_ID"));
-    assert_eq!(bedrock["aws_secret_access_key_env"].as_str(), Some("AWS_SECRET"));
+    assert_eq!(
+        bedrock["aws_secret_access_key_env"].as_str(),
+        Some("AWS_SECRET")
+    );
     assert_eq!(
         t["deployments"]["claude-bedrock-eu-west-2"]["upstream_model"].as_str(),
         Some("anthropic.claude-haiku-4-5-20251001-v1:0")
@@ -491,17 +502,43 @@ router_settings:
     let vertex = &t["providers"]["vertex-europe-west4"];
     assert_eq!(vertex["jurisdiction"].as_str(), Some("eu"));
     assert!(vertex.get("gcp_project").is_none());
-    assert_finding(&c, Unmapped, "model_list[2].litellm_params.vertex_project", "PROJ");
-    let ollama = &t["providers"]["compat-localhost-11434"];
-    assert_eq!(ollama["base_url"].as_str(), Some("http://localhost:11434/v1"));
-    assert_finding(&c, Approximated, "model_list[3].litellm_params.model", "OpenAI-compatible");
-    assert!(t["providers"]["azure-r"].get("api_version").is_none());
-    assert_finding(&c, Unmapped, "model_list[4].litellm_params.api_version", "AZ_VERSION");
-    assert_eq!(t["governance"]["state"].as_str(), Some("redis://redis.internal:6380"));
-    assert_eq!(t["models"]["fast"]["deployments"], t["models"]["flash"]["deployments"]);
-    assert_finding(&c, Unmapped, "router_settings.content_policy_fallbacks", "content_filter");
-    assert_eq!(
-        c.env_vars,
-        ["AWS_ID", "AWS_SECRET", "AZ", "GOOGLE_KEY"]
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[2].litellm_params.vertex_project",
+        "PROJ",
     );
+    let ollama = &t["providers"]["compat-localhost-11434"];
+    assert_eq!(
+        ollama["base_url"].as_str(),
+        Some("http://localhost:11434/v1")
+    );
+    assert_finding(
+        &c,
+        Approximated,
+        "model_list[3].litellm_params.model",
+        "OpenAI-compatible",
+    );
+    assert!(t["providers"]["azure-r"].get("api_version").is_none());
+    assert_finding(
+        &c,
+        Unmapped,
+        "model_list[4].litellm_params.api_version",
+        "AZ_VERSION",
+    );
+    assert_eq!(
+        t["governance"]["state"].as_str(),
+        Some("redis://redis.internal:6380")
+    );
+    assert_eq!(
+        t["models"]["fast"]["deployments"],
+        t["models"]["flash"]["deployments"]
+    );
+    assert_finding(
+        &c,
+        Unmapped,
+        "router_settings.content_policy_fallbacks",
+        "content_filter",
+    );
+    assert_eq!(c.env_vars, ["AWS_ID", "AWS_SECRET", "AZ", "GOOGLE_KEY"]);
 }
