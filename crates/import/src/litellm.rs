@@ -270,10 +270,8 @@ impl Converter {
             return;
         };
         let provider = self.intern(provider);
-        let mut seen = BTreeSet::new();
-        for (k, v) in params {
+        for k in params.keys() {
             let key = key_str(k);
-            seen.insert(key.clone());
             let path = format!("{pat}.{key}");
             match key.as_str() {
                 "model" | "api_key" | "api_base" | "api_version" | "rpm" | "tpm" | "weight"
@@ -292,10 +290,7 @@ impl Converter {
                     &path,
                     "Entra ID credentials are not supported for Azure OpenAI yet: use an API key (api_key_env)",
                 ),
-                _ => {
-                    let _ = v;
-                    self.finding(FindingKind::Unmapped, &path, "no Switchyard equivalent")
-                }
+                _ => self.finding(FindingKind::Unmapped, &path, "no Switchyard equivalent"),
             }
         }
         let int = |c: &mut Converter, k: &str, from: Option<&Yaml>| -> Option<i64> {
