@@ -263,7 +263,11 @@ impl Converter {
             return;
         }
         let get = |k: &str| params.get(&y(k));
-        let Some((kind, upstream)) = self.kind_of(&pat, &model, get("api_base").is_some()) else {
+        // openai/ with an api_base is LiteLLM's OpenAI-compatible route, unless it is OpenAI's.
+        let compatible = get("api_base")
+            .and_then(scalar)
+            .is_some_and(|u| !u.contains("://api.openai.com"));
+        let Some((kind, upstream)) = self.kind_of(&pat, &model, compatible) else {
             return;
         };
         let Some(provider) = self.provider(&pat, kind, &model, params) else {

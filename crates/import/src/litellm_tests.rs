@@ -427,6 +427,20 @@ fn routing_strategies_map_to_their_switchyard_names() {
 }
 
 #[test]
+fn openai_with_openais_own_api_base_stays_openai() {
+    let c = convert(
+        "model_list:\n  - {model_name: a, litellm_params: {model: openai/gpt-4o, api_base: \"https://api.openai.com/v1\"}}\n  - {model_name: b, litellm_params: {model: openai/x, api_base: \"https://llm.example.com/v1\"}}\n",
+    )
+    .unwrap();
+    let t = toml_of(&c);
+    assert_eq!(t["providers"]["openai"]["kind"].as_str(), Some("openai"));
+    assert_eq!(
+        t["providers"]["compat-llm-example-com"]["kind"].as_str(),
+        Some("openai_compatible")
+    );
+}
+
+#[test]
 fn not_yaml_or_not_a_mapping_is_an_error() {
     assert!(matches!(
         convert("model_list: [\n"),
