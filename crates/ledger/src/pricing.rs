@@ -95,6 +95,7 @@ const SHIPPED: &str = include_str!("../prices/default.toml");
 #[serde(deny_unknown_fields)]
 struct RawTable {
     version: String,
+    source: Option<String>,
     #[serde(rename = "price")]
     prices: Vec<RawEntry>,
 }
@@ -116,6 +117,7 @@ struct RawEntry {
 #[derive(Debug, Clone)]
 pub struct DefaultPrices {
     version: String,
+    source: Option<String>,
     by_model: HashMap<(ProviderKind, String), Prices>,
     max_output: HashMap<(ProviderKind, String), u64>,
 }
@@ -157,6 +159,7 @@ impl DefaultPrices {
         }
         Ok(DefaultPrices {
             version: raw.version,
+            source: raw.source,
             by_model,
             max_output,
         })
@@ -165,6 +168,11 @@ impl DefaultPrices {
     /// The table's version (a date, e.g. `2026-11-01`), to record next to costs.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// Where the numbers come from (`scripts/update-prices` records the pinned price list).
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// The list price of `model` on `kind`. Bedrock cross-region inference profiles

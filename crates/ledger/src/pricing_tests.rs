@@ -109,7 +109,11 @@ fn every_protocols_report_of_the_same_tokens_costs_the_same() {
 #[test]
 fn shipped_table_parses_and_covers_every_cloud() {
     let t = DefaultPrices::shipped().unwrap();
-    assert_eq!(t.version(), "2026-11-01");
+    let v = t.version();
+    assert!(
+        v.len() == 10 && v.chars().filter(|c| *c == '-').count() == 2,
+        "version {v} is not a date"
+    );
     for (kind, model) in [
         (ProviderKind::OpenAi, "gpt-4o"),
         (ProviderKind::OpenAi, "gpt-4o-mini"),
@@ -142,6 +146,26 @@ fn shipped_table_parses_and_covers_every_cloud() {
             "xx.anthropic.claude-sonnet-4-20250514-v1:0"
         )
         .is_none());
+}
+
+/// The table says which price list its numbers come from, and it is the one
+/// `scripts/update-prices` pins: moving the pin without rerunning the script fails here.
+#[test]
+fn shipped_table_names_the_pinned_source() {
+    let script = include_str!("../../../scripts/update-prices");
+    let pinned = |name: &str| {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(" = "))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{name} is not in scripts/update-prices"))
+    };
+    let source = DefaultPrices::shipped().unwrap().source().unwrap();
+    assert!(
+        source.starts_with(&format!("litellm {} ", pinned("LITELLM_VERSION"))),
+        "{source}"
+    );
+    assert!(source.contains(&pinned("LITELLM_SHA256")), "{source}");
 }
 
 #[test]

@@ -62,6 +62,8 @@ enum Command {
         #[command(subcommand)]
         command: switchyard_server::explain::RouteCommand,
     },
+    /// Convert another gateway's config: `import litellm config.yaml --out switchyard.toml`.
+    Import(switchyard_import::cli::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,19 @@ fn main() -> ExitCode {
     });
     if let Command::Check { config } = &cli.command {
         return check(config);
+    }
+    if let Command::Import(args) = cli.command {
+        return match switchyard_import::cli::run(
+            args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchyard: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Command::Route {
         command: switchyard_server::explain::RouteCommand::Explain(options),
@@ -124,7 +139,7 @@ fn main() -> ExitCode {
             Command::Drill(args) => switchyard_server::drill::run_cli(args)
                 .await
                 .map(|out| print!("{out}")),
-            Command::Check { .. } | Command::Route { .. } => Ok(()),
+            Command::Check { .. } | Command::Route { .. } | Command::Import(_) => Ok(()),
         }
     });
     // Outside the runtime: the exporter's blocking client must not run on it.
