@@ -133,9 +133,14 @@ impl Gateway {
         &self.state
     }
 
-    /// The HTTP routes.
+    /// The HTTP routes, the admin API included.
     pub fn router(&self) -> Router {
-        Router::new()
+        self.routes(true)
+    }
+
+    /// The data plane's routes, with or without the admin API under `/admin`.
+    fn routes(&self, with_admin: bool) -> Router {
+        let mut router = Router::new()
             .route("/v1/chat/completions", post(ingress::openai::chat))
             .route("/v1/embeddings", post(ingress::openai::embeddings))
             .route("/v1/messages", post(ingress::anthropic::messages))
@@ -147,7 +152,20 @@ impl Gateway {
             .route("/v1/models/{*id}", get(ingress::openai::get_model))
             .route("/healthz", get(ingress::healthz))
             .route("/readyz", get(ingress::readyz))
-            .route("/metrics", get(escape::scrape))
+            .route("/metrics", get(escape::scrape));
+        if with_admin {
+            router = router.nest("/admin", admin::routes());
+        }
+        router
+            .fallback(ingress::not_found)
+            .method_not_allowed_fallback(ingress::method_not_allowed)
+            .with_state(self.state.clone())
+    }
+
+    /// The admin listener's routes: the admin API (and dashboard) and health.
+    fn admin_routes(&self) -> Router {
+        Router::new()
+            .route("/healthz", get(ingress::healthz))
             .nest("/admin", admin::routes())
             .fallback(ingress::not_found)
             .method_not_allowed_fallback(ingress::method_not_allowed)
@@ -161,8 +179,38 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        self.serve_split(listener, None, shutdown).await
+    }
+
+    /// Like [`Gateway::serve`], with the admin API on `admin` only when given (the data
+    /// plane then answers `/admin` with 404); both stop and drain together.
+    pub async fn serve_split(
+        &self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let limits = self.state.snapshot().settings.connections;
-        listener::serve(listener, self.router(), limits, shutdown).await;
+        let stop = CancellationToken::new();
+        let admin_task = admin.map(|l| {
+            tokio::spawn(listener::serve(
+                l,
+                self.admin_routes(),
+                limits,
+                stop.clone().cancelled_owned(),
+            ))
+        });
+        let app = self.routes(admin_task.is_none());
+        let stopping = stop.clone();
+        listener::serve(listener, app, limits, async move {
+            shutdown.await;
+            stopping.cancel();
+        })
+        .await;
+        stop.cancel();
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         // Every response that reached a client has queued its ledger record by now.
         self.state.runtime.shutdown().await;
         Ok(())
@@ -202,6 +250,17 @@ pub async fn serve(options: ServeOptions) -> Result<(), StartError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    let admin = match gateway.state().snapshot().settings.runtime.admin_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = l.local_addr().map_err(StartError::Serve)?;
+            tracing::info!(%local, "the admin API is listening (and not on the data plane)");
+            Some(l)
+        }
+        None => None,
+    };
     let local = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%local, config = %options.config.display(), "switchyard is listening");
     let stop = CancellationToken::new();
@@ -210,7 +269,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), StartError> {
         options.config.clone(),
         stop.clone(),
     ));
-    let result = gateway.serve(listener, shutdown_signal()).await;
+    let result = gateway
+        .serve_split(listener, admin, shutdown_signal())
+        .await;
     stop.cancel();
     let _ = watcher.await;
     result

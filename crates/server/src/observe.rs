@@ -13,7 +13,7 @@ use std::time::Duration;
 pub(crate) use switchyard_ledger::Durable;
 use switchyard_ledger::{AttemptRecord, LedgerRecord, Outcome as LedgerOutcome};
 use switchyard_router::{Attempt, AttemptLog, Deployment};
-use switchyard_types::{Money, TokenUsage};
+use switchyard_types::{Money, Prices, TokenUsage};
 use tokio::time::Instant;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -137,7 +137,7 @@ fn ledger_record(end: &RequestEnd<'_>, latency_ms: u64) -> LedgerRecord {
 /// The attempts a request has started, kept outside the attempt loop so that a request
 /// dropped mid-attempt (client gone) can still record what it tried.
 #[derive(Clone, Default)]
-pub(crate) struct Tracker(Arc<Mutex<Vec<(Attempt, Instant)>>>);
+pub(crate) struct Tracker(Arc<Mutex<Vec<(Attempt, Instant, Prices)>>>);
 
 impl Tracker {
     /// Notes an attempt on `d` starting now; returns its index for [`Tracker::end`].
@@ -156,14 +156,14 @@ impl Tracker {
             cancelled: true,
         };
         let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        log.push((attempt, Instant::now()));
+        log.push((attempt, Instant::now(), d.prices));
         log.len() - 1
     }
 
     /// Notes how attempt `i` ended.
     pub fn end<T>(&self, i: usize, result: &Result<T, switchyard_providers::AttemptError>) {
         let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((a, started)) = log.get_mut(i) {
+        if let Some((a, started, _)) = log.get_mut(i) {
             a.latency = started.elapsed();
             a.cancelled = false;
             match result {
@@ -180,7 +180,7 @@ impl Tracker {
     fn snapshot(&self) -> AttemptLog {
         let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
         log.iter()
-            .map(|(a, started)| {
+            .map(|(a, started, _)| {
                 let mut a = a.clone();
                 if a.cancelled {
                     a.latency = started.elapsed();
@@ -188,6 +188,20 @@ impl Tracker {
                 a
             })
             .collect()
+    }
+
+    /// What the attempts still running may be billed for when the request is dropped: the
+    /// input (estimated at `input_tokens`) at each one's price. Output is unknown, so this is
+    /// a lower bound.
+    fn abandoned(&self, input_tokens: u64) -> (TokenUsage, Money) {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut usage = TokenUsage::default();
+        let mut cost = Money::ZERO;
+        for (_, _, prices) in log.iter().filter(|(a, _, _)| a.cancelled) {
+            usage.input += input_tokens;
+            cost = cost + prices.estimate(input_tokens, 0);
+        }
+        (usage, cost)
     }
 }
 
@@ -270,13 +284,17 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if self.owed {
             let attempts = self.tracker.snapshot();
+            // An upstream call in progress when the client left is likely billed: record an
+            // estimate of its input rather than nothing.
+            let (usage, cost) = self.tracker.abandoned(self.ctx.input_estimate);
+            let billed = usage.input > 0;
             let end = RequestEnd {
                 ctx: &self.ctx,
                 served: None,
                 failed_attempts: &attempts,
-                usage: None,
-                cost: Money::ZERO,
-                usage_estimated: false,
+                usage: billed.then_some(usage),
+                cost,
+                usage_estimated: billed,
                 ttft: None,
                 outcome: Outcome::ClientDisconnected,
                 unpriced: false,

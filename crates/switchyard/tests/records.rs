@@ -214,11 +214,16 @@ async fn every_authenticated_request_has_exactly_one_record_with_its_attempts() 
     assert_eq!(rec.attempts.len(), 1);
     assert_eq!(&*rec.attempts[0].deployment, "d-hang");
     assert_eq!(rec.attempts[0].status, None);
+    // The call it abandoned is likely billed: its input, estimated, at d-hang's price.
+    assert!(rec.usage.input > 0 && rec.usage.output == 0, "{rec:?}");
+    assert!(rec.cost.nanos() > 0, "{rec:?}");
     assert_eq!(records.len(), expected.len() + 1, "no other records");
-    // Served requests cost something, counting is free, failures cost nothing.
+    // Served requests cost something, counting is free, failures cost nothing, an abandoned
+    // upstream call costs its estimated input.
     for r in &records {
         let rec = &r.record;
-        let priced = rec.outcome == Outcome::Ok && &*rec.model != "counting";
+        let priced = (rec.outcome == Outcome::Ok && &*rec.model != "counting")
+            || rec.outcome == Outcome::ClientDisconnected;
         assert_eq!(rec.cost.nanos() > 0, priced, "{rec:?}");
     }
 }

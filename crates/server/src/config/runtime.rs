@@ -67,6 +67,7 @@ enum RawOnFull {
 pub(super) struct RawAdmin {
     token: Option<String>,
     token_env: Option<String>,
+    listen: Option<std::net::SocketAddr>,
 }
 
 /// Where shared state lives.
@@ -122,6 +123,9 @@ pub struct RuntimeSettings {
     pub ledger_db_timeouts: DbTimeouts,
     /// SHA-256 of the admin token; the admin API is off without one.
     pub admin_token_hash: Option<[u8; 32]>,
+    /// A separate listener for the admin API (and the dashboard); the data plane then
+    /// serves no `/admin` routes.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// Keys database defaults: a lookup is on every managed-key request's path, so it fails fast.
@@ -287,6 +291,7 @@ impl Compiler {
             keys_db_timeouts,
             ledger_db_timeouts,
             admin_token_hash: admin_token.map(|t| super::hash_secret(&t)),
+            admin_listen: admin.listen,
         }
     }
 }
