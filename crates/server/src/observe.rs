@@ -199,7 +199,7 @@ impl Tracker {
         let mut cost = Money::ZERO;
         for (_, _, prices) in log.iter().filter(|(a, _, _)| a.cancelled) {
             usage.input += input_tokens;
-            cost = cost + prices.estimate(input_tokens, 0);
+            cost += prices.estimate(input_tokens, 0);
         }
         (usage, cost)
     }
