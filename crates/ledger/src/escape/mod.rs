@@ -119,7 +119,8 @@ pub fn window(
 
 /// `7d` / `12h` / `30m` / `45s` in milliseconds.
 fn relative_ms(s: &str) -> Option<i64> {
-    let unit_at = s.len().checked_sub(1)?;
+    // The unit is the last character, which need not be one byte in client input.
+    let (unit_at, _) = s.char_indices().last()?;
     let (n, unit) = s.split_at(unit_at);
     let n: i64 = n.parse().ok().filter(|n| *n >= 0)?;
     let ms = match unit {
@@ -208,7 +209,17 @@ mod tests {
             window(Some("12h"), None, now).unwrap().since_ms,
             now - 43_200_000
         );
-        for bad in ["7w", "d", "-1d", "yesterday"] {
+        // Client input from the admin API: multi-byte and control characters are errors too.
+        for bad in [
+            "7w",
+            "d",
+            "-1d",
+            "yesterday",
+            "",
+            "7ä",
+            "v\u{a5}\u{10}\u{9c}\u{f1}",
+            "\u{16}o",
+        ] {
             assert!(window(Some(bad), None, now).is_err(), "{bad}");
         }
     }
