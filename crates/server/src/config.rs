@@ -14,6 +14,7 @@ use switchyard_providers::{default_base_url, Auth, ProviderExtras, ProviderSpec}
 use switchyard_router::{Catalog, Deployment, Limits, Model, Prices};
 use switchyard_types::ProviderKind;
 
+mod plain;
 mod raw;
 mod routing;
 mod runtime;
@@ -199,22 +200,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Snapshot, Vec<Problem>> {
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
-        Err(e) => {
-            let location = match e.span() {
-                Some(span) => {
-                    let (line, col) = line_col(text, span.start);
-                    format!("line {line}, column {col}")
-                }
-                None => "config".to_string(),
-            };
-            return Err(vec![Problem {
-                severity: Severity::Error,
-                location,
-                message: e.message().to_string(),
-                hint: "fix the TOML syntax or the value's type; see config/example.toml for a complete, commented example"
-                    .to_string(),
-            }]);
-        }
+        Err(e) => return Err(vec![plain::parse_problem(text, &e)]),
     };
     Compiler::default().compile(raw, env)
 }
@@ -230,6 +216,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 struct Compiler {
     problems: Vec<Problem>,
     unpriced: HashSet<Arc<str>>,
+    /// `providers.NAME`, `deployments.NAME` of every table in the file, compiled or not: a
+    /// reference to one that failed is not reported again (one root cause, one error).
+    defined: HashSet<String>,
 }
 
 /// A deployment's price from the shipped, versioned default table, when it lists the model.
@@ -278,6 +267,9 @@ impl Compiler {
         raw: RawConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Snapshot, Vec<Problem>> {
+        self.defined = (raw.providers.keys().map(|n| format!("providers.{n}")))
+            .chain(raw.deployments.keys().map(|n| format!("deployments.{n}")))
+            .collect();
         let runtime = self.runtime(&raw.governance, &raw.ledger, &raw.admin, env);
         let mut settings = self.settings(&raw.server, runtime);
         let providers = self.providers(&raw.providers, env);
@@ -603,11 +595,14 @@ impl Compiler {
         for (name, d) in raw {
             let loc = format!("deployments.{name}");
             let Some(provider) = providers.get(&d.provider) else {
-                self.error(
-                    format!("{loc}.provider"),
-                    format!("unknown provider '{}'", d.provider),
-                    known("providers", providers.keys()),
-                );
+                // A provider that is in the file but did not compile was reported already.
+                if !self.defined.contains(&format!("providers.{}", d.provider)) {
+                    self.error(
+                        format!("{loc}.provider"),
+                        format!("unknown provider '{}'", d.provider),
+                        known("providers", &d.provider, providers.keys()),
+                    );
+                }
                 continue;
             };
             if d.upstream_model.trim().is_empty() {
@@ -681,17 +676,19 @@ impl Compiler {
                 self.error(
                     format!("{loc}.deployments"),
                     "a model needs at least one deployment",
-                    known("deployments", deployments.keys()),
+                    known("deployments", "", deployments.keys()),
                 );
             }
             let mut resolved = Vec::new();
             for (i, d) in m.deployments.iter().enumerate() {
                 match deployments.get(d) {
                     Some(dep) => resolved.push(dep.clone()),
+                    // In the file but broken: reported where it is defined.
+                    None if self.defined.contains(&format!("deployments.{d}")) => {}
                     None => self.error(
                         format!("{loc}.deployments[{i}]"),
                         format!("unknown deployment '{d}'"),
-                        known("deployments", deployments.keys()),
+                        known("deployments", d, deployments.keys()),
                     ),
                 }
             }
@@ -762,7 +759,7 @@ impl Compiler {
                 self.error(
                     format!("{at}[{i}]"),
                     format!("unknown model '{f}'"),
-                    known("models", raw.keys()),
+                    known("models", f, raw.keys()),
                 );
             }
         }
@@ -806,7 +803,7 @@ impl Compiler {
                     self.error(
                         format!("{loc}.models[{j}]"),
                         format!("unknown model '{pattern}'"),
-                        known("models", models.keys()),
+                        known("models", pattern, models.keys()),
                     );
                 }
             }
@@ -831,13 +828,17 @@ impl Compiler {
     }
 }
 
-fn known<'a>(what: &str, names: impl Iterator<Item = &'a String>) -> String {
+/// The hint for an unknown name: the near miss when there is one, and what is defined.
+fn known<'a>(what: &str, wanted: &str, names: impl Iterator<Item = &'a String>) -> String {
     let mut names: Vec<&str> = names.map(String::as_str).collect();
     names.sort_unstable();
     if names.is_empty() {
-        format!("no {what} are defined yet")
-    } else {
-        format!("defined {what}: {}", names.join(", "))
+        return format!("no {what} are defined yet");
+    }
+    let defined = format!("defined {what}: {}", names.join(", "));
+    match plain::did_you_mean(wanted, names.iter().copied()) {
+        Some(near) if !wanted.is_empty() => format!("did you mean '{near}'? ({defined})"),
+        _ => defined,
     }
 }
 

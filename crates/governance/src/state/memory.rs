@@ -1,5 +1,6 @@
 //! Limits and budgets in process memory: the single-process default, and Redis's fallback
-//! when it fails open.
+//! when it fails open. Each hold is settled once by construction here (nothing in process
+//! times out and retries), so unlike Redis there is no settled-marker set.
 
 use super::{Actual, AdmitPlan, BudgetCheck, Hold, StateStore, Tally, Verdict};
 use crate::error::GovernanceError;
@@ -23,9 +24,6 @@ pub struct MemoryState {
 struct Inner {
     rates: HashMap<String, RateLog>,
     budgets: HashMap<String, Cell>,
-    /// Holds already settled or released, until their marker expires: a second settle of the
-    /// same hold is a no-op.
-    done: HashMap<Arc<str>, i64>,
 }
 
 /// A sliding-window log: admissions in arrival order, with their current weights. An
@@ -80,7 +78,8 @@ struct Cell {
     expires_ms: i64,
     /// Open holds: admission id → reserved amount.
     holds: HashMap<Arc<str>, i64>,
-    /// Open holds' expiries in admission order (one TTL for all, so in expiry order).
+    /// Open holds' expiries in admission order (one TTL for all, so in expiry order); settled
+    /// holds leave it when they reach the front.
     expiry: VecDeque<(i64, Arc<str>)>,
     expired_holds: u64,
     expired: i64,
@@ -89,7 +88,12 @@ struct Cell {
 impl Cell {
     /// Releases the holds whose expiry passed.
     fn expire(&mut self, now: i64) {
-        while let Some((at, _)) = self.expiry.front() {
+        while let Some((at, id)) = self.expiry.front() {
+            // Settled already (holds settle roughly in order, so the queue stays short).
+            if !self.holds.contains_key(id) {
+                self.expiry.pop_front();
+                continue;
+            }
             if *at > now {
                 break;
             }
@@ -120,9 +124,8 @@ impl MemoryState {
         let now = plan.now_ms.unwrap_or_else(system_now_ms);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if inner.rates.len() + inner.budgets.len() + inner.done.len() > SWEEP_AT {
+        if inner.rates.len() + inner.budgets.len() > SWEEP_AT {
             inner.budgets.retain(|_, c| c.expires_ms > now);
-            inner.done.retain(|_, until| *until > now);
             inner.rates.retain(|_, log| {
                 log.prune(now);
                 !log.entries.is_empty()
@@ -212,16 +215,6 @@ impl MemoryState {
         let now = actual.now_ms.unwrap_or_else(system_now_ms);
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if inner
-            .done
-            .get(hold.id.as_str())
-            .is_some_and(|until| *until > now)
-        {
-            return Vec::new();
-        }
-        inner
-            .done
-            .insert(hold.id.as_str().into(), now + hold.ttl_ms.max(1));
         for key in &hold.token_rates {
             if let Some(log) = inner.rates.get_mut(key) {
                 // Entries that already left the window are gone: nothing to adjust.

@@ -330,7 +330,7 @@ impl Compiler {
                 self.error(
                     loc,
                     format!("unknown data class '{name}'"),
-                    known("data classes", defined.iter()),
+                    known("data classes", name, defined.iter()),
                 );
                 None
             }
