@@ -60,6 +60,8 @@ impl std::fmt::Display for Down {
 /// One request to replay.
 #[derive(Debug, Clone)]
 pub struct Replay {
+    /// The recorded request's id, when it comes from the ledger.
+    pub id: Option<String>,
     /// Arrival, Unix milliseconds.
     pub time_ms: i64,
     /// The logical model asked for.
@@ -139,6 +141,22 @@ impl ModelDrill {
     }
 }
 
+/// Where one replayed request goes in the drill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Placement {
+    /// The recorded request's id, when it came from the ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The model asked for.
+    pub model: String,
+    /// The deployment that would serve it.
+    pub deployment: Option<String>,
+    /// Why it would fail, when it would.
+    pub failure: Option<Failure>,
+    /// Its cost there (nano-USD; 0 when it fails).
+    pub cost_nanos: i64,
+}
+
 /// A drill's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DrillReport {
@@ -146,6 +164,9 @@ pub struct DrillReport {
     pub down: Vec<Down>,
     /// Per model, by name.
     pub models: Vec<ModelDrill>,
+    /// Per request in arrival order, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<Placement>,
 }
 
 /// Per-deployment capacity over simulated time.
@@ -255,12 +276,14 @@ fn median(mut v: Vec<u64>) -> Option<u64> {
 }
 
 /// Replays `requests` (in arrival order) with `down` marked down and with nothing down, and
-/// compares them per model. `latency` is each deployment's observed median latency (ms).
+/// compares them per model. `latency` is each deployment's observed median latency (ms);
+/// `detail` adds each request's placement.
 pub fn drill(
     catalog: &Catalog,
     requests: &[Replay],
     down: &[Down],
     latency: &HashMap<String, u64>,
+    detail: bool,
 ) -> DrillReport {
     use rand::SeedableRng;
     let run = |down: &[Down]| {
@@ -278,6 +301,7 @@ pub fn drill(
     let baseline = run(&[]);
     let drilled = run(down);
     let mut models: BTreeMap<Arc<str>, (ModelDrill, Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    let mut placements = Vec::new();
     for ((r, before), after) in requests.iter().zip(&baseline).zip(&drilled) {
         let (m, lat_before, lat_after) = models.entry(r.model.clone()).or_default();
         m.requests += 1;
@@ -296,6 +320,24 @@ pub fn drill(
             }
             Placed::Failed(_) => None,
         };
+        if detail {
+            placements.push(match after {
+                Placed::Served { deployment } => Placement {
+                    id: r.id.clone(),
+                    model: r.model.to_string(),
+                    deployment: Some(deployment.id.to_string()),
+                    failure: None,
+                    cost_nanos: deployment.prices.cost(&usage).0,
+                },
+                Placed::Failed(why) => Placement {
+                    id: r.id.clone(),
+                    model: r.model.to_string(),
+                    deployment: None,
+                    failure: Some(*why),
+                    cost_nanos: 0,
+                },
+            });
+        }
         match after {
             Placed::Served { deployment } => {
                 m.served += 1;
@@ -321,6 +363,7 @@ pub fn drill(
                 m
             })
             .collect(),
+        requests: placements,
     }
 }
 
@@ -340,6 +383,7 @@ mod tests {
     fn replay(n: usize, gap_ms: i64) -> Vec<Replay> {
         (0..n)
             .map(|i| Replay {
+                id: None,
                 time_ms: 1_000_000 + i as i64 * gap_ms,
                 model: "m".into(),
                 data_class: None,
@@ -373,6 +417,7 @@ mod tests {
             &replay(10, 1_000),
             &[Down::Cloud(Cloud::Aws)],
             &latency,
+            false,
         );
         let m = &report.models[0];
         assert_eq!((m.requests, m.served_baseline, m.served), (10, 10, 10));
@@ -411,10 +456,22 @@ mod tests {
             &requests,
             &[Down::Provider("aws-provider".into())],
             &HashMap::new(),
+            true,
         );
         let m = &report.models[0];
         assert_eq!(m.served, 8, "4 per minute on the survivor");
         assert_eq!(m.failed, BTreeMap::from([(Failure::CapacityExhausted, 12)]));
+        // Per request: the first 4 of each minute fit, the rest do not.
+        let fits: Vec<bool> = report
+            .requests
+            .iter()
+            .map(|p| p.deployment.is_some())
+            .collect();
+        assert_eq!(
+            fits[..10],
+            [true, true, true, true, false, false, false, false, false, false]
+        );
+        assert_eq!(fits[10..14], [true, true, true, true]);
     }
 
     #[test]
@@ -437,6 +494,7 @@ mod tests {
             &replay(3, 1_000),
             &[Down::Region("swedencentral".into())],
             &HashMap::new(),
+            false,
         );
         let m = &report.models[0];
         assert_eq!((m.served_baseline, m.served), (3, 0));

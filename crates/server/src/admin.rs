@@ -188,9 +188,10 @@ async fn drill(
     authorize(&state, &headers)?;
     let bad = |e: &dyn std::fmt::Display| ApiError::new(ErrorKind::InvalidRequest, e.to_string());
     let snapshot = state.snapshot();
-    let (mut down, mut since, mut until) = (Vec::new(), None, None);
+    let (mut down, mut since, mut until, mut detail) = (Vec::new(), None, None, false);
     for (k, v) in &q {
         match k.as_str() {
+            "detail" => detail = v == "true",
             "down" => down.push(crate::drill::parse_down(v, &snapshot).map_err(|e| bad(&e))?),
             "since" => since = Some(v.as_str()),
             "until" => until = Some(v.as_str()),
@@ -206,7 +207,7 @@ async fn drill(
     let (requests, latency) = crate::drill::from_ledger(state.runtime.ledger_store.as_ref(), range)
         .await
         .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
-    let report = crate::drill::run(&snapshot, &requests, &down, &latency);
+    let report = crate::drill::run(&snapshot, &requests, &down, &latency, detail);
     Ok(Json(json!({ "data": report })).into_response())
 }
 

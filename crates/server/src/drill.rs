@@ -84,6 +84,7 @@ pub async fn from_ledger(
                     .push(r.latency_ms);
             }
             requests.push(Replay {
+                id: Some(r.request_id.clone()),
                 time_ms: r.time_ms,
                 model: r.model.clone(),
                 data_class: r.data_class.as_deref().and_then(|c| DataClass::new(c).ok()),
@@ -125,6 +126,7 @@ pub fn from_trace(text: &str, model: &str) -> Result<Vec<Replay>, DrillError> {
                 .map_err(|_| DrillError::BadTrace(n, format!("{s:?} is not a token count")))
         };
         out.push(Replay {
+            id: None,
             time_ms: trace_time_ms(ts)
                 .ok_or_else(|| DrillError::BadTrace(n, format!("{ts:?} is not a timestamp")))?,
             model: model.clone(),
@@ -149,14 +151,15 @@ fn trace_time_ms(s: &str) -> Option<i64> {
     Some(midnight + ((h * 60 + m) * 60 + sec) * 1_000 + ms)
 }
 
-/// Runs the drill over the live snapshot's catalog.
+/// Runs the drill over the live snapshot's catalog (`detail`: with each request's placement).
 pub fn run(
     snapshot: &Snapshot,
     requests: &[Replay],
     down: &[Down],
     latency: &HashMap<String, u64>,
+    detail: bool,
 ) -> DrillReport {
-    drill(&snapshot.catalog, requests, down, latency)
+    drill(&snapshot.catalog, requests, down, latency, detail)
 }
 
 /// The report as an aligned table.
@@ -240,6 +243,9 @@ pub struct DrillArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With --json: each request's placement too (deployment or failure, cost).
+    #[arg(long)]
+    pub requests: bool,
 }
 
 /// Runs `switchyard drill`: the rendered report, or what went wrong.
@@ -298,7 +304,7 @@ pub async fn run_cli(args: DrillArgs) -> Result<String, String> {
                 .map_err(|e| e.to_string())?
         }
     };
-    let report = run(&snapshot, &requests, &down, &latency);
+    let report = run(&snapshot, &requests, &down, &latency, args.requests);
     Ok(if args.json {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
     } else {

@@ -107,3 +107,100 @@ async fn a_drill_replays_the_ledger_with_a_cloud_down_offline() {
         "{err}"
     );
 }
+
+/// The drill's prediction for a cloud outage, request for request, against what the live
+/// gateway does when that cloud's simulated provider fails: the same deployment (or a
+/// failure) and the same cost for every request, capacity and residency included.
+#[tokio::test]
+async fn a_drill_predicts_what_the_gateway_does_when_the_cloud_fails() {
+    let aws = sim("p-aws", SimProtocol::OpenAi).await;
+    let azure = sim("p-az", SimProtocol::OpenAi).await;
+    let provider = |name: &str, s: &switchyard_sim::RunningSim, place: &str| {
+        format!(
+            "[providers.{name}]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key = \"{UPSTREAM_KEY}\"\n{place}\n\n",
+            s.base_url()
+        )
+    };
+    let config = format!(
+        "{}{}{}{}\
+         [deployments.m-aws]\nprovider = \"p-aws\"\nupstream_model = \"gpt-4o\"\nprice = {{ input = 1.0, output = 4.0 }}\n\n\
+         [deployments.m-az]\nprovider = \"p-az\"\nupstream_model = \"gpt-4o\"\nprice = {{ input = 2.0, output = 8.0 }}\nlimits = {{ rpm = 4 }}\n\n\
+         [models.m]\ndeployments = [\"m-aws\", \"m-az\"]\n\n\
+         [models.eu]\ndeployments = [\"m-aws\", \"m-az\"]\nconstraints = {{ jurisdictions = [\"eu\"] }}\n",
+        server_toml(""),
+        admin_toml(),
+        provider("p-aws", &aws, "cloud = \"aws\"\nregion = \"eu-central-1\"\njurisdiction = \"eu\""),
+        provider("p-az", &azure, "cloud = \"azure\"\nregion = \"eastus\"\njurisdiction = \"us\""),
+    );
+    let gw = Gateway::start(&config);
+    let bodies: Vec<Value> = (0..8)
+        .map(|i| chat("m", &"word ".repeat(i + 1)))
+        .chain((0..2).map(|i| chat("eu", &"mot ".repeat(i + 1))))
+        .collect();
+    // Healthy: everything runs on AWS and is recorded.
+    for b in &bodies {
+        let r = gw.post("/v1/chat/completions", b).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-switchyard-deployment"], "m-aws");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let predicted = loop {
+        let (status, v) = gw
+            .admin(Method::GET, "/drill?down=cloud=aws&detail=true", None)
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let requests = v["data"]["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if requests.len() == bodies.len() || std::time::Instant::now() > deadline {
+            break requests;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(predicted.len(), bodies.len(), "every request replayed");
+
+    // The outage, live: the same requests, in the same order.
+    set_faults(
+        &aws,
+        serde_json::json!({"fail_always": true, "fail_status": 503}),
+    )
+    .await;
+    for (i, (b, p)) in bodies.iter().zip(&predicted).enumerate() {
+        let r = gw.post("/v1/chat/completions", b).await;
+        let status = r.status().as_u16();
+        match p["deployment"].as_str() {
+            Some(d) => {
+                assert_eq!(status, 200, "request {i}: predicted {p}");
+                assert_eq!(r.headers()["x-switchyard-deployment"], d, "request {i}");
+                let cost: f64 = r.headers()["x-switchyard-cost"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(
+                    (cost * 1e9).round() as i64,
+                    p["cost_nanos"].as_i64().unwrap(),
+                    "request {i}: cost"
+                );
+            }
+            None => assert_ne!(status, 200, "request {i}: predicted {p}"),
+        }
+    }
+    // What the prediction was: 4 fit the survivor's rpm, 4 do not; EU residency has no survivor.
+    let failures: Vec<&str> = predicted
+        .iter()
+        .filter_map(|p| p["failure"].as_str())
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            "capacity_exhausted",
+            "capacity_exhausted",
+            "capacity_exhausted",
+            "capacity_exhausted",
+            "all_eligible_down",
+            "all_eligible_down"
+        ]
+    );
+}
