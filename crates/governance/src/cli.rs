@@ -19,7 +19,9 @@ pub struct KeysArgs {
         global = true,
         env = "SWITCHYARD_KEYS_DB",
         hide_env_values = true,
-        default_value = "sqlite://switchyard-keys.db"
+        // The gateway's own default (`[governance] keys_db`), so keys created here from the
+        // config's folder are the ones `serve` reads.
+        default_value = "sqlite://switchyard.db"
     )]
     pub db: String,
     /// What to do.

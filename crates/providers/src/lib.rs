@@ -250,6 +250,13 @@ impl Upstream {
         let mut err = dialect::decode_error(provider, status.as_u16(), &headers, &body);
         // A header hint wins over one in the body (Gemini's RetryInfo).
         err.retry_after = retry_after.or(err.retry_after);
+        if status == reqwest::StatusCode::NOT_FOUND {
+            // The most common setup mistake; the operator reads this in the log.
+            err.message.push_str(&format!(
+                " (a 404: check provider '{}' base_url {} — OpenAI-shaped providers usually end in /v1 — and the deployment's upstream_model)",
+                provider.id, provider.base_url
+            ));
+        }
         Err(err)
     }
 }

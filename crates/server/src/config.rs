@@ -776,8 +776,8 @@ impl Compiler {
         if raw.is_empty() {
             self.warn(
                 "keys",
-                "no client keys: every request will be refused with 401",
-                "add [[keys]] with name and secret_env",
+                "no [[keys]] in the config: only managed keys are accepted (and with none, every request is refused with 401)",
+                "create managed keys with `switchyard keys create` or POST /admin/keys, or add [[keys]] with name and secret_env",
             );
         }
         for (i, k) in raw.iter().enumerate() {

@@ -49,6 +49,9 @@ struct StartLine<'a> {
     name: &'a str,
     protocol: SimProtocol,
     base_url: String,
+    /// What to paste into the gateway's `[providers.NAME] base_url` (OpenAI-shaped
+    /// protocols are called under `/v1`).
+    provider_base_url: String,
 }
 
 /// Starts every provider, prints one JSON line per provider, and runs until SIGINT or SIGTERM.
@@ -64,10 +67,12 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     {
         let mut out = std::io::stdout().lock();
         for sim in &sims {
+            let protocol = sim.spec().protocol;
             let line = StartLine {
                 name: &sim.spec().name,
-                protocol: sim.spec().protocol,
+                protocol,
                 base_url: sim.base_url(),
+                provider_base_url: provider_base_url(protocol, &sim.base_url()),
             };
             let line = serde_json::to_string(&line).map_err(|e| SimError::Stdout(e.into()))?;
             writeln!(out, "{line}").map_err(SimError::Stdout)?;
@@ -79,6 +84,15 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// The `base_url` a gateway provider of `protocol` needs for a simulator at `base`: the
+/// OpenAI-shaped ones are called under `/v1`.
+fn provider_base_url(protocol: SimProtocol, base: &str) -> String {
+    match protocol {
+        SimProtocol::OpenAi | SimProtocol::OpenAiCompatible => format!("{base}/v1"),
+        _ => base.to_string(),
+    }
 }
 
 /// Resolves on SIGINT, or on SIGTERM where the platform has it.
@@ -124,5 +138,25 @@ mod tests {
         );
         assert!(parse_provider("x=nope@127.0.0.1:0").is_err());
         assert!(parse_provider("openai@127.0.0.1:0").is_err());
+    }
+
+    #[test]
+    fn printed_provider_urls_paste_into_a_gateway_provider() {
+        let base = "http://127.0.0.1:9";
+        assert_eq!(
+            provider_base_url(SimProtocol::OpenAi, base),
+            "http://127.0.0.1:9/v1"
+        );
+        assert_eq!(
+            provider_base_url(SimProtocol::OpenAiCompatible, base),
+            "http://127.0.0.1:9/v1"
+        );
+        for p in [
+            SimProtocol::AzureOpenAi,
+            SimProtocol::Anthropic,
+            SimProtocol::Bedrock,
+        ] {
+            assert_eq!(provider_base_url(p, base), base);
+        }
     }
 }

@@ -521,3 +521,23 @@ impl JsonValue for reqwest::Response {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     }
 }
+
+/// The most common setup mistake, an OpenAI-shaped base_url without `/v1`, is named in the
+/// log when the provider answers 404.
+#[tokio::test]
+async fn a_provider_answering_404_points_at_its_base_url_in_the_log() {
+    let s = sim("p1", SimProtocol::OpenAi).await;
+    let config = format!(
+        "{}[providers.p1]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"{UPSTREAM_KEY}\"\ncloud = \"azure\"\nregion = \"r\"\njurisdiction = \"us\"\n\n{}[models.m]\ndeployments = [\"d\"]\n",
+        server_toml(""),
+        s.base_url(),
+        deployment_toml("d", "p1", "gpt-4o"),
+    );
+    let mut gw = Gateway::start(&config);
+    let r = gw.post("/v1/chat/completions", &chat("m", "hi")).await;
+    assert!(!r.status().is_success());
+    let line = gw.wait_for_line("the failure's log line", |v| {
+        v.to_string().contains("check provider 'p1' base_url")
+    });
+    assert!(line.to_string().contains("/v1"), "{line}");
+}
