@@ -140,6 +140,7 @@ async function readPage(page) {
       slo: rows("#slo tbody tr[data-deployment]"),
       exit: rows("#exit tbody tr[data-model]"),
       hhi: (document.querySelector('#concentration [data-testid="hhi"]') || { dataset: {} }).dataset.value ?? null,
+      drill: { ...((document.querySelector('#concentration [data-testid="drill"]') || { dataset: {} }).dataset) },
       stacks: document.querySelectorAll("#concentration .stack .seg").length,
       history: rows("#history .bar-row"),
     };
@@ -292,6 +293,10 @@ async function main() {
       conc.overall_hhi !== null && conc.overall_hhi > 0 && conc.overall_hhi <= 1 && Number(shown.hhi) === conc.overall_hhi &&
       modelScores.length > 0 && modelScores.every((m) => Number(models[m.model].hhi) === m.hhi),
       { shown: shown.hhi, api: conc.overall_hhi, models: modelScores.map((m) => [m.model, m.hhi, models[m.model].hhi]) });
+    const drill = conc.biggest_dependency_drill;
+    check("concentration shows the drill of the biggest dependency from /admin/concentration",
+      !!drill && drill.down === shown.drill.down && Number(shown.drill.served) === drill.served_share && drill.requests > 0,
+      { shown: shown.drill, api: drill });
     const slo = await admin(gw, `/admin/slo?until=${encodeURIComponent(api.window.until)}`);
     const pageSlo = shown.slo.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability}`).sort();
     const apiSlo = slo.rows.map((r) => `${r.deployment}/${r.window}/${r.attempts}/${r.failures}/${r.availability === null ? "" : r.availability}`).sort();

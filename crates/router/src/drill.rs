@@ -227,9 +227,14 @@ struct Run<'a> {
 impl Run<'_> {
     fn place(&mut self, r: &Replay) -> Placed {
         let prefs = Preferences::default();
+        // As on the request path: a label without a policy in this config constrains nothing.
+        let data_class = r
+            .data_class
+            .as_ref()
+            .filter(|c| self.catalog.policy().data_classes.contains_key(*c));
         let req = RouteRequest {
             model: &r.model,
-            data_class: r.data_class.as_ref(),
+            data_class,
             preferences: &prefs,
             estimate: Estimate {
                 input_tokens: r.input_tokens,
@@ -430,6 +435,20 @@ mod tests {
             (m.latency_p50_baseline_ms, m.latency_p50_ms),
             (Some(100), Some(300))
         );
+    }
+
+    #[test]
+    fn a_data_class_without_a_policy_constrains_nothing_as_on_the_request_path() {
+        let aws = d("aws")
+            .at(Cloud::Aws, "us-east-1", Jurisdiction::Us)
+            .build();
+        let catalog = one_model(model(vec![aws], Strategy::Priority), Policy::default());
+        let mut requests = replay(2, 1_000);
+        for r in &mut requests {
+            r.data_class = Some(DataClass::new("internal").unwrap());
+        }
+        let report = drill(&catalog, &requests, &[], &HashMap::new(), false);
+        assert_eq!(report.models[0].served, 2, "{report:?}");
     }
 
     #[test]

@@ -136,12 +136,113 @@ async fn concentration_route(
         switchyard_ledger::now_ms(),
     )
     .map_err(bad)?;
-    let footprint = footprint(&state.snapshot());
-    let report =
-        concentration::concentration(state.runtime.ledger_store.as_ref(), range, &footprint)
-            .await
-            .map_err(bad)?;
-    Ok(rendered(q.format, report.render(q.format).map_err(bad)?))
+    let snapshot = state.snapshot();
+    let store = state.runtime.ledger_store.as_ref();
+    let report = concentration::concentration(store, range, &footprint(&snapshot))
+        .await
+        .map_err(bad)?;
+    let drill = biggest_dependency_drill(&snapshot, store, range, &report)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
+    Ok(rendered(
+        q.format,
+        with_drill(report, drill, q.format).map_err(bad)?,
+    ))
+}
+
+/// What losing the biggest single dependency would do to the window's traffic.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DependencyDrill {
+    /// What the drill marked down (`cloud=aws`).
+    pub down: String,
+    /// Requests replayed.
+    pub requests: u64,
+    /// The share still served.
+    pub served_share: f64,
+    /// Extra spend of the requests served both ways (nano-USD).
+    pub extra_cost_nanos: i64,
+    /// Requests that would fail, by reason.
+    pub failed: std::collections::BTreeMap<switchyard_router::drill::Failure, u64>,
+}
+
+/// Drills the report's biggest dependency over the same window (offline).
+async fn biggest_dependency_drill(
+    snapshot: &Snapshot,
+    store: &dyn LedgerStore,
+    range: switchyard_ledger::TimeRange,
+    report: &concentration::ConcentrationReport,
+) -> Result<Option<DependencyDrill>, crate::drill::DrillError> {
+    use switchyard_ledger::escape::concentration::DependencyKind;
+    use switchyard_router::drill::Down;
+    let Some(d) = &report.biggest_dependency else {
+        return Ok(None);
+    };
+    let down = match d.kind {
+        DependencyKind::Cloud => Down::Cloud(d.cloud),
+        DependencyKind::Provider => Down::Provider(d.name.clone()),
+        DependencyKind::Region => Down::Region(d.name.clone()),
+    };
+    let (requests, latency) = crate::drill::from_ledger(store, range).await?;
+    let drilled = crate::drill::run(
+        snapshot,
+        &requests,
+        std::slice::from_ref(&down),
+        &latency,
+        false,
+    );
+    let mut out = DependencyDrill {
+        down: down.to_string(),
+        requests: 0,
+        served_share: 1.0,
+        extra_cost_nanos: 0,
+        failed: Default::default(),
+    };
+    let mut served = 0;
+    for m in &drilled.models {
+        out.requests += m.requests;
+        served += m.served;
+        out.extra_cost_nanos += m.extra_cost_nanos;
+        for (why, n) in &m.failed {
+            *out.failed.entry(*why).or_default() += n;
+        }
+    }
+    if out.requests > 0 {
+        out.served_share = served as f64 / out.requests as f64;
+    }
+    Ok(Some(out))
+}
+
+/// The concentration report with its biggest dependency's drill: a `drill` member in JSON,
+/// a closing line in the table.
+fn with_drill(
+    report: concentration::ConcentrationReport,
+    drill: Option<DependencyDrill>,
+    format: ViewFormat,
+) -> Result<String, LedgerError> {
+    match format {
+        ViewFormat::Json => {
+            let mut v = serde_json::to_value(&report)
+                .map_err(|e| LedgerError::BadArgument(e.to_string()))?;
+            v["biggest_dependency_drill"] = serde_json::to_value(&drill)
+                .map_err(|e| LedgerError::BadArgument(e.to_string()))?;
+            serde_json::to_string_pretty(&v).map_err(|e| LedgerError::BadArgument(e.to_string()))
+        }
+        ViewFormat::Table => {
+            let mut text = report.render(format)?;
+            if let Some(d) = drill {
+                let failed: u64 = d.failed.values().sum();
+                text.push_str(&format!(
+                    "if {} went down (drill, offline): {:.1}% of {} requests still served, {} would fail, ${:.4} extra spend\n",
+                    d.down,
+                    d.served_share * 100.0,
+                    d.requests,
+                    failed,
+                    switchyard_types::Money(d.extra_cost_nanos).as_usd()
+                ));
+            }
+            Ok(text)
+        }
+    }
 }
 
 /// Query of `GET /admin/whatif`: the selectors as their own parameters, `to` as on the CLI.
@@ -429,7 +530,10 @@ pub async fn run_report(args: ReportArgs) -> Result<(), EscapeError> {
             let (snapshot, store) = sources.open().await?;
             let report =
                 concentration::concentration(store.as_ref(), range, &footprint(&snapshot)).await?;
-            print(&report.render(format)?)
+            let drill = biggest_dependency_drill(&snapshot, store.as_ref(), range, &report)
+                .await
+                .map_err(|e| EscapeError::from(LedgerError::BadArgument(e.to_string())))?;
+            print(&with_drill(report, drill, format)?)
         }
     }
 }

@@ -193,6 +193,12 @@ async fn whatif_and_concentration_match_the_ledger_through_cli_and_admin() {
         .find(|x| x["model"] == "m")
         .unwrap();
     assert_eq!(model_m["hhi"], 1.0);
+    // The biggest dependency, drilled offline: m's requests have nowhere else to go.
+    let drill = &conc["biggest_dependency_drill"];
+    assert_eq!(drill["down"], "cloud=azure", "{drill}");
+    assert_eq!(drill["requests"], 8);
+    assert_eq!(drill["failed"]["all_eligible_down"], 5, "{drill}");
+    assert_eq!(drill["served_share"], 3.0 / 8.0);
 
     // FOCUS rows cover exactly the ledger's spend.
     let since =

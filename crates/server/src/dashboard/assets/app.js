@@ -407,6 +407,12 @@
     const score = risk && risk.overall_hhi !== null
       ? `<div class="hhi" data-testid="hhi" data-value="${risk.overall_hhi}" title="${esc(risk.formula)}">Herfindahl index over clouds <strong>${risk.overall_hhi.toFixed(2)}</strong><span>${risk.overall_basis === "spend" ? "spend" : "request"} shares, all traffic · 1 = one cloud, 1/n = even over n${risk.biggest_dependency ? ` · biggest dependency: ${esc(risk.biggest_dependency.kind)} ${esc(risk.biggest_dependency.name)}` : ""}</span></div>`
       : `<div class="hhi" data-testid="hhi" data-value="">Herfindahl index over clouds <strong>–</strong><span>no routed traffic</span></div>`;
+    // The drill of the biggest dependency: what losing it would do to the same window.
+    const d = risk && risk.biggest_dependency_drill;
+    const failedN = d ? Object.values(d.failed).reduce((a, b) => a + b, 0) : 0;
+    const drill = d
+      ? `<div class="drill" data-testid="drill" data-down="${esc(d.down)}" data-served="${d.served_share}">If ${esc(d.down)} went down: <strong>${esc(fmtPct(d.served_share))}</strong> of ${d.requests} requests still served, ${failedN} would fail, ${esc(fmtUsd(d.extra_cost_nanos / 1e9))} extra spend <span>(drill, offline)</span></div>`
+      : "";
     const single = c.single_cloud_models;
     const banner = single.length
       ? `<div class="risk"><strong>${esc(fmtPct(c.single_cloud_cost_share))}</strong><span>of spend (${esc(fmtPct(c.single_cloud_request_share))} of requests) goes to ${single.length} model${single.length === 1 ? "" : "s"} with deployments on a single cloud.</span></div>`
@@ -426,7 +432,7 @@
         <span class="name">${esc(m.model)}<small>${esc(fmtPct(m.request_share))} of requests · ${esc(fmtUsd(m.cost_usd))} · ${m.deployments.length} deployment${m.deployments.length === 1 ? "" : "s"}${hhiText}</small></span>
         <span class="chips">${chips}${status}</span></div>`;
     }).join("");
-    el.innerHTML = score + banner + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
+    el.innerHTML = score + drill + banner + stack("Traffic by cloud", c.clouds, "request_share") + stack("Spend by cloud", c.clouds, "cost_share") +
       `<div class="stack-legend">${legend}</div><div class="models">${rows}</div>`;
   }
 
