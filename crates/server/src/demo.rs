@@ -220,6 +220,11 @@ upstream_model = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 price = { input = 3.3, output = 16.5 }
 tags = ["zdr"]
 
+[deployments.claude-haiku-anthropic]
+provider = "anthropic-us"
+upstream_model = "claude-haiku-4-5"
+price = { input = 1.0, output = 5.0 }
+
 [deployments.gemini-flash]
 provider = "gemini-api"
 upstream_model = "gemini-2.5-flash"
@@ -233,6 +238,10 @@ fallbacks = ["gpt-4o-mini"]
 [models.claude-sonnet]
 deployments = ["claude-bedrock-us", "claude-anthropic", "claude-bedrock-eu"]
 strategy = "spillover"
+
+[models.claude-haiku]
+deployments = ["claude-haiku-anthropic"]
+fallbacks = ["gpt-4o-mini"]
 
 [models.gemini-flash]
 deployments = ["gemini-flash"]
@@ -353,7 +362,7 @@ fn print_welcome(local: SocketAddr, config: &std::path::Path, urls: &[String], f
             m.name, m.kind, m.cloud, m.region, m.jurisdiction
         );
     }
-    println!("  models: gpt-4o, gpt-4o-mini, claude-sonnet, gemini-flash, llama-3.1-70b, fast, text-embedding-3-small");
+    println!("  models: gpt-4o, gpt-4o-mini, claude-sonnet, claude-haiku, gemini-flash, llama-3.1-70b, fast, text-embedding-3-small");
     println!("  EU-only key (routed to EU deployments only): {DEMO_EU_KEY}");
     if faults {
         let steps: Vec<String> = FAULT_SCHEDULE.iter().map(ToString::to_string).collect();
@@ -415,6 +424,7 @@ async fn send_traffic(gateway: SocketAddr, rps: f64, keys: Vec<String>, stop: Ca
         "gpt-4o",
         "gpt-4o-mini",
         "claude-sonnet",
+        "claude-haiku",
         "llama-3.1-70b",
         "gemini-flash",
         "fast",

@@ -67,13 +67,25 @@ fn demo_traffic_flows_through_several_clouds() {
     let _ = guard.join();
     assert!(ok >= 60, "only {ok} demo requests finished");
     // Every protocol of the fleet serves some of it: OpenAI-shaped, Anthropic, Bedrock, Gemini.
-    for p in ["openai-us", "anthropic-us", "bedrock-us-east-1", "gemini-api", "coreweave-vllm"] {
-        assert!(providers.contains(p), "traffic never reached {p}: {providers:?}");
+    for p in [
+        "openai-us",
+        "anthropic-us",
+        "bedrock-us-east-1",
+        "gemini-api",
+        "coreweave-vllm",
+    ] {
+        assert!(
+            providers.contains(p),
+            "traffic never reached {p}: {providers:?}"
+        );
     }
     // The EU-only key's requests ran in the EU, and only there.
     assert!(!eu_served.is_empty(), "no EU-only request finished");
     let eu = ["azure-swedencentral", "bedrock-eu-central-1"];
-    assert!(eu_served.iter().all(|p| eu.contains(&p.as_str())), "{eu_served:?}");
+    assert!(
+        eu_served.iter().all(|p| eu.contains(&p.as_str())),
+        "{eu_served:?}"
+    );
 }
 
 /// With faults on, the demo's first outage (20 s in) makes requests fail over within a minute.
@@ -81,7 +93,17 @@ fn demo_traffic_flows_through_several_clouds() {
 fn demo_faults_show_failovers_within_a_minute() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["--log-format", "json", "demo", "--traffic", "--rps", "10", "--listen", "127.0.0.1:0", "--config-out"])
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--traffic",
+            "--rps",
+            "10",
+            "--listen",
+            "127.0.0.1:0",
+            "--config-out",
+        ])
         .arg(dir.path().join("demo.toml"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -91,7 +113,10 @@ fn demo_faults_show_failovers_within_a_minute() {
     let pid = child.id().to_string();
     let (done, watchdog) = std::sync::mpsc::channel::<()>();
     let guard = std::thread::spawn(move || {
-        if watchdog.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+        if watchdog
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
             let _ = Command::new("kill").arg(&pid).status();
         }
     });
@@ -101,7 +126,10 @@ fn demo_faults_show_failovers_within_a_minute() {
             continue;
         };
         let f = &v["fields"];
-        if f["message"] == "request finished" && f["outcome"] == "ok" && f["attempts"].as_u64() > Some(1) {
+        if f["message"] == "request finished"
+            && f["outcome"] == "ok"
+            && f["attempts"].as_u64() > Some(1)
+        {
             failed_over = Some(line);
             break;
         }
@@ -110,5 +138,8 @@ fn demo_faults_show_failovers_within_a_minute() {
     let _ = child.wait();
     let _ = done.send(());
     let _ = guard.join();
-    assert!(failed_over.is_some(), "no request failed over within a minute of --traffic");
+    assert!(
+        failed_over.is_some(),
+        "no request failed over within a minute of --traffic"
+    );
 }
