@@ -131,6 +131,7 @@ async function readPage(page) {
       donut: rows("#chart-cloud path[data-name]"),
       byModel: rows("#chart-model .bar-row"),
       byTeam: rows("#chart-team .bar-row"),
+      teamColors: Object.fromEntries([...document.querySelectorAll("#chart-team .bar-row")].map((r) => [r.dataset.name, r.querySelector(".fill").style.background])),
       byProvider: rows("#chart-provider .bar-row"),
       byRegion: rows("#chart-region .bar-row"),
       latency: rows("#chart-latency .lat-row"),
@@ -269,6 +270,7 @@ async function main() {
     const api = await admin(gw, `/admin/overview?window=15m&until=${fixed}`);
     check("fixed window: the page shows the window the API was asked for", shown.until === String(api.window.until_ms), { page: shown.until, api: api.window.until_ms });
     await compare(page, shown, api, "all traffic");
+    const allTeamColors = shown.teamColors;
     check("fixed window: failovers and errors are visible", api.totals.failovers > 0 && Number(shown.kpis.failovers.value) === api.totals.failovers);
     const open = shown.deployments.filter((d) => d.breaker !== "closed").map((d) => d.deployment);
     check("the failing deployment's breaker is shown open", open.some((d) => d.includes("azure-eastus")), open);
@@ -316,6 +318,10 @@ async function main() {
     shown = await waitRender(page, shown.generation, "cloud=coreweave");
     const apiCw = await admin(gw, `/admin/overview?window=15m&until=${fixed}&cloud=coreweave`);
     await compare(page, shown, apiCw, "cloud=coreweave");
+    const both = Object.keys(shown.teamColors).filter((t) => t in allTeamColors);
+    check("team colours stay the same when a filter hides some teams",
+      both.length > 0 && both.every((t) => shown.teamColors[t] === allTeamColors[t]),
+      { filtered: shown.teamColors, all: allTeamColors });
     check("cloud filter: fewer requests than unfiltered, all on coreweave",
       apiCw.totals.requests > 0 && apiCw.totals.requests < api.totals.requests && shown.donut.length === 1 && shown.donut[0].name === "coreweave" &&
       shown.deployments.every((d) => apiCw.deployments.find((x) => x.deployment === d.deployment)?.cloud === "coreweave"),

@@ -150,14 +150,14 @@
   function colorFor(dim, name) {
     if (name === NONE) return "#a0a7b4";
     if (dim === "cloud" && CLOUD_COLORS[name]) return CLOUD_COLORS[name];
-    const list = (state.options && state.options[dim + "s"]) || [];
-    let i = list.indexOf(name);
-    if (i < 0) {
-      const key = dim + ":" + name;
-      if (!(key in state.colorIndex)) state.colorIndex[key] = list.length + Object.keys(state.colorIndex).length;
-      i = state.colorIndex[key];
+    // First-seen order per dimension, kept for the page's life: a filter that hides some
+    // names must not recolour the others (the options lists change with the window).
+    const key = dim + ":" + name;
+    if (!(key in state.colorIndex)) {
+      const taken = Object.keys(state.colorIndex).filter((k) => k.startsWith(dim + ":")).length;
+      state.colorIndex[key] = taken;
     }
-    return PALETTE[i % PALETTE.length];
+    return PALETTE[state.colorIndex[key] % PALETTE.length];
   }
 
   // ---------- charts ----------
