@@ -370,7 +370,7 @@ impl Governor {
                 if !local {
                     self.inner.reconcile(&plan, &budget_meta);
                 }
-                let hold = Hold::of(&plan, local);
+                let hold = Hold::from_plan(plan, local);
                 Ok(Admission {
                     governor: Some(self.inner.clone()),
                     hold,
@@ -487,12 +487,14 @@ impl Inner {
     /// Raises each shared budget of `plan` to the ledger's spend when its last reconcile is
     /// older than `reconcile_every`, on a tracked task off the request path.
     fn reconcile(&self, plan: &AdmitPlan, meta: &[BudgetMeta]) {
-        let Some(source) = self.options.spend.clone() else {
-            return;
-        };
+        // Checked before anything else: in-process state never falls behind, and this runs
+        // on every admission.
         if !self.state.can_fall_behind() {
             return;
         }
+        let Some(source) = &self.options.spend else {
+            return;
+        };
         let now = system_now_ms();
         let every = i64::try_from(self.options.reconcile_every.as_millis()).unwrap_or(i64::MAX);
         for (check, m) in plan.budgets.iter().zip(meta) {

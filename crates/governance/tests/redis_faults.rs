@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchyard_governance::state::budget_key;
 use switchyard_governance::{
-    bucket, BudgetMode, Clock, Denied, Estimate, Governor, OnRedisError, Period, Scope, StateStore,
+    bucket, BudgetMode, Clock, Denied, Estimate, Governor, OnRedisError, Period, Principal,
+    RedisState, Scope, StateStore,
 };
 use switchyard_types::{Money, TokenUsage};
 
@@ -80,6 +81,24 @@ impl Drop for OwnRedis {
     }
 }
 
+/// A fail-closed Redis state on `redis`, its governor, a key with a $1 daily hard budget, and
+/// that budget's state key.
+async fn fail_closed_with_a_budget(
+    redis: &OwnRedis,
+) -> (std::sync::Arc<RedisState>, Governor, Principal, String) {
+    let state = redis_state(&redis.url(), "t", OnRedisError::FailClosed);
+    let gov = Governor::new(state.clone());
+    let (p, _) = principal(|s| s.budgets = vec!["day:1".parse().unwrap()]).await;
+    let key = budget_key(
+        Scope::Key,
+        &p.key_id,
+        Period::Day,
+        BudgetMode::Hard,
+        &bucket(Period::Day, Clock::System.now_ms()).label,
+    );
+    (state, gov, p, key)
+}
+
 fn estimate() -> Estimate {
     Estimate {
         input_tokens: 10,
@@ -101,16 +120,7 @@ async fn a_settle_retried_after_a_timeout_is_counted_once() {
     let Some(redis) = OwnRedis::start("a_settle_retried_after_a_timeout_is_counted_once") else {
         return;
     };
-    let state = redis_state(&redis.url(), "t", OnRedisError::FailClosed);
-    let gov = Governor::new(state.clone());
-    let (p, _) = principal(|s| s.budgets = vec!["day:1".parse().unwrap()]).await;
-    let key = budget_key(
-        Scope::Key,
-        &p.key_id,
-        Period::Day,
-        BudgetMode::Hard,
-        &bucket(Period::Day, Clock::System.now_ms()).label,
-    );
+    let (state, gov, p, key) = fail_closed_with_a_budget(&redis).await;
     let admission = gov.admit(&p, "m", &estimate()).await.unwrap();
 
     // Redis stops answering: the settle times out (500 ms) and is sent again, and again.
@@ -133,16 +143,7 @@ async fn the_same_settle_twice_counts_once() {
     let Some(redis) = OwnRedis::start("the_same_settle_twice_counts_once") else {
         return;
     };
-    let state = redis_state(&redis.url(), "t", OnRedisError::FailClosed);
-    let gov = Governor::new(state.clone());
-    let (p, _) = principal(|s| s.budgets = vec!["day:1".parse().unwrap()]).await;
-    let plan_key = budget_key(
-        Scope::Key,
-        &p.key_id,
-        Period::Day,
-        BudgetMode::Hard,
-        &bucket(Period::Day, Clock::System.now_ms()).label,
-    );
+    let (state, gov, p, plan_key) = fail_closed_with_a_budget(&redis).await;
     let admission = gov.admit(&p, "m", &estimate()).await.unwrap();
     let hold = switchyard_governance::state::Hold {
         id: admission.id().to_string(),
@@ -180,16 +181,7 @@ async fn an_admission_given_up_on_during_a_stall_leaves_no_reservation() {
     let Some(redis) = OwnRedis::start("an_admission_given_up_on_during_a_stall") else {
         return;
     };
-    let state = redis_state(&redis.url(), "t", OnRedisError::FailClosed);
-    let gov = Governor::new(state.clone());
-    let (p, _) = principal(|s| s.budgets = vec!["day:1".parse().unwrap()]).await;
-    let key = budget_key(
-        Scope::Key,
-        &p.key_id,
-        Period::Day,
-        BudgetMode::Hard,
-        &bucket(Period::Day, Clock::System.now_ms()).label,
-    );
+    let (state, gov, p, key) = fail_closed_with_a_budget(&redis).await;
     // Seed the budget, so the stalled admission's script would reserve.
     gov.admit(&p, "m", &estimate()).await.unwrap().release();
 

@@ -207,7 +207,8 @@ async fn drill(
     let (requests, latency) = crate::drill::from_ledger(state.runtime.ledger_store.as_ref(), range)
         .await
         .map_err(|e| ApiError::new(ErrorKind::NoCapacity, e.to_string()))?;
-    let report = crate::drill::run(&snapshot, &requests, &down, &latency, detail);
+    let report =
+        switchyard_router::drill::drill(&snapshot.catalog, &requests, &down, &latency, detail);
     Ok(Json(json!({ "data": report })).into_response())
 }
 

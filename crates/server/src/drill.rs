@@ -151,17 +151,6 @@ fn trace_time_ms(s: &str) -> Option<i64> {
     Some(midnight + ((h * 60 + m) * 60 + sec) * 1_000 + ms)
 }
 
-/// Runs the drill over the live snapshot's catalog (`detail`: with each request's placement).
-pub fn run(
-    snapshot: &Snapshot,
-    requests: &[Replay],
-    down: &[Down],
-    latency: &HashMap<String, u64>,
-    detail: bool,
-) -> DrillReport {
-    drill(&snapshot.catalog, requests, down, latency, detail)
-}
-
 /// The report as an aligned table.
 pub fn render_table(report: &DrillReport) -> String {
     let down: Vec<String> = report.down.iter().map(ToString::to_string).collect();
@@ -304,7 +293,7 @@ pub async fn run_cli(args: DrillArgs) -> Result<String, String> {
                 .map_err(|e| e.to_string())?
         }
     };
-    let report = run(&snapshot, &requests, &down, &latency, args.requests);
+    let report = drill(&snapshot.catalog, &requests, &down, &latency, args.requests);
     Ok(if args.json {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
     } else {

@@ -183,8 +183,8 @@ async fn biggest_dependency_drill(
         DependencyKind::Region => Down::Region(d.name.clone()),
     };
     let (requests, latency) = crate::drill::from_ledger(store, range).await?;
-    let drilled = crate::drill::run(
-        snapshot,
+    let drilled = switchyard_router::drill::drill(
+        &snapshot.catalog,
         &requests,
         std::slice::from_ref(&down),
         &latency,

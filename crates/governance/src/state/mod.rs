@@ -147,21 +147,22 @@ pub struct HeldBudget {
 }
 
 impl Hold {
-    /// What an admitted `plan` holds (`local`: admitted by Redis's outage fallback).
-    pub fn of(plan: &AdmitPlan, local: bool) -> Hold {
+    /// What an admitted `plan` holds (`local`: admitted by Redis's outage fallback); takes the
+    /// plan, so the request path moves its keys rather than copying them.
+    pub fn from_plan(plan: AdmitPlan, local: bool) -> Hold {
         Hold {
-            id: plan.id.clone(),
+            id: plan.id,
             token_rates: plan
                 .rates
-                .iter()
+                .into_iter()
                 .filter(|r| r.adjustable)
-                .map(|r| r.key.clone())
+                .map(|r| r.key)
                 .collect(),
             budgets: plan
                 .budgets
-                .iter()
+                .into_iter()
                 .map(|b| HeldBudget {
-                    key: b.key.clone(),
+                    key: b.key,
                     reserved: b.amount,
                     limit: b.limit,
                     mode: b.mode,

@@ -439,7 +439,7 @@ impl RedisState {
             .abandoned_admissions
             .fetch_add(1, Ordering::Relaxed);
         let remote = self.remote.clone();
-        let hold = Hold::of(plan, false);
+        let hold = Hold::from_plan(plan.clone(), false);
         let give_up = system_now_ms().saturating_add(plan.hold_ttl_ms);
         runtime.spawn(async move {
             let release = Actual {
